@@ -1,0 +1,351 @@
+"""Argument validation and normalisation: every public call becomes one `Problem`.
+
+This is the only module that checks arguments. Executors and the planner trust
+what it produces.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+MODES = ("full", "same", "valid")
+
+#: fftconv's boundary names (the keys) and the unambiguous spellings of other
+#: libraries accepted as aliases.  See README "Boundary names".
+BOUNDARIES = ("fill", "wrap", "symmetric", "mirror", "nearest")
+BOUNDARY_ALIASES = {
+    "fill": "fill",
+    "constant": "fill",
+    "zero": "fill",
+    "wrap": "wrap",
+    "periodic": "wrap",
+    "circular": "wrap",
+    "grid-wrap": "wrap",
+    "symmetric": "symmetric",
+    "symm": "symmetric",
+    "grid-mirror": "symmetric",
+    "mirror": "mirror",
+    "reflect_101": "mirror",
+    "reflect101": "mirror",
+    "nearest": "nearest",
+    "edge": "nearest",
+    "replicate": "nearest",
+}
+
+_REFLECT_MSG = (
+    "boundary='reflect' is ambiguous: scipy.ndimage's 'reflect' repeats the edge sample "
+    "(b a | a b c d, fftconv's 'symmetric'), numpy.pad's 'reflect' does not "
+    "(c b | a b c d, fftconv's 'mirror'). Pass boundary='symmetric' or boundary='mirror' "
+    "(fftconv.ndimage keeps scipy.ndimage's meaning)."
+)
+
+METHODS = ("auto", "direct", "fft", "oa")
+
+_SUPPORTED_KINDS = "bool, integer, float16/32/64 or complex64/128"
+
+
+def _choices(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _suggest(got: str, values) -> str:
+    close = difflib.get_close_matches(got, list(values), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def normalize_mode(mode) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, one of {_choices(MODES)}; got {mode!r}")
+    m = mode.lower()
+    if m not in MODES:
+        raise ValueError(
+            f"mode={mode!r} is not one of {_choices(MODES)}{_suggest(m, MODES)}"
+        )
+    return m
+
+
+def normalize_boundary(boundary) -> str:
+    if not isinstance(boundary, str):
+        raise TypeError(
+            f"boundary must be a str, one of {_choices(BOUNDARIES)}; got {boundary!r}"
+        )
+    b = boundary.lower()
+    if b == "reflect":
+        raise ValueError(_REFLECT_MSG)
+    if b not in BOUNDARY_ALIASES:
+        hint = _suggest(b, list(BOUNDARY_ALIASES) + ["reflect"])
+        if hint.endswith("'reflect'?"):
+            hint += " ('reflect' is ambiguous: use 'symmetric' or 'mirror')"
+        raise ValueError(
+            f"boundary={boundary!r} is not one of {_choices(BOUNDARIES)} "
+            f"(aliases: {_choices(sorted(set(BOUNDARY_ALIASES) - set(BOUNDARIES)))}){hint}"
+        )
+    return BOUNDARY_ALIASES[b]
+
+
+def normalize_method(method) -> str:
+    if not isinstance(method, str) or method.lower() not in METHODS:
+        got = method.lower() if isinstance(method, str) else str(method)
+        raise ValueError(
+            f"method={method!r} is not one of {_choices(METHODS)}{_suggest(got, METHODS)}"
+        )
+    return method.lower()
+
+
+def default_threads() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def normalize_threads(threads) -> int:
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive int or None; got {threads!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1 or None; got {threads!r}")
+    return int(threads)
+
+
+def as_input(x, name: str) -> np.ndarray:
+    """`x` as an ndarray of a supported dtype, without copying when possible."""
+    if isinstance(x, np.ndarray):
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be array-like; got {type(x).__name__}: {exc}") from exc
+    kind = arr.dtype.kind
+    if kind not in "biufc":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype} ({arr.dtype.kind!r}); supported: {_SUPPORTED_KINDS}"
+        )
+    if (kind == "f" and arr.dtype.itemsize > 8) or (kind == "c" and arr.dtype.itemsize > 16):
+        raise TypeError(
+            f"{name} has dtype {arr.dtype} (long double); supported: {_SUPPORTED_KINDS}. "
+            "Convert with .astype(np.float64) or .astype(np.complex128)."
+        )
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension; got a 0-d array")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+    return arr
+
+
+def result_dtype(dt1: np.dtype, dt2: np.dtype) -> np.dtype:
+    """The dtype of the result: numpy's promotion, with bool/int -> float64 like SciPy
+    and float16 computed in float32."""
+    rt = np.result_type(dt1, dt2)
+    if rt.kind in "biu":
+        return np.dtype(np.float64)
+    if rt == np.float16:
+        return np.dtype(np.float32)
+    return rt.newbyteorder("=")
+
+
+def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
+        axes = (axes,)
+    try:
+        axes_list = [int(a) for a in axes]
+        if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
+            raise TypeError
+    except TypeError:
+        raise TypeError(f"{name} must be an int, a sequence of ints or None; got {axes!r}") from None
+    out = []
+    for a in axes_list:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name}={axes!r} is out of range for inputs with {ndim} dimensions")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axes!r} repeats an axis")
+    if not out:
+        raise ValueError(f"{name}={axes!r} is empty; give at least one axis")
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An immutable description of one convolution or correlation.
+
+    All shapes are those of the arrays the executors see: `in2` already has
+    `in1.ndim` dimensions (a channel axis added where needed), inputs are
+    swapped when SciPy's 'valid' rule asks for it, and `correlate` kernels are
+    still unflipped (the executors flip them).
+    """
+
+    in1_shape: tuple[int, ...]
+    in2_shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    dtype: np.dtype
+    mode: str
+    boundary: str
+    fillvalue: complex
+    correlate: bool = False
+    swapped: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.in1_shape)
+
+    @property
+    def kernel_shape(self) -> tuple[int, ...]:
+        return tuple(self.in2_shape[a] for a in self.axes)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.in1_shape[a] for a in self.axes)
+
+    @property
+    def is_complex(self) -> bool:
+        return self.dtype.kind == "c"
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Shape of the broadcast non-convolved axes (1 where convolved)."""
+        return tuple(
+            1 if d in self.axes else max(self.in1_shape[d], self.in2_shape[d])
+            for d in range(self.ndim)
+        )
+
+    def pads(self) -> tuple[tuple[int, int], ...]:
+        """Samples of boundary padding before and after `in1` on each convolved axis.
+
+        'full' pads ``k - 1`` on both sides; 'same' pads so that the result is
+        the crop of 'full' that scipy.signal.convolve2d (``start = (k-1)//2``)
+        and correlate2d (``start = k//2``) return; 'valid' pads nothing.
+        """
+        out = []
+        for k in self.kernel_shape:
+            if self.mode == "full":
+                out.append((k - 1, k - 1))
+            elif self.mode == "valid":
+                out.append((0, 0))
+            else:
+                start = k // 2 if self.correlate else (k - 1) // 2
+                out.append((k - 1 - start, start))
+        return tuple(out)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        shape = list(self.batch_shape)
+        for a, (pb, pa), k in zip(self.axes, self.pads(), self.kernel_shape):
+            shape[a] = self.in1_shape[a] + pb + pa - k + 1
+        return tuple(shape)
+
+
+def _valid_swap(shape1, shape2, axes) -> bool:
+    """SciPy's rule (`_inputs_swap_needed`) for 'valid' mode."""
+    ok1 = all(shape1[a] >= shape2[a] for a in axes)
+    ok2 = all(shape2[a] >= shape1[a] for a in axes)
+    if not (ok1 or ok2):
+        raise ValueError(
+            "For 'valid' mode, one must be at least as large as the other in every "
+            f"convolved dimension; got in1 shape {tuple(shape1)} and in2 shape {tuple(shape2)}"
+        )
+    return not ok1
+
+
+def make_problem(
+    in1, in2, mode, boundary, fillvalue, axes, channel_axis, correlate
+) -> tuple[Problem, np.ndarray, np.ndarray]:
+    """Validate every argument and return the Problem and the two arrays to use."""
+    a = as_input(in1, "in1")
+    k = as_input(in2, "in2")
+    mode = normalize_mode(mode)
+    boundary = normalize_boundary(boundary)
+    if not isinstance(fillvalue, numbers.Number) or isinstance(fillvalue, bool):
+        fv = np.asarray(fillvalue)
+        if fv.ndim != 0 or fv.dtype.kind not in "iufc":
+            raise TypeError(f"fillvalue must be a real or complex scalar; got {fillvalue!r}")
+        fillvalue = fv.item()
+    dtype = result_dtype(a.dtype, k.dtype)
+    if isinstance(fillvalue, complex) and fillvalue.imag != 0:
+        if dtype.kind != "c":
+            dtype = np.result_type(dtype, np.complex64)
+
+    if channel_axis is not None:
+        if axes is not None:
+            raise ValueError(
+                f"give axes= or channel_axis=, not both; got axes={axes!r}, "
+                f"channel_axis={channel_axis!r}"
+            )
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
+            raise TypeError(f"channel_axis must be an int or None; got {channel_axis!r}")
+        if not -a.ndim <= channel_axis < a.ndim or a.ndim < 2:
+            raise ValueError(
+                f"channel_axis={channel_axis!r} is out of range for in1 with shape {a.shape}"
+            )
+        c = channel_axis % a.ndim
+        if k.ndim == a.ndim - 1:
+            k = np.expand_dims(k, c)
+        elif k.ndim == a.ndim:
+            if k.shape[c] not in (1, a.shape[c]):
+                raise ValueError(
+                    f"in2 has {k.shape[c]} channels on channel_axis={channel_axis}, in1 has "
+                    f"{a.shape[c]}: give one kernel per channel, or a kernel without a "
+                    "channel axis"
+                )
+        else:
+            raise ValueError(
+                f"with channel_axis={channel_axis}, in2 must have {a.ndim - 1} dimensions "
+                f"(one kernel for all channels) or {a.ndim} (one per channel); got shape {k.shape}"
+            )
+        axes_t = tuple(d for d in range(a.ndim) if d != c)
+    else:
+        if a.ndim != k.ndim:
+            raise ValueError(
+                f"in1 and in2 must have the same number of dimensions; got in1 shape {a.shape} "
+                f"and in2 shape {k.shape} (for a kernel shared by the channels of an image, "
+                "pass channel_axis=)"
+            )
+        axes_t = normalize_axes(axes, a.ndim)
+    for d in range(a.ndim):
+        if d not in axes_t and a.shape[d] != k.shape[d] and 1 not in (a.shape[d], k.shape[d]):
+            raise ValueError(
+                f"in1 shape {a.shape} and in2 shape {k.shape} do not broadcast on axis {d}, "
+                f"which is not convolved (axes={axes_t})"
+            )
+
+    swapped = False
+    if mode == "valid":
+        swapped = _valid_swap(a.shape, k.shape, axes_t)
+        if swapped:
+            a, k = k, a
+    problem = Problem(
+        in1_shape=tuple(a.shape),
+        in2_shape=tuple(k.shape),
+        axes=axes_t,
+        dtype=np.dtype(dtype),
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        correlate=bool(correlate),
+        swapped=swapped,
+    )
+    return problem, a, k
+
+
+def check_out(out, problem: Problem) -> None:
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array (np.memmap allowed) or None; got {type(out)}")
+    if out.shape != problem.out_shape or out.dtype != problem.dtype:
+        raise ValueError(
+            f"out has shape {out.shape} and dtype {out.dtype}; this call needs shape "
+            f"{problem.out_shape} and dtype {problem.dtype}"
+        )
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")

@@ -1,0 +1,144 @@
+"""The public entry points: validate, plan, execute, return."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._problem import (
+    Problem,
+    check_out,
+    make_problem,
+    normalize_method,
+    normalize_threads,
+)
+from .methods.direct import convolve_direct
+from .methods.fft import convolve_fft, transform_lengths
+
+
+def _choose_method(problem: Problem) -> str:
+    """A size rule: direct summation costs out * k multiply-adds, the FFT path about
+    a few N log N per transform over the padded transform shape."""
+    out = math.prod(problem.out_shape)
+    taps = math.prod(problem.kernel_shape)
+    n_fft = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
+    direct = out * taps
+    fft = 3 * 4 * n_fft * max(1.0, math.log2(n_fft))
+    return "direct" if direct <= fft else "fft"
+
+
+def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate):
+    problem, a, k = make_problem(in1, in2, mode, boundary, fillvalue, axes, channel_axis, correlate)
+    method = normalize_method(method)
+    threads = normalize_threads(threads)
+    check_out(out, problem)
+    if method == "auto":
+        method = _choose_method(problem)
+    result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
+    if method == "direct":
+        convolve_direct(problem, a, k, result)
+    else:
+        convolve_fft(problem, a, k, result, threads)
+    if problem.swapped and problem.correlate:
+        # scipy.signal.correlate2d: correlate the swapped inputs, then reverse.
+        flip = tuple(
+            slice(None, None, -1) if d in problem.axes else slice(None) for d in range(result.ndim)
+        )
+        result[...] = result[flip].copy()
+    return result
+
+
+def convolve(
+    in1,
+    in2,
+    mode: str = "full",
+    boundary: str = "fill",
+    fillvalue=0,
+    *,
+    axes=None,
+    channel_axis: int | None = None,
+    method: str = "auto",
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Convolve `in1` with `in2`, exactly, by the fastest method for the sizes.
+
+    Parameters
+    ----------
+    in1 : array_like
+        The image (any number of dimensions).
+    in2 : array_like
+        The kernel, with as many dimensions as `in1` (or one fewer with
+        `channel_axis`).
+    mode : {'full', 'same', 'valid'}
+        'full' returns every output the kernel overlaps the padded image at,
+        'same' the centred crop of the size of `in1` (as
+        scipy.signal.convolve2d crops it, even kernels included), 'valid'
+        only the outputs that need no padding (SciPy's rule: one input must
+        be at least as large as the other on every convolved axis).
+    boundary : {'fill', 'wrap', 'symmetric', 'mirror', 'nearest'}
+        How `in1` is padded; aliases 'constant', 'symm', 'edge', 'replicate',
+        'periodic', 'grid-wrap', 'grid-mirror' are accepted. 'reflect' is
+        ambiguous and raises.
+    fillvalue : scalar
+        The padding value for boundary='fill'; complex allowed.
+    axes : int or sequence of int, optional
+        Axes to convolve over (default all); the others broadcast.
+    channel_axis : int, optional
+        The channel axis of `in1`: each channel is convolved with `in2`, or
+        with its own kernel when `in2` has that axis too.
+    method : {'auto', 'direct', 'fft'}
+        'auto' picks the cheaper by a cost rule.
+    out : ndarray, optional
+        Write the result here (shape and dtype must match the result's).
+    threads : int, optional
+        FFTW threads; default the cores this process may use.
+
+    Returns
+    -------
+    ndarray
+        float32 for float32 inputs, float64 for bool, integer and float64
+        inputs, complex for complex inputs (numpy's promotion otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fftconv
+    >>> fftconv.convolve(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> fftconv.convolve(np.eye(3), np.ones((2, 2)), mode="same", boundary="wrap")
+    array([[2., 1., 1.],
+           [1., 2., 1.],
+           [1., 1., 2.]])
+    """
+    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, False)
+
+
+def correlate(
+    in1,
+    in2,
+    mode: str = "full",
+    boundary: str = "fill",
+    fillvalue=0,
+    *,
+    axes=None,
+    channel_axis: int | None = None,
+    method: str = "auto",
+    out: np.ndarray | None = None,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Cross-correlate `in1` with `in2`; the arguments are those of `convolve`.
+
+    The definition is scipy.signal.correlate2d's: convolution with `in2`
+    reversed on the convolved axes and conjugated, with 'same' centred at
+    ``k // 2`` on each axis (as correlate2d and scipy.ndimage centre it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fftconv
+    >>> fftconv.correlate(np.array([0.0, 0.0, 1.0, 0.0]), np.array([1.0, 2.0, 3.0]), "same")
+    array([0., 3., 2., 1.])
+    """
+    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, True)

@@ -1,0 +1,170 @@
+"""Whole-array FFT convolution with cached pyFFTW plans.
+
+For each convolved axis with image length ``n``, kernel length ``k`` and
+boundary pads ``pb``, ``pa``: the padded image ``P`` (length ``n + pb + pa``)
+is written into a transform buffer of length ``L``, the product of spectra is
+inverted, and the result is samples ``k - 1 .. n + pb + pa - 1`` of the linear
+convolution, which circular convolution of length ``L >= n + pb + pa`` leaves
+untouched.  Zero padding ('fill' with fillvalue 0) need not be written at all:
+the buffer is zero there, and the result then starts at ``k - 1 - pb``, which
+only needs ``L >= n + max(pb, pa)`` (less than 'full' asks for in 'same'
+mode).  Real data use real-to-complex transforms; single precision stays
+single precision throughout.
+
+Non-finite inputs would spread over the whole result through the transform.
+They are zeroed for the transform, and the outputs whose window holds one are
+set afterwards to what direct summation gives there (NaN, +inf or -inf),
+found by convolving masks of the non-finite samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .. import _fftw
+from .._pad import pad_into, padded
+from .._problem import Problem
+from . import effective_kernel
+
+
+def virtual_padding(problem: Problem) -> bool:
+    """True when the padding is zeros, which the transform buffer already holds."""
+    return problem.boundary == "fill" and problem.fillvalue == 0
+
+
+def transform_lengths(problem: Problem) -> tuple[int, ...]:
+    """The FFTW-fast transform length on each convolved axis."""
+    virtual = virtual_padding(problem)
+    real = not problem.is_complex
+    lengths = []
+    for n, k, (pb, pa) in zip(problem.image_shape, problem.kernel_shape, problem.pads()):
+        need = n + max(pb, pa) if virtual else n + pb + pa
+        lengths.append(_fftw.fast_length(max(need, k), real=real))
+    return tuple(lengths)
+
+
+def _buffer_shape(shape, problem: Problem, lengths) -> tuple[int, ...]:
+    out = list(shape)
+    for a, n in zip(problem.axes, lengths):
+        out[a] = n
+    return tuple(out)
+
+
+def _zero_tail(buf, problem: Problem, used) -> None:
+    """Zero the buffer beyond the first `used` samples on each convolved axis."""
+    for a, u in zip(problem.axes, used):
+        if u < buf.shape[a]:
+            idx = [slice(None)] * buf.ndim
+            idx[a] = slice(u, None)
+            buf[tuple(idx)] = 0
+
+
+def kernel_spectrum(problem: Problem, k: np.ndarray, lengths, threads: int) -> np.ndarray:
+    """The spectrum of the convolution kernel at `lengths`, scaled by 1/prod(lengths)."""
+    kk = effective_kernel(problem, k)
+    shape = _buffer_shape(k.shape, problem, lengths)
+    with _fftw.transform(shape, problem.dtype, problem.axes, "forward", threads) as fwd:
+        buf = fwd.input_array
+        _zero_tail(buf, problem, [k.shape[a] for a in problem.axes])
+        buf[tuple(slice(0, s) for s in k.shape)] = kk
+        fwd.execute()
+        spec = fwd.output_array * (1.0 / math.prod(lengths))
+    return spec.astype(_fftw.complex_dtype(problem.dtype), copy=False)
+
+
+def convolve_fft(problem: Problem, a, k, out, threads: int, kspec=None) -> None:
+    """Write the convolution `problem` of `a` and `k` into `out`.
+
+    `kspec`, when given, is `kernel_spectrum(problem, k, transform_lengths(problem), ...)`
+    computed earlier (a `Convolver` keeps it).
+    """
+    if not np.isfinite(k).all():
+        from .direct import convolve_direct
+
+        return convolve_direct(problem, a, k, out)
+    if not _finite(a) or not np.isfinite(problem.fillvalue):
+        return _convolve_nonfinite(problem, a, k, out, threads)
+    lengths = transform_lengths(problem)
+    if kspec is None:
+        kspec = kernel_spectrum(problem, k, lengths, threads)
+    _convolve_finite(problem, a, kspec, lengths, out, threads)
+
+
+def _finite(a) -> bool:
+    # A sum is non-finite when any term is (or on overflow, which only costs the
+    # slower exact path); unlike np.isfinite(a).all() it allocates nothing.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(a, axis=None)))
+
+
+def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> None:
+    virtual = virtual_padding(problem)
+    pads = problem.pads()
+    explicit = tuple((0, 0) for _ in pads) if virtual else pads
+    used = [n + pb + pa for n, (pb, pa) in zip(problem.image_shape, explicit)]
+    shape = _buffer_shape(a.shape, problem, lengths)
+    yshape = np.broadcast_shapes(
+        _buffer_shape(a.shape, problem, [1] * len(lengths)),
+        _buffer_shape(kspec.shape, problem, [1] * len(lengths)),
+    )
+    yshape = _buffer_shape(yshape, problem, lengths)
+    dtype = problem.dtype
+    with _fftw.transform(shape, dtype, problem.axes, "forward", threads) as fwd:
+        buf = fwd.input_array
+        _zero_tail(buf, problem, used)
+        pad_into(buf, a, problem.axes, explicit, problem.boundary, problem.fillvalue)
+        fwd.execute()
+        with _fftw.transform(yshape, dtype, problem.axes, "backward", threads) as inv:
+            np.multiply(fwd.output_array, kspec, out=inv.input_array)
+            inv.execute()
+            y = inv.output_array
+            crop = [slice(None)] * y.ndim
+            for ax, k, (pb, pa), n, o in zip(
+                problem.axes, problem.kernel_shape, pads, problem.image_shape,
+                (out.shape[ax] for ax in problem.axes),
+            ):
+                start = k - 1 - (pb if virtual else 0)
+                crop[ax] = slice(start, start + o)
+            np.copyto(out, y[tuple(crop)], casting="unsafe")
+
+
+def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
+    """Exact non-finite propagation: transform the finite part, then fix the outputs
+    whose window holds a NaN or an infinity, as direct summation would give them."""
+    cdtype = problem.dtype
+    pads = problem.pads()
+    P = padded(a, problem.axes, pads, problem.boundary, problem.fillvalue, dtype=cdtype)
+    bad = ~np.isfinite(P)
+    clean = np.where(bad, 0, P)
+    valid = replace(
+        problem, in1_shape=P.shape, mode="valid", boundary="fill", fillvalue=0
+    )
+    convolve_fft(valid, clean, k, out, threads)
+    kk = effective_kernel(problem, k)
+    plain = replace(valid, correlate=False, dtype=np.dtype(np.float64))
+
+    def hits(mask, kmask):
+        if not mask.any() or not kmask.any():
+            return np.zeros(out.shape, bool)
+        res = np.empty(plain.out_shape, np.float64)
+        convolve_fft(
+            replace(plain, in2_shape=kmask.shape), mask.astype(np.float64),
+            kmask.astype(np.float64), res, threads,
+        )
+        return np.broadcast_to(res > 0.5, out.shape)
+
+    if problem.is_complex:
+        touched = hits(bad, np.ones(kk.shape, bool))
+        out[touched] = complex(np.nan, np.nan)
+        return
+    nan = hits(np.isnan(P), np.ones(kk.shape, bool))
+    pos_inf, neg_inf = np.isposinf(P), np.isneginf(P)
+    up = hits(pos_inf, kk > 0) | hits(neg_inf, kk < 0)
+    down = hits(pos_inf, kk < 0) | hits(neg_inf, kk > 0)
+    zero_times_inf = hits(pos_inf | neg_inf, kk == 0)
+    out[up] = np.inf
+    out[down] = -np.inf
+    out[nan | zero_times_inf | (up & down)] = np.nan
