@@ -47,7 +47,7 @@ def pad_into(dst, src, axes, pads, boundary: str, fillvalue=0) -> None:
     written, so corners match numpy.pad.
     """
     region = [slice(0, s) for s in src.shape]
-    for a, (pb, pa) in zip(axes, pads):
+    for a, (pb, _) in zip(axes, pads):
         region[a] = slice(pb, pb + src.shape[a])
     dst[tuple(region)] = src
     for a, (pb, pa) in zip(axes, pads):

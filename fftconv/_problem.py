@@ -158,11 +158,14 @@ def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:
     if isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
         axes = (axes,)
     try:
-        axes_list = [int(a) for a in axes]
-        if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes):
-            raise TypeError
+        axes_list = list(axes)
     except TypeError:
-        raise TypeError(f"{name} must be an int, a sequence of ints or None; got {axes!r}") from None
+        axes_list = None
+    if axes_list is None or isinstance(axes, str) or any(
+        isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes_list
+    ):
+        raise TypeError(f"{name} must be an int, a sequence of ints or None; got {axes!r}")
+    axes_list = [int(a) for a in axes_list]
     out = []
     for a in axes_list:
         if not -ndim <= a < ndim:

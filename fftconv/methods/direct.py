@@ -31,15 +31,20 @@ def convolve_direct(problem: Problem, a, k, out) -> None:
     acc = out if out.dtype == dtype and out.flags.writeable else np.empty(out.shape, dtype)
     acc[...] = 0
     term = np.empty(out.shape, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as it should be
+        _accumulate(P, kk, acc, term, problem.axes, ksize, osize)
+    if acc is not out:
+        np.copyto(out, acc)
+
+
+def _accumulate(P, kk, acc, term, axes, ksize, osize) -> None:
     win = [slice(None)] * P.ndim
     tap = [slice(None)] * kk.ndim
     for j in itertools.product(*(range(s) for s in ksize)):
         # Convolution: output t takes P[t + (k-1) - j] * w[j].
-        for ax, jj, kn, o in zip(problem.axes, j, ksize, osize):
+        for ax, jj, kn, o in zip(axes, j, ksize, osize):
             start = kn - 1 - jj
             win[ax] = slice(start, start + o)
             tap[ax] = slice(jj, jj + 1)
         np.multiply(P[tuple(win)], kk[tuple(tap)], out=term)
         acc += term
-    if acc is not out:
-        np.copyto(out, acc)

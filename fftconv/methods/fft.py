@@ -122,12 +122,9 @@ def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> 
             inv.execute()
             y = inv.output_array
             crop = [slice(None)] * y.ndim
-            for ax, k, (pb, pa), n, o in zip(
-                problem.axes, problem.kernel_shape, pads, problem.image_shape,
-                (out.shape[ax] for ax in problem.axes),
-            ):
+            for ax, k, (pb, _) in zip(problem.axes, problem.kernel_shape, pads):
                 start = k - 1 - (pb if virtual else 0)
-                crop[ax] = slice(start, start + o)
+                crop[ax] = slice(start, start + out.shape[ax])
             np.copyto(out, y[tuple(crop)], casting="unsafe")
 
 
