@@ -8,16 +8,18 @@ table). Planning is pure and cheap: no FFTW planning and no pixel work, so
 The cost model
 --------------
 * An FFT of lengths ``L`` (``N = prod(L)`` samples) costs
-  ``c_fft * N * sum_axes(flops(L_i)) + c_elem * N`` seconds, where ``flops(L)``
-  is ``log2(L)`` with each prime factor ``p`` of ``L`` weighted by how fast
+  ``c_fft * N * sum_axes(flops(L_i)) * slow`` seconds, where ``flops(L)`` is
+  ``log2(L)`` with each prime factor ``p`` of ``L`` weighted by how fast
   FFTW's codelets for it are: 1 for 2, about 1.2 for 3, 1.25 for 5, 2 for 7,
   and 4 for anything else (a large prime length such as 4099 goes through
-  Rader's algorithm). Complex data cost twice real data. ``threads`` FFTW
-  threads divide the time by ``1 + eff * (threads - 1)``.
+  Rader's algorithm), and ``slow = 1 + slope * log2(bytes / cache)`` for
+  buffers larger than the cache (measured: a 4096x4096 transform costs about
+  3 times more per unit than a 256x256 one). Complex data cost twice real
+  data. ``threads`` FFTW threads divide the time by ``1 + eff * (threads - 1)``.
 * Streaming passes (padding, the spectrum product, cropping) cost ``c_mem``
   seconds per byte.
-* Direct summation costs ``c_madd`` seconds per multiply-add byte (out x
-  taps x itemsize) plus ``c_tap`` per kernel tap.
+* Direct summation costs ``c_madd`` seconds per multiply-add (out x taps;
+  measured for float32 and float64) plus ``c_tap`` per kernel tap.
 * Overlap-add prices its blocks: blocks x (two block FFTs + the block's
   passes + ``c_block``), spread over the cores, plus one kernel transform. The
   block shape is chosen by trying FFTW-fast block lengths on every axis.
@@ -63,15 +65,16 @@ from .methods.fft import circular_ok, transform_lengths
 class Machine:
     """Calibrated cost constants (seconds per unit of work), single-threaded."""
 
-    fft32: float = 2.1e-10  # per weighted N log2 N unit, float32 real transform
-    fft64: float = 3.3e-10  # same, float64
-    elem32: float = 1.5e-9  # per transformed sample, float32 (memory traffic)
-    elem64: float = 2.5e-9
+    fft32: float = 1.25e-10  # per weighted N log2 N unit, float32 real, in cache
+    fft64: float = 1.5e-10  # same, float64
+    fft_slope: float = 0.3  # extra cost per doubling of the buffer beyond `cache` bytes
+    cache: float = 1.0e6  # bytes of buffer an FFT runs at in-cache speed
     parallel: float = 0.85  # FFTW thread efficiency: speedup 1 + parallel * (threads - 1)
-    mem: float = 1.0e-10  # per byte of a streaming pass (copy, product, crop)
-    madd: float = 1.5e-10  # direct summation, per multiply-add and byte of itemsize
-    tap: float = 6.0e-6  # direct summation, per kernel tap (Python loop)
-    block: float = 2.5e-5  # overlap-add, per block (slicing, lending)
+    mem: float = 5.0e-11  # per byte of a streaming pass (copy, product, crop)
+    madd32: float = 3.4e-10  # direct summation, per multiply-add, float32
+    madd64: float = 9.0e-10  # same, float64 (complex counts as two)
+    tap: float = 2.5e-6  # direct summation, per kernel tap (Python loop)
+    block: float = 1.5e-5  # overlap-add, per block (slicing, lending)
     call: float = 1.0e-4  # per whole-array FFT call (plan lending, kernel buffer)
     calibrated: bool = False
 
@@ -108,11 +111,14 @@ def fft_flops(n: int) -> float:
 def fft_seconds(lengths, count: float, dtype: np.dtype, m: Machine, threads: int) -> float:
     """Predicted time of `count` transforms of `lengths` (forward or backward)."""
     n = math.prod(lengths)
-    single = np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.complex64))
-    c_fft, c_elem = (m.fft32, m.elem32) if single else (m.fft64, m.elem64)
+    dt = np.dtype(dtype)
+    single = dt in (np.dtype(np.float32), np.dtype(np.complex64))
     work = n * sum(fft_flops(x) for x in lengths)
-    t = count * (c_fft * work + c_elem * n)
-    if np.dtype(dtype).kind == "c":
+    nbytes = n * dt.itemsize
+    # Transforms that outgrow the cache pay for memory traffic on every pass.
+    slow = 1.0 + m.fft_slope * max(0.0, math.log2(nbytes / m.cache))
+    t = count * (m.fft32 if single else m.fft64) * work * slow
+    if dt.kind == "c":
         t *= 2.0
     return t / _speedup(m, threads, n)
 
@@ -281,7 +287,9 @@ def _direct_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidat
         padded = math.prod(problem.in1_shape) // math.prod(problem.image_shape) * math.prod(
             n + pb + pa for n, (pb, pa) in zip(problem.image_shape, problem.pads())
         )
-    seconds = m.madd * out * taps * isz + m.tap * taps + m.mem * 2 * padded * isz
+    single = problem.dtype in (np.dtype(np.float32), np.dtype(np.complex64))
+    madd = (m.madd32 if single else m.madd64) * (2 if problem.is_complex else 1)
+    seconds = madd * out * taps + m.tap * taps + m.mem * 2 * padded * isz
     return Candidate("direct", seconds, (padded + out) * isz)
 
 
@@ -339,9 +347,11 @@ def _oa_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | 
         for k, ax in zip(problem.kernel_shape, problem.axes)
     ]
     best = None
+    outs = [problem.out_shape[ax] for ax in problem.axes]
+    ks = problem.kernel_shape
     for lengths in _product(options):
-        steps, counts = block_layout(problem, lengths)
-        nblocks = math.prod(counts)
+        steps = tuple(L - k + 1 for L, k in zip(lengths, ks))
+        nblocks = math.prod(-(-o // b) for o, b in zip(outs, steps))
         if nblocks < 2:
             continue
         workers = min(threads, nblocks)
@@ -565,23 +575,22 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
     deadline = time.perf_counter() + budget_s
     d = Machine()
     vals = asdict(d)
+    slopes = []
     for prec, dt in (("32", np.float32), ("64", np.float64)):
-        rows, ys = [], []
-        for L in ((128, 128), (256, 256), (512, 512), (1024, 1024), (768, 750), (2048, 2048)):
+        small = [_fft_rate(L, dt) for L in ((128, 128), (256, 256), (200, 210))]
+        vals["fft" + prec] = c = float(np.median(small))
+        for L in ((1024, 1024), (2048, 2048)):
             if time.perf_counter() > deadline - 6:
                 break
-            t = _time_fft(L, dt, 1)
-            n = math.prod(L)
-            rows.append((n * sum(fft_flops(x) for x in L), n))
-            ys.append(t / 2)
-        if len(rows) >= 2:
-            c_fft, c_elem = _fit_nonneg(np.array(rows, float), np.array(ys))
-            vals["fft" + prec] = c_fft or d.__getattribute__("fft" + prec)
-            vals["elem" + prec] = c_elem or 1e-12
+            nbytes = math.prod(L) * np.dtype(dt).itemsize
+            slopes.append((_fft_rate(L, dt) / c - 1) / math.log2(nbytes / d.cache))
+    if slopes:
+        vals["fft_slope"] = float(min(2.0, max(0.0, np.median(slopes))))
     threads = normalize_threads(None)
     if threads > 1 and time.perf_counter() < deadline - 4:
-        t1 = _time_fft((1024, 1024), np.float64, 1)
-        tt = _time_fft((1024, 1024), np.float64, threads)
+        # Best of several: on a shared machine the median says more about the neighbours.
+        t1 = _time_fft((1024, 1024), np.float64, 1, best=True)
+        tt = _time_fft((1024, 1024), np.float64, threads, best=True)
         vals["parallel"] = float(min(1.0, max(0.05, (t1 / tt - 1) / (threads - 1))))
     a = np.ones(1 << 22)
     b = np.empty_like(a)
@@ -603,51 +612,46 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
     return m
 
 
-def _median_time(fn, repeat: int = 5) -> float:
+def _median_time(fn, repeat: int = 5, best: bool = False) -> float:
     fn()
     ts = []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+    return float(min(ts) if best else np.median(ts))
 
 
-def _time_fft(L, dtype, threads) -> float:
+def _time_fft(L, dtype, threads, best: bool = False) -> float:
     """Seconds for one forward plus one backward real transform of `L`."""
     with _fftw.transform(L, dtype, (0, 1), "forward", threads) as f, \
             _fftw.transform(L, dtype, (0, 1), "backward", threads) as b:
         f.input_array[...] = 1
         b.input_array[...] = 1
-        return _median_time(lambda: (f.execute(), b.execute()))
+        return _median_time(lambda: (f.execute(), b.execute()), 7 if best else 5, best)
 
 
-def _fit_nonneg(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least squares on relative error (each row divided by its y), clipped at zero."""
-    w = x / y[:, None]
-    coef, *_ = np.linalg.lstsq(w, np.ones(len(y)), rcond=None)
-    if coef.min() <= 0:
-        c0 = float(np.median(y / x[:, 0]))
-        return c0, 0.0
-    return float(coef[0]), float(coef[1])
+def _fft_rate(L, dtype) -> float:
+    """Seconds per weighted N log2 N unit of one transform of `L`, single-threaded."""
+    n = math.prod(L)
+    return _time_fft(L, dtype, 1) / 2 / (n * sum(fft_flops(x) for x in L))
 
 
 def _time_direct() -> dict:
     from .methods.direct import convolve_direct
 
     out = {}
-    per = []
-    for n, k in ((512, 3), (1024, 5)):
-        a = np.ones((n, n))
-        kern = np.ones((k, k))
-        problem, a, kern = make_problem(a, kern, "valid", "fill", 0, None, None, False)
-        res = np.empty(problem.out_shape)
-        t = _median_time(lambda: convolve_direct(problem, a, kern, res), 3)
-        per.append(t / (res.size * k * k * 8))
-    out["madd"] = float(np.median(per))
-    a = np.ones((8, 8))
-    kern = np.ones((8, 8))
-    problem, a, kern = make_problem(a, kern, "valid", "fill", 0, None, None, False)
+    for name, dt in (("madd32", np.float32), ("madd64", np.float64)):
+        per = []
+        for n, k in ((512, 3), (1024, 5)):
+            problem, a, kern = make_problem(np.ones((n, n), dt), np.ones((k, k), dt), "valid",
+                                            "fill", 0, None, None, False)
+            res = np.empty(problem.out_shape, dt)
+            t = _median_time(lambda: convolve_direct(problem, a, kern, res), 3)
+            per.append(t / (res.size * k * k))
+        out[name] = float(np.median(per))
+    problem, a, kern = make_problem(np.ones((8, 8)), np.ones((8, 8)), "valid", "fill", 0,
+                                    None, None, False)
     res = np.empty(problem.out_shape)
     out["tap"] = _median_time(lambda: convolve_direct(problem, a, kern, res), 5) / 64
     return out

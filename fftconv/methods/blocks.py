@@ -97,9 +97,31 @@ def convolve_oa(
     if workers == 1:
         work()
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fftconv-oa") as pool:
-        for f in [pool.submit(work) for _ in range(workers)]:
+    # The caller works too, so the call finishes even when every pool thread is busy
+    # with other callers' blocks; helpers that start late find no blocks left.
+    helpers = [_pool().submit(work) for _ in range(workers - 1)]
+    try:
+        work()
+    finally:
+        for f in helpers:
             f.result()
+
+
+_pool_lock = threading.Lock()
+_pool_obj: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One process-wide pool of block workers (as many as cores), started on first use."""
+    global _pool_obj
+    with _pool_lock:
+        if _pool_obj is None:
+            from .._problem import default_threads
+
+            _pool_obj = ThreadPoolExecutor(
+                max_workers=max(1, default_threads()), thread_name_prefix="fftconv-oa"
+            )
+        return _pool_obj
 
 
 def _one_block(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> None:
