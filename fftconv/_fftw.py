@@ -240,7 +240,7 @@ def load_wisdom(force: bool = False) -> bool:
         path = wisdom_path()
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as exc:
             _warn(f"cannot read FFTW wisdom {path}: {exc}; planning without it")

@@ -530,7 +530,7 @@ def _load_profile() -> Machine:
     path = profile_path()
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return Machine()
     except OSError as exc:
         warnings.warn(f"cannot read {path}: {exc}; using default cost constants", CacheWarning,
