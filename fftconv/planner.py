@@ -192,6 +192,8 @@ class Plan:
             + (" (circular, image size)" if self.circular else "")
             + f": predicted {_secs(self.seconds)}, {_bytes(self.peak_bytes)} working memory",
             "",
+            "candidates (predicted time, its ratio to the best, working memory beyond the "
+            "inputs and output):",
             f"  {'method':<8} {'predicted':>10} {'x best':>7} {'memory':>10}  details",
         ]
         best = self.candidates[0].seconds if self.candidates else 1.0
@@ -428,8 +430,15 @@ def plan(
     True
     >>> [c.method for c in p.candidates][:1] == [p.method]
     True
-    >>> fftconv.plan((512, 512), (3, 3)).method
+    >>> fftconv.plan((512, 512), (1, 1)).method  # a 1x1 kernel is a scaled copy
     'direct'
+    >>> print(fftconv.plan((256, 256), (255, 255)).explain())  # doctest: +ELLIPSIS
+    fftconv plan: convolve image (256, 256) with kernel (255, 255) on axes (0, 1), float64, ...
+    chosen: fft at transform 512x512: predicted ...
+    <BLANKLINE>
+    candidates (predicted time, its ratio to the best, working memory beyond the inputs and output):
+      method    predicted  x best     memory  details
+    * fft ...
     """
     shape1, shape2 = _as_shape(in1_shape, "in1_shape"), _as_shape(in2_shape, "in2_shape")
     try:
