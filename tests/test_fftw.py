@@ -25,9 +25,12 @@ def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(d))
     monkeypatch.delenv("FFTCONV_NO_WISDOM", raising=False)
+    assert _fftw.wait_for_upgrades(60)  # no measuring thread writes wisdom meanwhile
+    old = _fftw.set_effort("estimate")
     _fftw._forget_wisdom()
     _fftw.clear_cache()
     yield d
+    _fftw.set_effort(old)
     _fftw._forget_wisdom()
     _fftw.clear_cache()
 
@@ -195,7 +198,7 @@ def test_damaged_wisdom_warns_and_never_crashes(cache_dir, damage, match):
     assert_close(got, reference(a, k, "same"), np.float64)
 
 
-def test_read_only_cache_dir_warns_and_carries_on(tmp_path, monkeypatch):
+def test_read_only_cache_dir_warns_and_carries_on(cache_dir, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the cache directory should be")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(blocker / "cache"))
@@ -242,3 +245,29 @@ def test_cold_plans_are_cheap(cache_dir):
     with _fftw.transform((1536, 1536), np.float32, (0, 1), "forward", 1) as p:
         pass
     assert time.perf_counter() - t < 1.0 and "FFTW_MEASURE" not in p.flags
+
+
+def test_often_used_small_transforms_are_measured_in_the_background(cache_dir):
+    old = _fftw.set_effort("auto")
+    try:
+        key = ((48, 40), np.float32, (0, 1), "forward", 1)
+        for _ in range(_fftw.UPGRADE_AFTER):
+            with _fftw.transform(*key) as p:
+                assert p.flags[0] == "FFTW_ESTIMATE"  # the first calls never wait for FFTW
+        assert _fftw.wait_for_upgrades(60)
+        with _fftw.transform(*key) as p:
+            assert "FFTW_ESTIMATE" not in p.flags
+            p.input_array[...] = 1
+            p.execute()
+            assert p.output_array[0, 0] == pytest.approx(48 * 40)
+        assert _fftw.wisdom_path().exists()  # later processes get the measured plan at once
+        # Large transforms are not measured behind the caller's back.
+        big = ((2048, 1024), np.float32, (0, 1), "forward", 1)
+        for _ in range(_fftw.UPGRADE_AFTER + 1):
+            with _fftw.transform(*big):
+                pass
+        assert _fftw.wait_for_upgrades(1)
+        with _fftw.transform(*big) as p:
+            assert p.flags[0] == "FFTW_ESTIMATE"
+    finally:
+        _fftw.set_effort(old)
