@@ -24,11 +24,13 @@ with FFTW_MEASURE, inline) or ``FFTCONV_FFTW_EFFORT=measure``;
 ``'estimate'`` never measures.
 Wisdom is stored as JSON text (never pickled), keyed to the FFTW version,
 written atomically, loaded on first use, and ignored with a warning when it
-is corrupt, truncated or foreign. ``FFTCONV_NO_WISDOM=1`` turns it off.
+is corrupt, truncated or foreign. ``FFTCONV_NO_WISDOM=1`` turns the file off
+(nothing is read or written; plans measured in this process are still reused).
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -131,14 +133,14 @@ def _build(shape, dtype, axes, direction, threads, flag=None):
         a, b = spectrum, signal
         fftw_dir = "FFTW_BACKWARD"
     kw = dict(axes=axes, direction=fftw_dir, threads=threads)
-    if _wisdom_enabled():
-        try:
-            # Free when wisdom holds a measured plan; fails at once otherwise.
-            return pyfftw.FFTW(
-                a, b, flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT", "FFTW_WISDOM_ONLY"), **kw
-            )
-        except RuntimeError:
-            pass
+    try:
+        # Free when wisdom (loaded, or measured in this process) holds a measured plan;
+        # fails at once otherwise.
+        return pyfftw.FFTW(
+            a, b, flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT", "FFTW_WISDOM_ONLY"), **kw
+        )
+    except RuntimeError:
+        pass
     effort = _EFFORTS[_effort] if flag is None else flag
     plan = pyfftw.FFTW(a, b, flags=(effort, "FFTW_DESTROY_INPUT"), **kw)
     if effort != "FFTW_ESTIMATE":
@@ -216,13 +218,15 @@ def _give_back(key, plan) -> None:
 _uses: dict[tuple, int] = {}
 _upgraded: set[tuple] = set()
 _upgrades: list = []  # keys waiting for the measuring thread
+_measuring = 0  # keys being measured now (0 or 1)
+_stopping = False
 _upgrade_cv = threading.Condition(_lock)
 _upgrader: threading.Thread | None = None
 
 
 def _count_use(key, dtype) -> None:
     global _upgrader
-    if _effort != "auto" or not _wisdom_enabled():
+    if _effort != "auto":
         return
     n_samples = 1
     for x in key[0]:
@@ -230,7 +234,7 @@ def _count_use(key, dtype) -> None:
     if n_samples > UPGRADE_MAX_SAMPLES:
         return
     with _lock:
-        if key in _upgraded:
+        if key in _upgraded or _stopping:
             return
         n = _uses.get(key, 0) + 1
         _uses[key] = n
@@ -245,35 +249,52 @@ def _count_use(key, dtype) -> None:
 
 
 def _upgrade_loop() -> None:
-    global _idle_bytes, _upgrader
+    global _idle_bytes, _upgrader, _measuring
     while True:
         with _lock:
+            if _stopping or (not _upgrades and not _upgrade_cv.wait(timeout=30)):
+                _upgrader = None
+                _upgrade_cv.notify_all()
+                return
             if not _upgrades:
-                _upgrade_cv.notify_all()  # wake `wait_for_upgrades`
-                if not _upgrade_cv.wait(timeout=30) and not _upgrades:
-                    _upgrader = None
-                    return
                 continue
-            key, dtype = _upgrades[0]
+            key, dtype = _upgrades.pop(0)
+            _measuring = 1
         try:
             plan = _build(key[0], dtype, key[2], key[3], key[4], flag="FFTW_MEASURE")
         except Exception:  # noqa: BLE001 - an upgrade is optional; keep the estimated plan
             plan = None
         with _lock:
-            _upgrades.pop(0)
-            if plan is None:
-                continue
-            _upgraded.add(key)
-            _uses.pop(key, None)
-            old = _idle.pop(key, [])
-            _idle_bytes -= sum(_nbytes(p) for p in old)
-        _give_back(key, plan)
+            _measuring = 0
+            if plan is not None:
+                _upgraded.add(key)
+                _uses.pop(key, None)
+                old = _idle.pop(key, [])
+                _idle_bytes -= sum(_nbytes(p) for p in old)
+            _upgrade_cv.notify_all()
+        if plan is not None:
+            _give_back(key, plan)
 
 
-def wait_for_upgrades(timeout: float = 30.0) -> bool:
+def wait_for_upgrades(timeout: float = 60.0) -> bool:
     """Wait until background measuring is done; True if nothing is left to measure."""
     with _lock:
-        return _upgrade_cv.wait_for(lambda: not _upgrades, timeout=timeout)
+        return _upgrade_cv.wait_for(lambda: not _upgrades and not _measuring, timeout=timeout)
+
+
+@atexit.register
+def _stop_upgrades() -> None:
+    """At exit, drop queued upgrades and let the one in progress finish: a thread
+    frozen inside FFTW's planner would hold pyFFTW's plan lock, and freeing the
+    cached plans would then wait for it forever."""
+    global _stopping
+    with _lock:
+        _stopping = True
+        _upgrades.clear()
+        t = _upgrader
+        _upgrade_cv.notify_all()
+    if t is not None:
+        t.join(timeout=60)
 
 
 def cache_info() -> dict:

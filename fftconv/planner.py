@@ -581,6 +581,28 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
     Returns the fitted `Machine`.
     """
     global _machine
+    # Time the plans a first call gets, with no background measuring competing.
+    _fftw.wait_for_upgrades()
+    effort = _fftw.set_effort("estimate")
+    try:
+        m, vals = _calibrate(budget_s)
+    finally:
+        _fftw.set_effort(effort)
+    if save:
+        doc = {"format": _PROFILE_FORMAT, "host": _host(),
+               "constants": {k: v for k, v in vals.items() if k != "calibrated"},
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            atomic_write(profile_path(), json.dumps(doc, indent=1).encode())
+        except OSError as exc:
+            warnings.warn(f"cannot save the planner profile to {profile_path()}: {exc}; "
+                          "the constants hold for this process only", CacheWarning, stacklevel=2)
+    with _machine_lock:
+        _machine = m
+    return m
+
+
+def _calibrate(budget_s: float) -> tuple[Machine, dict]:
     deadline = time.perf_counter() + budget_s
     d = Machine()
     vals = asdict(d)
@@ -606,19 +628,8 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
     vals["mem"] = _median_time(lambda: np.copyto(b, a)) / (2 * a.nbytes)
     vals.update(_time_direct())
     vals.update(_time_blocks(vals))
-    m = Machine(**{**vals, "calibrated": True})
-    if save:
-        doc = {"format": _PROFILE_FORMAT, "host": _host(),
-               "constants": {k: v for k, v in vals.items() if k != "calibrated"},
-               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        try:
-            atomic_write(profile_path(), json.dumps(doc, indent=1).encode())
-        except OSError as exc:
-            warnings.warn(f"cannot save the planner profile to {profile_path()}: {exc}; "
-                          "the constants hold for this process only", CacheWarning, stacklevel=2)
-    with _machine_lock:
-        _machine = m
-    return m
+    vals["calibrated"] = True
+    return Machine(**vals), vals
 
 
 def _median_time(fn, repeat: int = 5, best: bool = False) -> float:
