@@ -19,7 +19,9 @@ The cost model
 * Streaming passes (padding, the spectrum product, cropping) cost ``c_mem``
   seconds per byte.
 * Direct summation costs ``c_madd`` seconds per multiply-add (out x taps;
-  measured for float32 and float64) plus ``c_tap`` per kernel tap.
+  measured for float32 and float64 on cache-sized arrays) plus ``c_tap`` per
+  kernel tap; for results larger than the cache each tap costs at least five
+  streaming passes over the result.
 * Overlap-add prices its blocks: blocks x (two block FFTs + the block's
   passes + ``c_block``), spread over the cores, plus one kernel transform. The
   block shape is chosen by trying FFTW-fast block lengths on every axis.
@@ -72,7 +74,7 @@ class Machine:
     parallel: float = 0.85  # FFTW thread efficiency: speedup 1 + parallel * (threads - 1)
     mem: float = 5.0e-11  # per byte of a streaming pass (copy, product, crop)
     madd32: float = 3.4e-10  # direct summation, per multiply-add, float32
-    madd64: float = 9.0e-10  # same, float64 (complex counts as two)
+    madd64: float = 7.5e-10  # same, float64 (complex counts as two)
     tap: float = 2.5e-6  # direct summation, per kernel tap (Python loop)
     block: float = 1.5e-5  # overlap-add, per block (slicing, lending)
     call: float = 1.0e-4  # per whole-array FFT call (plan lending, kernel buffer)
@@ -291,6 +293,10 @@ def _direct_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidat
         )
     single = problem.dtype in (np.dtype(np.float32), np.dtype(np.complex64))
     madd = (m.madd32 if single else m.madd64) * (2 if problem.is_complex else 1)
+    if out * isz > 4 * m.cache:
+        # Each tap streams five result-sized arrays through memory (read the window,
+        # write the term, read it and the sum, write the sum): memory bound.
+        madd = max(madd, 5 * isz * m.mem)
     seconds = madd * out * taps + m.tap * taps + m.mem * 2 * padded * isz
     return Candidate("direct", seconds, (padded + out) * isz)
 
@@ -663,7 +669,7 @@ def _time_direct() -> dict:
     out = {}
     for name, dt in (("madd32", np.float32), ("madd64", np.float64)):
         per = []
-        for n, k in ((512, 3), (1024, 5)):
+        for n, k in ((160, 3), (200, 5)):
             problem, a, kern = make_problem(np.ones((n, n), dt), np.ones((k, k), dt), "valid",
                                             "fill", 0, None, None, False)
             res = np.empty(problem.out_shape, dt)
