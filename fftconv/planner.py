@@ -187,31 +187,19 @@ class Plan:
             f"fftconv plan: {'correlate' if p.correlate else 'convolve'} image {p.in1_shape} "
             f"with kernel {p.in2_shape} on axes {p.axes}, {p.dtype}, mode={p.mode!r}, "
             f"boundary={p.boundary!r}, threads={self.threads}",
-            f"chosen: {self.method}"
-            + (f" at transform {_shape(self.transform_shape)}" if self.transform_shape else "")
-            + (f", {self.n_blocks} blocks of {_shape(self.block_shape)} outputs"
-               if self.method == "oa" else "")
-            + (" (circular, image size)" if self.circular else "")
-            + f": predicted {_secs(self.seconds)}, {_bytes(self.peak_bytes)} working memory",
+            f"chosen: {self.method} ({_describe(_chosen(self), p)}), "
+            f"predicted {_secs(self.seconds)} and {_bytes(self.peak_bytes)} of working memory",
             "",
             "candidates (predicted time, its ratio to the best, working memory beyond the "
             "inputs and output):",
-            f"  {'method':<8} {'predicted':>10} {'x best':>7} {'memory':>10}  details",
+            f"  {'method':<8} {'predicted':>10} {'x best':>7} {'memory':>10}  how",
         ]
         best = self.candidates[0].seconds if self.candidates else 1.0
         for c in self.candidates:
             mark = "*" if _same(c, self) else " "
-            details = []
-            if c.transform_shape:
-                details.append(("block " if c.method == "oa" else "transform ")
-                               + _shape(c.transform_shape))
-            if c.method == "oa":
-                details.append(f"{c.n_blocks} blocks of {_shape(c.block_shape)}")
-            if c.note:
-                details.append(c.note)
             lines.append(
                 f"{mark} {c.method:<8} {_secs(c.seconds):>10} {c.seconds / best:>7.2f} "
-                f"{_bytes(c.peak_bytes):>10}  {', '.join(details)}"
+                f"{_bytes(c.peak_bytes):>10}  {_describe(c, p)}"
             )
         src = ("calibrated on this machine" if self.calibrated
                else "shipped defaults (run fftconv.calibrate() to measure this machine)")
@@ -221,6 +209,27 @@ class Plan:
 
     def __str__(self) -> str:
         return self.explain()
+
+
+def _chosen(p: Plan) -> Candidate:
+    return next((c for c in p.candidates if _same(c, p)), p.candidates[0])
+
+
+def _describe(c: Candidate, p: Problem) -> str:
+    """What the candidate does, in words."""
+    if c.method == "direct":
+        taps = math.prod(p.kernel_shape)
+        return f"direct summation, {taps} taps x {math.prod(p.out_shape):,} outputs"
+    if c.method == "fft" and c.circular:
+        return f"one circular FFT at the image's size {_shape(c.transform_shape)}, no padding"
+    if c.method == "fft":
+        extra = (", zero padding not written"
+                 if p.boundary == "fill" and p.fillvalue == 0 else "")
+        return f"one FFT of the padded image at {_shape(c.transform_shape)}{extra}"
+    if c.method == "oa":
+        return (f"overlap-add: {c.n_blocks} blocks of {_shape(c.block_shape)} outputs, "
+                f"each a {_shape(c.transform_shape)} FFT")
+    return c.note or c.method
 
 
 def _same(c: Candidate, p: Plan) -> bool:
@@ -440,10 +449,10 @@ def plan(
     'direct'
     >>> print(fftconv.plan((256, 256), (255, 255)).explain())  # doctest: +ELLIPSIS
     fftconv plan: convolve image (256, 256) with kernel (255, 255) on axes (0, 1), float64, ...
-    chosen: fft at transform 512x512: predicted ...
+    chosen: fft (one FFT of the padded image at 512x512, zero padding not written), ...
     <BLANKLINE>
     candidates (predicted time, its ratio to the best, working memory beyond the inputs and output):
-      method    predicted  x best     memory  details
+      method    predicted  x best     memory  how
     * fft ...
     """
     shape1, shape2 = _as_shape(in1_shape, "in1_shape"), _as_shape(in2_shape, "in2_shape")
