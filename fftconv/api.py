@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._problem import (
@@ -13,19 +11,35 @@ from ._problem import (
     normalize_method,
     normalize_threads,
 )
+from .methods.blocks import convolve_oa
 from .methods.direct import convolve_direct
-from .methods.fft import convolve_fft, transform_lengths
+from .methods.fft import convolve_circular, convolve_fft
+from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
+from .planner import Plan, plan_problem
 
 
-def _choose_method(problem: Problem) -> str:
-    """A size rule: direct summation costs out * k multiply-adds, the FFT path about
-    a few N log N per transform over the padded transform shape."""
-    out = math.prod(problem.out_shape)
-    taps = math.prod(problem.kernel_shape)
-    n_fft = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
-    direct = out * taps
-    fft = 3 * 4 * n_fft * max(1.0, math.log2(n_fft))
-    return "direct" if direct <= fft else "fft"
+def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, kspec=None) -> None:
+    """Run the executor `plan` names; `kspec` is the kernel spectrum at the plan's
+    transform shape when the caller kept one."""
+    if plan.method == "direct":
+        convolve_direct(problem, a, k, out)
+    elif plan.method == "oa":
+        convolve_oa(problem, a, k, out, threads, plan.transform_shape, kspec=kspec)
+    elif plan.method == "fft" and plan.circular:
+        convolve_circular(problem, a, k, out, threads, kspec=kspec)
+    elif plan.method == "fft":
+        convolve_fft(problem, a, k, out, threads, kspec=kspec)
+    else:
+        raise ValueError(f"no executor for method {plan.method!r}")
+
+
+def _unswap(problem: Problem, result) -> None:
+    if problem.swapped and problem.correlate:
+        # scipy.signal.correlate2d: correlate the swapped inputs, then reverse.
+        flip = tuple(
+            slice(None, None, -1) if d in problem.axes else slice(None) for d in range(result.ndim)
+        )
+        result[...] = result[flip].copy()
 
 
 def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate):
@@ -33,19 +47,10 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     method = normalize_method(method)
     threads = normalize_threads(threads)
     check_out(out, problem)
-    if method == "auto":
-        method = _choose_method(problem)
+    chosen = plan_problem(problem, threads, method)
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
-    if method == "direct":
-        convolve_direct(problem, a, k, result)
-    else:
-        convolve_fft(problem, a, k, result, threads)
-    if problem.swapped and problem.correlate:
-        # scipy.signal.correlate2d: correlate the swapped inputs, then reverse.
-        flip = tuple(
-            slice(None, None, -1) if d in problem.axes else slice(None) for d in range(result.ndim)
-        )
-        result[...] = result[flip].copy()
+    _execute(problem, chosen, a, k, result, threads)
+    _unswap(problem, result)
     return result
 
 
@@ -88,8 +93,10 @@ def convolve(
     channel_axis : int, optional
         The channel axis of `in1`: each channel is convolved with `in2`, or
         with its own kernel when `in2` has that axis too.
-    method : {'auto', 'direct', 'fft'}
-        'auto' picks the cheaper by a cost rule.
+    method : {'auto', 'direct', 'fft', 'oa'}
+        'auto' follows `fftconv.plan` (a cost model over every method); 'oa'
+        convolves block by block (overlap-add), for images much larger than
+        the kernel.
     out : ndarray, optional
         Write the result here (shape and dtype must match the result's).
     threads : int, optional

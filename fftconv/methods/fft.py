@@ -19,6 +19,7 @@ found by convolving masks of the non-finite samples.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 
@@ -62,9 +63,33 @@ def _zero_tail(buf, problem: Problem, used) -> None:
             buf[tuple(idx)] = 0
 
 
-def kernel_spectrum(problem: Problem, k: np.ndarray, lengths, threads: int) -> np.ndarray:
-    """The spectrum of the convolution kernel at `lengths`, scaled by 1/prod(lengths)."""
+def fold_kernel(kk: np.ndarray, axes, lengths) -> np.ndarray:
+    """`kk` wrapped modulo `lengths` on `axes`: the kernel of a circular convolution
+    of that length (taps ``j`` and ``j + L`` land on the same sample)."""
+    for ax, n in zip(axes, lengths):
+        k = kk.shape[ax]
+        if k > n:
+            m = -(-k // n)
+            pad = [(0, 0)] * kk.ndim
+            pad[ax] = (0, m * n - k)
+            kk = np.pad(kk, pad)
+            shape = kk.shape[:ax] + (m, n) + kk.shape[ax + 1 :]
+            kk = kk.reshape(shape).sum(axis=ax)
+    return kk
+
+
+def kernel_spectrum(
+    problem: Problem, k: np.ndarray, lengths, threads: int, circular: bool = False
+) -> np.ndarray:
+    """The spectrum of the convolution kernel at `lengths`, scaled by 1/prod(lengths).
+
+    With `circular`, kernels longer than a transform length are folded onto it
+    (see `fold_kernel`) instead of being an error.
+    """
     kk = effective_kernel(problem, k)
+    if circular:
+        kk = fold_kernel(kk, problem.axes, lengths)
+        k = kk
     shape = _buffer_shape(k.shape, problem, lengths)
     with _fftw.transform(shape, problem.dtype, problem.axes, "forward", threads) as fwd:
         buf = fwd.input_array
@@ -165,3 +190,61 @@ def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
     out[up] = np.inf
     out[down] = -np.inf
     out[nan | zero_times_inf | (up & down)] = np.nan
+
+
+def circular_ok(problem: Problem) -> bool:
+    """True when the result is a circular convolution at the image's own size: 'wrap'
+    padding repeats the image, so ``full`` and ``same`` read a periodic signal."""
+    return problem.boundary == "wrap" and problem.mode != "valid"
+
+
+def convolve_circular(problem: Problem, a, k, out, threads: int, kspec=None) -> None:
+    """Write the 'wrap' convolution `problem` into `out` by one circular convolution at
+    the image's own size (no padded buffer): output ``t`` on an axis of length ``n``
+    is sample ``(t + k - 1 - pb) mod n`` of the circular result.
+
+    `kspec`, when given, is ``kernel_spectrum(problem, k, problem.image_shape, ...,
+    circular=True)``.
+    """
+    if not circular_ok(problem):
+        raise ValueError(f"circular convolution needs boundary='wrap' and mode 'full' or "
+                         f"'same'; got boundary={problem.boundary!r}, mode={problem.mode!r}")
+    if not np.isfinite(k).all() or not _finite(a):
+        return convolve_fft(problem, a, k, out, threads)
+    lengths = problem.image_shape
+    if kspec is None:
+        kspec = kernel_spectrum(problem, k, lengths, threads, circular=True)
+    yshape = np.broadcast_shapes(
+        _buffer_shape(a.shape, problem, [1] * len(lengths)),
+        _buffer_shape(kspec.shape, problem, [1] * len(lengths)),
+    )
+    yshape = _buffer_shape(yshape, problem, lengths)
+    with _fftw.transform(a.shape, problem.dtype, problem.axes, "forward", threads) as fwd:
+        fwd.input_array[...] = a
+        fwd.execute()
+        with _fftw.transform(yshape, problem.dtype, problem.axes, "backward", threads) as inv:
+            np.multiply(fwd.output_array, kspec, out=inv.input_array)
+            inv.execute()
+            _copy_periodic(out, inv.output_array, problem)
+
+
+def _copy_periodic(out, y, problem: Problem) -> None:
+    """out[t] = y[(t + shift) mod n] on each convolved axis, as a few slice copies."""
+    runs_per_axis = []
+    for ax, kn, (pb, _), n in zip(problem.axes, problem.kernel_shape, problem.pads(),
+                                  problem.image_shape):
+        o = out.shape[ax]
+        src = (kn - 1 - pb) % n
+        runs, t = [], 0
+        while t < o:
+            m = min(n - src, o - t)
+            runs.append((ax, slice(src, src + m), slice(t, t + m)))
+            t += m
+            src = 0
+        runs_per_axis.append(runs)
+    for combo in itertools.product(*runs_per_axis):
+        si = [slice(None)] * out.ndim
+        di = [slice(None)] * out.ndim
+        for ax, s_sl, d_sl in combo:
+            si[ax], di[ax] = s_sl, d_sl
+        np.copyto(out[tuple(di)], y[tuple(si)], casting="unsafe")

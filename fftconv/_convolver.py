@@ -1,0 +1,132 @@
+"""`Convolver`: one kernel, many images, each transform paid once."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ._problem import check_out, make_problem, normalize_method, normalize_threads
+from .methods.fft import kernel_spectrum, transform_lengths
+
+
+class Convolver:
+    """A callable that convolves (or correlates) many images with one kernel.
+
+    The first image of a shape and dtype is planned like `fftconv.convolve`;
+    the plan and the kernel's spectrum at that plan's transform shape are
+    kept, so later images of that shape cost no planning and no kernel
+    transform, only their own transforms (whose FFTW plans the plan cache
+    keeps).
+
+    Parameters
+    ----------
+    kernel : array_like
+        The kernel (copied: changing the array later does not change the
+        Convolver).
+    mode, boundary, fillvalue, axes, channel_axis, method, threads
+        As for `fftconv.convolve`, fixed for every image.
+    correlate : bool
+        Cross-correlate instead of convolve (`fftconv.correlate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fftconv
+    >>> blur = fftconv.Convolver(np.ones((3, 3)) / 9, mode="same", boundary="nearest")
+    >>> image = np.arange(16.0).reshape(4, 4)
+    >>> np.allclose(blur(image), fftconv.convolve(image, np.ones((3, 3)) / 9, "same", "nearest"))
+    True
+    >>> blur(np.ones((2, 5))).round(6)
+    array([[1., 1., 1., 1., 1.],
+           [1., 1., 1., 1., 1.]])
+    """
+
+    def __init__(
+        self,
+        kernel,
+        mode: str = "full",
+        boundary: str = "fill",
+        fillvalue=0,
+        *,
+        axes=None,
+        channel_axis: int | None = None,
+        method: str = "auto",
+        threads: int | None = None,
+        correlate: bool = False,
+    ) -> None:
+        kernel = np.array(kernel, copy=True)
+        kernel.setflags(write=False)
+        self.kernel = kernel
+        self.mode = mode
+        self.boundary = boundary
+        self.fillvalue = fillvalue
+        self.axes = axes
+        self.channel_axis = channel_axis
+        self.method = normalize_method(method)
+        self.threads = normalize_threads(threads)
+        self.correlate = bool(correlate)
+        # Validate the fixed arguments now, against an image the kernel's own size.
+        make_problem(np.broadcast_to(np.zeros((), kernel.dtype), _image_like(kernel, channel_axis)),
+                     kernel, mode, boundary, fillvalue, axes, channel_axis, correlate)
+        self._lock = threading.Lock()
+        self._prepared: dict = {}
+
+    def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
+        """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
+        from .api import _execute, _unswap
+
+        problem, a, k = make_problem(
+            image, self.kernel, self.mode, self.boundary, self.fillvalue, self.axes,
+            self.channel_axis, self.correlate,
+        )
+        check_out(out, problem)
+        plan, kspec = self._prepare(problem, k)
+        result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
+        _execute(problem, plan, a, k, result, self.threads, kspec=kspec)
+        _unswap(problem, result)
+        return result
+
+    def plan_for(self, shape, dtype=None):
+        """The `Plan` used for images of `shape` (and `dtype`, default the kernel's)."""
+        dt = np.dtype(dtype) if dtype is not None else self.kernel.dtype
+        problem, _, k = make_problem(
+            np.broadcast_to(np.zeros((), dt), tuple(shape)), self.kernel, self.mode,
+            self.boundary, self.fillvalue, self.axes, self.channel_axis, self.correlate,
+        )
+        return self._prepare(problem, k)[0]
+
+    def _prepare(self, problem, k):
+        from .planner import plan_problem
+
+        with self._lock:
+            got = self._prepared.get(problem)
+        if got is not None:
+            return got
+        plan = plan_problem(problem, self.threads, self.method)
+        kspec = None
+        if not problem.swapped and plan.method in ("fft", "oa") and np.isfinite(k).all():
+            if plan.method == "oa":
+                lengths = plan.transform_shape
+            elif plan.circular:
+                lengths = problem.image_shape
+            else:
+                lengths = transform_lengths(problem)
+            kspec = kernel_spectrum(problem, k, lengths, self.threads, circular=plan.circular)
+        with self._lock:
+            self._prepared[problem] = (plan, kspec)
+        return plan, kspec
+
+    def __repr__(self) -> str:
+        kind = "correlate" if self.correlate else "convolve"
+        return (f"Convolver({kind} with kernel {self.kernel.shape} {self.kernel.dtype}, "
+                f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
+                f"{len(self._prepared)} image shapes prepared)")
+
+
+def _image_like(kernel, channel_axis):
+    if channel_axis is None:
+        return kernel.shape
+    shape = list(kernel.shape)
+    shape.insert(channel_axis % (kernel.ndim + 1), 1)
+    return tuple(shape)

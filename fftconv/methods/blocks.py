@@ -1,0 +1,185 @@
+"""Block convolution ('oa'): many small transforms of one size instead of one huge one.
+
+For an image much larger than the kernel, one transform of the whole padded
+image costs ``N log N`` with a large ``N`` and a large buffer; cutting the
+output into blocks of ``B`` samples per axis costs ``(N / B) * L log L`` with
+``L = B + k - 1``, which is less when ``L`` is much smaller than the image.
+
+Each block reads the ``B + k - 1`` padded-image samples its outputs need
+(boundary padding is computed on the fly from the whole image's index map, so
+no padded copy of the image is ever made), transforms them at the block
+length ``L``, multiplies by the one kernel spectrum, transforms back and keeps
+the ``B`` samples that circular convolution leaves exact (samples ``k - 1 ..
+L - 1``). This is the overlap-save form of overlap-add: it has the same cost,
+but every block writes its own disjoint part of the output, so blocks run in
+parallel without locks or accumulation.
+
+All blocks share one transform length, one kernel spectrum and one cached FFTW
+plan pair per worker thread. With ``threads = T`` and ``W`` blocks in flight,
+each plan gets ``max(1, T // W)`` FFTW threads, so the cores are never
+oversubscribed. pyFFTW releases the GIL while it executes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import _fftw
+from .._pad import source_index
+from .._problem import Problem
+from .fft import _buffer_shape, _finite, _zero_tail, convolve_fft, kernel_spectrum
+
+
+def block_layout(problem: Problem, lengths) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Outputs per block and number of blocks on each convolved axis for block
+    transform `lengths` (each at least the kernel's length)."""
+    steps, counts = [], []
+    for L, k, ax in zip(lengths, problem.kernel_shape, problem.axes):
+        if L < k:
+            raise ValueError(f"block length {L} is shorter than the kernel ({k}) on axis {ax}")
+        b = L - k + 1
+        o = problem.out_shape[ax]
+        steps.append(b)
+        counts.append(-(-o // b))
+    return tuple(steps), tuple(counts)
+
+
+def convolve_oa(
+    problem: Problem, a, k, out, threads: int, lengths, kspec=None, workers: int | None = None
+) -> None:
+    """Write the convolution `problem` of `a` and `k` into `out`, block by block.
+
+    Parameters
+    ----------
+    lengths : the block transform length on each convolved axis (the planner's
+        ``Plan.transform_shape``); ``lengths[i] - k_i + 1`` outputs per block.
+    kspec : optional, ``kernel_spectrum(problem, k, lengths, ...)`` computed
+        earlier (a `Convolver` keeps it).
+    workers : blocks in flight at once; default ``min(threads, blocks)``.
+    """
+    lengths = tuple(int(x) for x in lengths)
+    if not np.isfinite(k).all() or not _finite(a) or not np.isfinite(problem.fillvalue):
+        # The whole-array path propagates non-finite samples exactly.
+        return convolve_fft(problem, a, k, out, threads)
+    steps, counts = block_layout(problem, lengths)
+    if kspec is None:
+        kspec = kernel_spectrum(problem, k, lengths, threads)
+    nblocks = math.prod(counts)
+    workers = max(1, min(threads if workers is None else workers, nblocks))
+    fftw_threads = max(1, threads // workers)
+    starts = list(itertools.product(*(range(0, c * s, s) for c, s in zip(counts, steps))))
+    shape = _buffer_shape(a.shape, problem, lengths)
+    ones = [1] * len(lengths)
+    yshape = _buffer_shape(
+        np.broadcast_shapes(_buffer_shape(a.shape, problem, ones),
+                            _buffer_shape(kspec.shape, problem, ones)),
+        problem, lengths,
+    )
+    pending = iter(starts)
+    lock = threading.Lock()
+
+    def work() -> None:
+        dtype = problem.dtype
+        with _fftw.transform(shape, dtype, problem.axes, "forward", fftw_threads) as fwd, \
+                _fftw.transform(yshape, dtype, problem.axes, "backward", fftw_threads) as inv:
+            while True:
+                with lock:
+                    t0 = next(pending, None)
+                if t0 is None:
+                    return
+                _one_block(problem, a, kspec, out, t0, steps, fwd, inv)
+
+    if workers == 1:
+        work()
+        return
+    # The caller works too, so the call finishes even when every pool thread is busy
+    # with other callers' blocks; helpers that start late find no blocks left.
+    helpers = [_pool().submit(work) for _ in range(workers - 1)]
+    try:
+        work()
+    finally:
+        for f in helpers:
+            f.result()
+
+
+_pool_lock = threading.Lock()
+_pool_obj: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One process-wide pool of block workers (as many as cores), started on first use."""
+    global _pool_obj
+    with _pool_lock:
+        if _pool_obj is None:
+            from .._problem import default_threads
+
+            _pool_obj = ThreadPoolExecutor(
+                max_workers=max(1, default_threads()), thread_name_prefix="fftconv-oa"
+            )
+        return _pool_obj
+
+
+def _one_block(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> None:
+    """Outputs ``t0 .. t0 + step`` (clipped to the output) on every convolved axis."""
+    pads = problem.pads()
+    buf = fwd.input_array
+    used, sizes, first = [], [], []
+    for ax, t, s, kn, (pb, _) in zip(problem.axes, t0, steps, problem.kernel_shape, pads):
+        b = min(s, out.shape[ax] - t)
+        sizes.append(b)
+        used.append(b + kn - 1)
+        first.append(t - pb)  # image position of the block's first padded sample
+    _zero_tail(buf, problem, used)
+    _load(buf, a, problem, first, used)
+    fwd.execute()
+    np.multiply(fwd.output_array, kspec, out=inv.input_array)
+    inv.execute()
+    y = inv.output_array
+    src = [slice(None)] * y.ndim
+    dst = [slice(None)] * out.ndim
+    for ax, t, b, kn in zip(problem.axes, t0, sizes, problem.kernel_shape):
+        src[ax] = slice(kn - 1, kn - 1 + b)
+        dst[ax] = slice(t, t + b)
+    np.copyto(out[tuple(dst)], y[tuple(src)], casting="unsafe")
+
+
+def _load(buf, a, problem: Problem, first, used) -> None:
+    """Write padded-image samples ``first .. first + used`` (image coordinates, any
+    sign) on each convolved axis into the leading corner of `buf`."""
+    src = a
+    region = [slice(None)] * buf.ndim
+    fill_slabs = []
+    for ax, lo, u, n in zip(problem.axes, first, used, problem.image_shape):
+        hi = lo + u
+        region[ax] = slice(0, u)
+        if 0 <= lo and hi <= n:
+            src = src[(slice(None),) * ax + (slice(lo, hi),)]
+        elif problem.boundary == "fill":
+            ilo, ihi = max(lo, 0), min(hi, n)
+            if ilo >= ihi:
+                src = None
+                break
+            src = src[(slice(None),) * ax + (slice(ilo, ihi),)]
+            region[ax] = slice(ilo - lo, ihi - lo)
+            fill_slabs.append((ax, slice(0, ilo - lo), slice(ihi - lo, u)))
+        else:
+            idx = source_index(np.arange(lo, hi), n, problem.boundary)
+            src = np.take(src, idx, axis=ax)
+    whole = [slice(None)] * buf.ndim
+    for ax, u in zip(problem.axes, used):
+        whole[ax] = slice(0, u)
+    if src is None:  # the block lies wholly in the fill padding
+        buf[tuple(whole)] = problem.fillvalue
+        return
+    buf[tuple(region)] = src
+    for ax, *slabs in fill_slabs:
+        for sl in slabs:
+            if sl.stop > sl.start:
+                idx = list(whole)
+                idx[ax] = sl
+                buf[tuple(idx)] = problem.fillvalue

@@ -1,0 +1,189 @@
+"""The planner: Plan contents, the cost model's choices, candidates, calibration."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+import fftconv
+from fftconv import _fftw, planner
+from fftconv._cachedir import CacheWarning
+from fftconv.planner import Candidate, Machine, fft_flops, plan
+
+
+@pytest.fixture(autouse=True)
+def default_constants(tmp_path, monkeypatch):
+    """Every test sees the shipped constants and a private cache directory."""
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path / "cache"))
+    planner._reset_machine()
+    yield
+    planner._reset_machine()
+
+
+def test_plan_describes_choice_and_every_candidate():
+    p = plan((4096, 4096), (31, 31), "float32", mode="same")
+    assert isinstance(p, fftconv.Plan)
+    methods = {c.method for c in p.candidates}
+    assert {"direct", "fft", "oa"} <= methods
+    assert [c.seconds for c in p.candidates] == sorted(c.seconds for c in p.candidates)
+    assert p.candidates[0].method == p.method and p.seconds == p.candidates[0].seconds
+    assert p.peak_bytes > 0 and p.threads >= 1 and not p.calibrated
+    if p.method == "oa":
+        assert p.n_blocks > 1 and len(p.block_shape) == 2
+        assert all(L - 31 + 1 == b for L, b in zip(p.transform_shape, p.block_shape))
+
+
+def test_explain_is_a_readable_table():
+    p = plan((2048, 1536), (15, 15), "float32", mode="same", boundary="symmetric")
+    text = str(p)
+    assert text == p.explain()
+    lines = text.splitlines()
+    assert lines[0].startswith("fftconv plan: convolve image (2048, 1536) with kernel (15, 15)")
+    assert lines[1].startswith(f"chosen: {p.method}")
+    assert any(line.startswith("* " + p.method) for line in lines)  # the choice is marked
+    for c in p.candidates:
+        assert any(c.method in line for line in lines[3:])
+    assert "fftconv.calibrate()" in text  # says how to measure this machine
+
+
+@pytest.mark.parametrize(
+    "image,kernel,expected",
+    [
+        ((512, 512), (1, 1), {"direct"}),
+        ((512, 512), (3, 3), {"direct"}),
+        ((4096, 4096), (31, 31), {"oa"}),  # image much larger than the kernel
+        ((300, 300), (255, 255), {"fft"}),  # kernel nearly the image's size
+    ],
+)
+def test_choices_follow_the_sizes(image, kernel, expected):
+    assert plan(image, kernel, "float32", mode="same").method in expected
+
+
+def test_valid_mode_never_transforms_more_than_the_image():
+    p = plan((1000, 700), (101, 51), mode="valid", method="fft")
+    assert all(L <= _fftw.fast_length(n) for L, n in zip(p.transform_shape, (1000, 700)))
+
+
+def test_wrap_uses_circular_transform_when_the_image_size_is_fast():
+    fast = plan((1024, 1024), (9, 9), mode="same", boundary="wrap", method="fft")
+    assert fast.circular and fast.transform_shape == (1024, 1024)
+    # A prime length is slow to transform at its own size: pad to a fast length instead.
+    prime = plan((4099, 64), (9, 9), mode="same", boundary="wrap", method="fft")
+    circ = [c for c in prime.candidates if c.circular]
+    assert circ and not prime.circular and prime.seconds < circ[0].seconds
+
+
+def test_fft_cost_weights_awkward_lengths():
+    assert fft_flops(1024) == 10.0
+    assert fft_flops(1029) > fft_flops(1024) * 1.5  # 3 * 7**3
+    assert fft_flops(4099) > 4 * fft_flops(4096) / 1.2  # prime
+
+
+def test_plan_is_pure_and_cheap():
+    before = _fftw.cache_info()
+    plan((3000, 2000), (45, 45), "float32", mode="same", boundary="mirror")
+    t = time.perf_counter()
+    for n in range(20):
+        plan((2000 + n, 1000), (21, 21), "float32", mode="same")  # uncached shapes
+    assert (time.perf_counter() - t) / 20 < 0.05
+    after = _fftw.cache_info()
+    assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])
+
+
+def test_method_names_restrict_the_choice():
+    for m in ("direct", "fft", "oa"):
+        assert plan((800, 600), (21, 21), method=m).method == m
+    # One block would cover everything: block convolution is the whole-array FFT.
+    tiny = plan((8, 8), (3, 3), method="oa")
+    assert tiny.method == "fft" and not tiny.circular
+
+
+def test_registered_candidates_are_priced_and_can_win(monkeypatch):
+    seen = {}
+
+    def cheap(problem, machine, threads, kernel):
+        seen["kernel"] = kernel
+        return Candidate("cheap", 1e-9, 0, note="test")
+
+    monkeypatch.setitem(planner.CANDIDATES, "cheap", cheap)
+    k = np.ones((5, 5))
+    p = planner.plan_problem(plan((100, 100), (5, 5)).problem, 1, kernel=k)
+    assert p.method == "cheap" and seen["kernel"] is k
+    monkeypatch.setitem(planner.CANDIDATES, "cheap", lambda *args: None)  # not applicable
+    assert plan((100, 100), (5, 5), kernel=k).method != "cheap"
+
+
+def test_plan_validates_like_convolve():
+    with pytest.raises(ValueError, match="mode="):
+        plan((10, 10), (3, 3), mode="sane")
+    with pytest.raises(ValueError, match="in2_shape"):
+        plan((10, 10), (0, 3))
+    with pytest.raises(TypeError, match="in1_shape"):
+        plan(10, (3,))
+    with pytest.raises(ValueError, match="method="):
+        plan((10, 10), (3, 3), method="fastest")
+    with pytest.raises(TypeError, match="dtype"):
+        plan((10, 10), (3, 3), dtype="not a dtype")
+
+
+def test_auto_follows_the_plan(monkeypatch):
+    rng = np.random.default_rng(0)
+    calls = []
+    import fftconv.api as api
+
+    real = api._execute
+
+    def spy(problem, chosen, *args, **kw):
+        calls.append(chosen.method)
+        return real(problem, chosen, *args, **kw)
+
+    monkeypatch.setattr(api, "_execute", spy)
+    for shape, kshape in (((64, 64), (3, 3)), ((700, 500), (15, 15)), ((60, 60), (41, 41))):
+        a = rng.standard_normal(shape)
+        k = rng.standard_normal(kshape)
+        fftconv.convolve(a, k, "same")
+        assert calls[-1] == plan(shape, kshape, mode="same").method
+
+
+def test_calibrate_writes_profile_and_plans_use_it(tmp_path):
+    m = fftconv.calibrate(budget_s=20)
+    assert m.calibrated
+    doc = json.loads((tmp_path / "cache" / "planner-profile.json").read_text())
+    assert doc["format"] == "fftconv-planner-profile/1"
+    planner._reset_machine()
+    assert planner.machine() == m
+    assert plan((100, 100), (5, 5)).calibrated
+    assert "calibrated on this machine" in str(plan((100, 100), (5, 5)))
+
+
+@pytest.mark.parametrize("content", [b"\x00garbage", b'{"format": "fftconv-planner-pro',
+                                     b'{"format": "fftconv-planner-profile/1", "constants": {}}'])
+def test_bad_profile_warns_and_uses_defaults(tmp_path, content):
+    d = tmp_path / "cache"
+    d.mkdir()
+    (d / "planner-profile.json").write_bytes(content)
+    with pytest.warns(CacheWarning, match="planner profile"):
+        assert planner.machine() == Machine()
+
+
+def test_profile_from_another_machine_is_not_used(tmp_path):
+    d = tmp_path / "cache"
+    d.mkdir()
+    consts = {k: v for k, v in Machine().__dict__.items() if k != "calibrated"}
+    doc = {"format": "fftconv-planner-profile/1", "host": {"node": "elsewhere"},
+           "constants": consts}
+    (d / "planner-profile.json").write_text(json.dumps(doc))
+    assert not planner.machine().calibrated
+
+
+def test_calibrate_into_unwritable_cache_dir_warns(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(planner, "_time_direct", lambda: {})  # keep it quick
+    with pytest.warns(CacheWarning, match="cannot save the planner profile"):
+        m = fftconv.calibrate(budget_s=8)
+    assert planner.machine() is m  # used for this process anyway
