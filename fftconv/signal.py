@@ -283,7 +283,7 @@ def _freq_conv(in1, in2, mode, axes, name: str) -> np.ndarray:
         s1, s2 = s2, s1
     out_dtype = _fft_dtype(a.dtype, k.dtype)
     if not axes_l:
-        ret = np.multiply(a, k, dtype=out_dtype)
+        ret = a * k  # SciPy: nothing to transform, the product keeps its dtype
     else:
         aa, kk = _to_engine_dtype(a, k, out_dtype)
         ret = run_engine(aa, kk, mode=mode, out_dtype=out_dtype, axes=tuple(axes_l))
