@@ -283,8 +283,8 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
     >>> ndimage.convolve(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 0.0, 0.0]))
     array([2., 3., 4., 4.])
     >>> ndimage.convolve(np.eye(3), np.ones((2, 2)), mode="constant")
-    array([[1., 1., 0.],
+    array([[2., 1., 0.],
            [1., 2., 1.],
-           [0., 1., 2.]])
+           [0., 1., 1.]])
     """
     return _correlate_or_convolve(input, weights, output, mode, cval, origin, True, axes)

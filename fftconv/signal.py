@@ -22,6 +22,7 @@ from __future__ import annotations
 import numbers
 import operator
 import timeit
+import warnings
 
 import numpy as np
 import scipy.signal as _scipy_signal
@@ -349,31 +350,36 @@ def oaconvolve(in1, in2, mode: str = "full", axes=None) -> np.ndarray:
 
 
 def _fillvalue(fillvalue, out_dtype: np.dtype):
-    """convolve2d's fillvalue rules: one element, castable to the output dtype."""
-    fv = np.asarray(fillvalue)
+    """convolve2d's fillvalue rules: converted to the output dtype as numpy converts
+    a Python object (an array only by a safe cast), then exactly one element."""
+    cast_msg = (
+        "could not cast `fillvalue` directly to the output type (it was first converted to "
+        f"complex); got fillvalue={fillvalue!r} for output dtype {out_dtype}"
+    )
+    fv = None
+    if isinstance(fillvalue, np.ndarray):
+        if np.can_cast(fillvalue.dtype, out_dtype, "safe"):
+            fv = fillvalue.astype(out_dtype)
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fv = np.array(fillvalue, dtype=out_dtype)
+                src = np.asarray(fillvalue)
+            if out_dtype.kind in "iu" and src.dtype.kind in "fc" and not np.isfinite(src).all():
+                fv = None
+        except (TypeError, ValueError, OverflowError):
+            fv = None
+    if fv is None:
+        np.array(fillvalue, dtype=np.complex128)  # SciPy's second try; its error if it fails
+        raise ValueError(cast_msg)
     if fv.size == 0:
         raise ValueError("`fillvalue` cannot be an empty array.")
     if fv.size != 1:
         raise ValueError(
             f"`fillvalue` must be scalar or an array with one element; got shape {fv.shape}."
         )
-    cast_msg = (
-        "could not cast `fillvalue` directly to the output type (it was first converted to "
-        f"complex); got fillvalue={fillvalue!r} for output dtype {out_dtype}"
-    )
-    try:
-        c = complex(fv.reshape(()).item())
-    except TypeError:
-        raise ValueError(cast_msg) from None
-    if out_dtype.kind == "c":
-        return c
-    if fv.dtype.kind == "c" or c.imag != 0:
-        raise ValueError(cast_msg)
-    if out_dtype.kind in "iu":
-        if not np.isfinite(c.real):
-            raise ValueError(cast_msg)
-        return int(c.real)
-    return c.real
+    return fv.reshape(-1)[0].item()
 
 
 def _conv2d(in1, in2, mode, boundary, fillvalue, correlate: bool) -> np.ndarray:
