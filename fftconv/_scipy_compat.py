@@ -80,7 +80,10 @@ def to_integer(values: np.ndarray, dtype: np.dtype, how: str) -> np.ndarray:
     if dtype == np.bool_:
         return r != 0
     with np.errstate(invalid="ignore", over="ignore"):
-        if r.dtype.kind == "f":
+        if r.dtype.kind == "f" and dtype == np.uint64:
+            # values in [2**63, 2**64) fit uint64 only; negative ones wrap through int64
+            r = np.where(r >= 2.0**63, r.astype(np.uint64), r.astype(np.int64).astype(np.uint64))
+        elif r.dtype.kind == "f":
             r = r.astype(np.int64)
     return r.astype(dtype, copy=False)
 

@@ -170,7 +170,7 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         )
 
     # SciPy's C filter drops weights with |w| <= DBL_EPSILON (NaN included).
-    tiny = np.abs(weights) <= np.finfo(np.float64).eps
+    tiny = ~(np.abs(weights) > np.finfo(np.float64).eps)
     if tiny.any():
         weights = np.where(tiny, 0, weights)
 
