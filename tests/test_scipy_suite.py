@@ -97,12 +97,18 @@ XFAIL = {
 
 @pytest.fixture(autouse=True)
 def _scipy_suite_rules(request):
-    if request.node.get_closest_marker("slow") and not os.environ.get("FFTCONV_SCIPY_SLOW"):
+    if request.node.get_closest_marker("slow") and not _RUN_SLOW:
         pytest.skip("SciPy's slow test; set FFTCONV_SCIPY_SLOW=1 to run it")
     for key, reason in XFAIL.items():
         if key in request.node.nodeid:
             request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
+
+# SciPy's slow parametrizations (about 10,000 cases) are not even collected by default.
+_RUN_SLOW = bool(os.environ.get("FFTCONV_SCIPY_SLOW"))
+if not _RUN_SLOW:
+    sst.TestOAConvolve.test_real_manylens = None
+    sst.TestFFTConvolve.test_many_sizes = None
 
 # scipy.signal: the classes and functions that test the replaced functions.
 TestConvolve = sst.TestConvolve
