@@ -36,9 +36,11 @@ def engine_unsupported(*arrays: np.ndarray) -> bool:
 
 def _int_bound(a: np.ndarray, k: np.ndarray, axes, fillvalue=0) -> int:
     """An upper bound on any partial sum of an integer convolution of `a` and `k`."""
-    amax = int(np.max(np.abs(a.astype(np.float64, copy=False)))) if a.size else 0
-    amax = max(amax, int(abs(fillvalue)))
-    kmax = int(np.max(np.abs(k.astype(np.float64, copy=False)))) if k.size else 0
+    def largest(x):  # max |x| without a full-size temporary
+        return max(abs(int(x.min())), abs(int(x.max()))) if x.size else 0
+
+    amax = max(largest(a), int(abs(fillvalue)))
+    kmax = largest(k)
     taps = min(math.prod(a.shape[d] for d in axes), math.prod(k.shape[d] for d in axes))
     return (amax + 1) * (kmax + 1) * max(taps, 1)
 

@@ -464,8 +464,10 @@ def _engine_method(volume: np.ndarray, kernel: np.ndarray, mode: str) -> str | N
         problem, _, _ = make_problem(volume, kernel, mode, "fill", 0, None, None, False)
     except (TypeError, ValueError):
         return None
-    chosen = api._choose_method(problem)
-    return "direct" if chosen == "direct" else "fft"
+    chooser = getattr(api, "_choose_method", None)
+    if chooser is None:
+        return None
+    return "direct" if chooser(problem) == "direct" else "fft"
 
 
 def _timeit_fast(func, repeat: int = 3) -> float:
