@@ -85,8 +85,9 @@ def _get_output(output, input: np.ndarray, complex_output: bool) -> np.ndarray:
     """scipy.ndimage's `output` rules: None, a dtype (or its name), or an array."""
     shape = input.shape
     if output is None:
+        # allocated by the caller only if the result needs a cast (no zero-filled copy)
         dtype = np.promote_types(input.dtype, np.complex64) if complex_output else input.dtype
-        return np.zeros(shape, dtype=dtype)
+        return np.empty((0,) * len(shape), dtype=dtype)
     if isinstance(output, (type, np.dtype)):
         if complex_output and np.dtype(output).kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=4)
@@ -174,8 +175,9 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     if tiny.any():
         weights = np.where(tiny, 0, weights)
 
+    fresh = output is None  # `out` is only a dtype carrier until the result exists
     if input.size == 0:
-        return out
+        return np.zeros(input.shape, out.dtype) if fresh else out
     if input.ndim == 0:
         res = input * weights
     else:
@@ -186,6 +188,12 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         res = to_integer(res, out.dtype, "trunc")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        if fresh:
+            res = np.asarray(res)
+            if res.dtype.kind == "c" and out.dtype.kind != "c":
+                res = res.real
+            res = res.astype(out.dtype, copy=False)
+            return res if res.flags.c_contiguous else res.copy()
         out[...] = res
     return out
 
