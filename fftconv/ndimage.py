@@ -47,7 +47,7 @@ _NDIMAGE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _supported(dt: np.dtype) -> bool:
-    return dt.kind in _NDIMAGE_KINDS or dt in _NDIMAGE_FLOATS
+    return dt.kind in _NDIMAGE_KINDS or dt.newbyteorder("=") in _NDIMAGE_FLOATS
 
 
 def _check_axes(axes, ndim: int) -> tuple[int, ...]:
@@ -86,7 +86,8 @@ def _get_output(output, input: np.ndarray, complex_output: bool) -> np.ndarray:
     shape = input.shape
     if output is None:
         # allocated by the caller only if the result needs a cast (no zero-filled copy)
-        dtype = np.promote_types(input.dtype, np.complex64) if complex_output else input.dtype
+        # SciPy allocates by dtype name: native byte order
+        dtype = np.promote_types(input.dtype, np.complex64) if complex_output else input.dtype.name
         return np.empty((0,) * len(shape), dtype=dtype)
     if isinstance(output, (type, np.dtype)):
         if complex_output and np.dtype(output).kind != "c":

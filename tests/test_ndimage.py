@@ -151,3 +151,14 @@ def test_large_kernel_uses_engine_and_matches():
     for mode in ("reflect", "mirror", "nearest", "wrap", "constant"):
         assert_same(fn.correlate, sn.correlate, x, w, mode=mode, origin=(3, -4))
         assert_same(fn.convolve, sn.convolve, x.astype(np.float32), w, mode=mode)
+
+
+@pytest.mark.parametrize("dt", [">f8", ">i4", ">f4", ">c16", "<u2"])
+@pytest.mark.parametrize("name", ["correlate", "convolve"])
+def test_byte_order_and_layouts(name, dt):
+    x = (RNG.standard_normal((12, 10)) * 9).astype(dt)
+    w = RNG.standard_normal((3, 4))
+    assert_same(*pair(name), x, w)
+    assert_same(*pair(name), x, w.astype(">f8"), output=np.dtype(">f4"))
+    assert_same(*pair(name), np.asfortranarray(x), w, mode="wrap")
+    assert_same(*pair(name), x[::2, ::-1], w[:, ::2], mode="mirror")

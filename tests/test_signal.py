@@ -252,3 +252,25 @@ def test_correlate_same_differs_from_correlate2d_for_even_kernels():
     assert_same(fs.correlate, ss.correlate, a, k, "same")
     assert_same(fs.correlate2d, ss.correlate2d, a, k, "same")
     assert not np.allclose(fs.correlate(a, k, "same"), fs.correlate2d(a, k, "same"))
+
+
+def _layouts():
+    a, k = RNG.standard_normal((12, 10)), RNG.standard_normal((3, 4))
+    ro = a.copy()
+    ro.flags.writeable = False
+    return {
+        "big-endian": (a.astype(">f8"), k.astype(">f8")),
+        "fortran": (np.asfortranarray(a), np.asfortranarray(k)),
+        "strided": (a[::2, ::-1], k[:, ::2]),
+        "read-only": (ro, k),
+        "int-big-endian": ((a * 9).astype(">i4"), (k * 9).astype(">i2")),
+    }
+
+
+@pytest.mark.parametrize("layout", list(_layouts()))
+@pytest.mark.parametrize("name", ["convolve", "correlate", "fftconvolve", "oaconvolve",
+                                  "convolve2d", "correlate2d"])
+def test_memory_layouts_and_byte_order(name, layout):
+    a, k = _layouts()[layout]
+    for mode in ("full", "same", "valid"):
+        assert_same(*pair(name), a, k, mode)
