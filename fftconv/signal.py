@@ -28,7 +28,7 @@ import numpy as np
 import scipy.signal as _scipy_signal
 
 from . import api
-from ._problem import make_problem, result_dtype
+from ._problem import make_problem, normalize_threads, result_dtype
 from ._scipy_compat import engine_unsupported, run_engine
 
 __all__ = [
@@ -458,16 +458,34 @@ def correlate2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=
     return _conv2d(in1, in2, mode, boundary, fillvalue, True)
 
 
+_SPATIAL = ("direct", "separable", "lowrank")
+
+
 def _engine_method(volume: np.ndarray, kernel: np.ndarray, mode: str) -> str | None:
-    """'direct' or 'fft': what fftconv's engine runs for these inputs with method='auto'."""
+    """'direct' or 'fft': what fftconv's engine runs for these inputs with method='auto'
+    (direct summation in any form is 'direct'; FFT and overlap-add are 'fft')."""
     try:
-        problem, _, _ = make_problem(volume, kernel, mode, "fill", 0, None, None, False)
+        problem, _, k = make_problem(volume, kernel, mode, "fill", 0, None, None, False)
     except (TypeError, ValueError):
         return None
-    chooser = getattr(api, "_choose_method", None)
-    if chooser is None:
-        return None
-    return "direct" if chooser(problem) == "direct" else "fft"
+    threads = normalize_threads(None)
+    try:
+        from .planner import plan_problem
+    except ImportError:
+        plan_problem = None
+    if plan_problem is not None:
+        chosen = plan_problem(problem, threads, "auto").method
+    else:
+        chooser = getattr(api, "_choose_method", None)
+        if chooser is None:
+            return None
+        try:
+            chosen = chooser(problem)
+        except TypeError:  # a chooser that also looks at the kernel
+            chosen = chooser(problem, k, threads)
+        if isinstance(chosen, tuple):
+            chosen = chosen[0]
+    return "direct" if chosen in _SPATIAL else "fft"
 
 
 def _timeit_fast(func, repeat: int = 3) -> float:
