@@ -172,6 +172,10 @@ def convolve(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
         volume, kernel = kernel, volume
     out_dtype = np.result_type(volume, kernel)
     _check_direct_dtype(volume, kernel, mode, method, out_dtype)
+    if out_dtype.kind in "fc":
+        # SciPy's FFT path transforms an integer input in float64 even when the
+        # result is float32 (uint8 with float32): compute at that precision.
+        volume, kernel = _to_engine_dtype(volume, kernel, _fft_dtype(volume.dtype, kernel.dtype))
     return run_engine(volume, kernel, mode=mode, out_dtype=out_dtype, method=method)
 
 
