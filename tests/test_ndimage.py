@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import numpy as np
 import pytest
 import scipy.ndimage as sn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from _ref_dropins import assert_same
 
 from fftconv import ndimage as fn
@@ -162,3 +165,23 @@ def test_byte_order_and_layouts(name, dt):
     assert_same(*pair(name), x, w.astype(">f8"), output=np.dtype(">f4"))
     assert_same(*pair(name), np.asfortranarray(x), w, mode="wrap")
     assert_same(*pair(name), x[::2, ::-1], w[:, ::2], mode="mirror")
+
+
+@st.composite
+def _cases(draw):
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(1, 8)) for _ in range(ndim))
+    kshape = tuple(draw(st.integers(1, 6)) for _ in range(ndim))
+    origin = tuple(draw(st.integers(-(n // 2), (n - 1) // 2)) for n in kshape)
+    return shape, kshape, origin
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=_cases(), mode=st.sampled_from(MODES), name=st.sampled_from(["correlate", "convolve"]),
+       out=st.sampled_from([None, np.float32, np.int16]))
+def test_random_shapes_modes_origins(case, mode, name, out):
+    shape, kshape, origin = case
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
+    x = rng.standard_normal(shape) * 10
+    w = rng.standard_normal(kshape)
+    assert_same(*pair(name), x, w, output=out, mode=mode, origin=origin, cval=0.75)

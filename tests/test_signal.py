@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import scipy.signal as ss
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fftconv import signal as fs
 
@@ -274,3 +278,26 @@ def test_memory_layouts_and_byte_order(name, layout):
     a, k = _layouts()[layout]
     for mode in ("full", "same", "valid"):
         assert_same(*pair(name), a, k, mode)
+
+
+@st.composite
+def _shape_pairs(draw):
+    ndim = draw(st.integers(1, 3))
+    s1 = tuple(draw(st.integers(1, 9)) for _ in range(ndim))
+    s2 = tuple(draw(st.integers(1, 9)) for _ in range(ndim))
+    return s1, s2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shapes=_shape_pairs(),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    name=st.sampled_from(["convolve", "correlate", "fftconvolve", "oaconvolve"]),
+    method=st.sampled_from(["auto", "direct", "fft"]),
+    dtype=st.sampled_from(["float64", "complex128", "int32", "float32"]),
+)
+def test_random_shapes(shapes, mode, name, method, dtype):
+    rng = np.random.default_rng(zlib.crc32(repr((shapes, mode, name, dtype)).encode()))
+    a, b = sample(shapes[0], dtype, rng), sample(shapes[1], dtype, rng)
+    kwargs = {"method": method} if name in ("convolve", "correlate") else {}
+    assert_same(*pair(name), a, b, mode, **kwargs)
