@@ -32,13 +32,13 @@ from ._problem import make_problem, normalize_threads, result_dtype
 from ._scipy_compat import engine_unsupported, run_engine
 
 __all__ = [
+    "choose_conv_method",
     "convolve",
+    "convolve2d",
     "correlate",
+    "correlate2d",
     "fftconvolve",
     "oaconvolve",
-    "convolve2d",
-    "correlate2d",
-    "choose_conv_method",
 ]
 
 # SciPy's own functions, bound now so that replacing scipy.signal's names with

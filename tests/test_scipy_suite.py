@@ -30,8 +30,8 @@ from fftconv import signal as f_signal
 pytest.importorskip("scipy.signal.tests.test_signaltools", reason="scipy installed without tests")
 pytest.importorskip("scipy.conftest", reason="scipy installed without tests")
 
-from scipy._lib._array_api import xp_capabilities_table  # noqa: E402
-from scipy.conftest import xp  # noqa: E402,F401  (SciPy's array-namespace fixture: numpy here)
+from scipy._lib._array_api import xp_capabilities_table
+from scipy.conftest import xp  # noqa: F401  (SciPy's array-namespace fixture: numpy here)
 
 try:  # defined by scipy's conftest when pytest-run-parallel is not installed
     from scipy.conftest import num_parallel_threads  # noqa: F401

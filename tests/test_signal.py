@@ -10,9 +10,8 @@ import scipy.signal as ss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fftconv import signal as fs
-
 from _ref_dropins import assert_same
+from fftconv import signal as fs
 
 RNG = np.random.default_rng(20261126)
 
