@@ -16,7 +16,7 @@ import numpy as np
 
 from . import api
 from ._problem import make_problem
-from .methods.direct import convolve_direct
+from .methods import direct as _direct
 
 #: Integer results whose every partial sum stays below this bound are computed
 #: in float64 and rounded: the FFT path's round-off is then far below 0.5.
@@ -50,7 +50,10 @@ def _exact_integer(a, k, mode, boundary, fillvalue, axes, correlate) -> np.ndarr
     problem, aa, kk = make_problem(a, k, mode, boundary, 0, axes, None, correlate)
     problem = replace(problem, dtype=np.dtype(np.int64), fillvalue=int(fillvalue))
     out = np.empty(problem.out_shape, np.int64)
-    convolve_direct(problem, aa.astype(np.int64), kk.astype(np.int64), out)
+    # numpy's tap-by-tap summation: integer arithmetic in any dtype (a compiled
+    # executor, where there is one, is built for floats)
+    summation = getattr(_direct, "_convolve_numpy", _direct.convolve_direct)
+    summation(problem, aa.astype(np.int64), kk.astype(np.int64), out)
     if problem.swapped and problem.correlate:
         flip = tuple(
             slice(None, None, -1) if d in problem.axes else slice(None) for d in range(out.ndim)
