@@ -13,19 +13,40 @@ from ._problem import (
     normalize_method,
     normalize_threads,
 )
-from .methods.direct import convolve_direct
+from .methods.direct import compiled_available, convolve_direct, direct_cost
 from .methods.fft import convolve_fft, transform_lengths
+from .methods.separable import convolve_separable, kernel_factors, separable_cost
 
 
-def _choose_method(problem: Problem) -> str:
-    """A size rule: direct summation costs out * k multiply-adds, the FFT path about
-    a few N log N per transform over the padded transform shape."""
-    out = math.prod(problem.out_shape)
-    taps = math.prod(problem.kernel_shape)
+def _kernel_2d(problem: Problem, k):
+    """The one 2-D kernel of a problem with two convolved axes, else None."""
+    if len(problem.axes) != 2 or any(
+        k.shape[d] != 1 for d in range(k.ndim) if d not in problem.axes
+    ):
+        return None
+    return k.reshape(problem.kernel_shape)
+
+
+def _choose_method(problem: Problem, k, threads: int) -> tuple[str, list | None]:
+    """A size rule until the planner lands: direct (or separable / low-rank)
+    summation in seconds at default rates, against the FFT path at about
+    ``12 N log2 N`` flops for its transforms at 2 GFlop/s per thread."""
     n_fft = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
-    direct = out * taps
-    fft = 3 * 4 * n_fft * max(1.0, math.log2(n_fft))
-    return "direct" if direct <= fft else "fft"
+    fft = 3 * 4 * n_fft * max(1.0, math.log2(n_fft)) / (2e9 * threads)
+    if not compiled_available(problem):
+        direct = math.prod(problem.out_shape) * math.prod(problem.kernel_shape) / 4e8
+        return ("direct" if direct <= fft else "fft"), None
+    best, factors = ("direct", direct_cost(problem, None, threads)[0]), None
+    k2 = _kernel_2d(problem, k)
+    if k2 is not None and min(problem.kernel_shape) > 1:
+        factors = kernel_factors(k2, problem.dtype)
+        if factors:
+            sep = separable_cost(problem, len(factors), None, threads)[0]
+            if sep < best[1]:
+                best = ("separable" if len(factors) == 1 else "lowrank", sep)
+    if fft < best[1]:
+        best = ("fft", fft)
+    return best[0], factors
 
 
 def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate):
@@ -33,11 +54,17 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     method = normalize_method(method)
     threads = normalize_threads(threads)
     check_out(out, problem)
+    factors = None
     if method == "auto":
-        method = _choose_method(problem)
+        method, factors = _choose_method(problem, k, threads)
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
     if method == "direct":
-        convolve_direct(problem, a, k, result)
+        convolve_direct(problem, a, k, result, threads)
+    elif method in ("separable", "lowrank"):
+        k2 = _kernel_2d(problem, k)
+        if factors is None and k2 is not None:
+            factors = kernel_factors(k2, problem.dtype, None if method == "lowrank" else 1)
+        convolve_separable(problem, a, k, result, threads, factors if k2 is not None else None)
     else:
         convolve_fft(problem, a, k, result, threads)
     if problem.swapped and problem.correlate:
@@ -88,8 +115,10 @@ def convolve(
     channel_axis : int, optional
         The channel axis of `in1`: each channel is convolved with `in2`, or
         with its own kernel when `in2` has that axis too.
-    method : {'auto', 'direct', 'fft'}
-        'auto' picks the cheaper by a cost rule.
+    method : {'auto', 'direct', 'fft', 'separable', 'lowrank'}
+        'auto' picks the cheapest by a cost rule. 'separable' and 'lowrank'
+        run the kernel as one or a few 1-D pass pairs when it factors within
+        the dtype's tolerance, and sum directly otherwise.
     out : ndarray, optional
         Write the result here (shape and dtype must match the result's).
     threads : int, optional

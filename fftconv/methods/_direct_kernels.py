@@ -90,38 +90,125 @@ def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
+    """`_taps_row` for two output rows at once: rows r0 and r1 of `w` applied to the
+    same image row, each image sample loaded once for both."""
+    c = 0
+    while c + 4 <= kw:
+        a0 = w[r0, c]
+        a1 = w[r0, c + 1]
+        a2 = w[r0, c + 2]
+        a3 = w[r0, c + 3]
+        b0 = w[r1, c]
+        b1 = w[r1, c + 1]
+        b2 = w[r1, c + 2]
+        b3 = w[r1, c + 3]
+        s0 = src[c:]
+        s1 = src[c + 1:]
+        s2 = src[c + 2:]
+        s3 = src[c + 3:]
+        for j in range(n):
+            x0 = s0[j]
+            x1 = s1[j]
+            x2 = s2[j]
+            x3 = s3[j]
+            acc0[j] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+            acc1[j] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+        c += 4
+    left = kw - c
+    if left == 3:
+        a0 = w[r0, c]
+        a1 = w[r0, c + 1]
+        a2 = w[r0, c + 2]
+        b0 = w[r1, c]
+        b1 = w[r1, c + 1]
+        b2 = w[r1, c + 2]
+        s0 = src[c:]
+        s1 = src[c + 1:]
+        s2 = src[c + 2:]
+        for j in range(n):
+            x0 = s0[j]
+            x1 = s1[j]
+            x2 = s2[j]
+            acc0[j] += a0 * x0 + a1 * x1 + a2 * x2
+            acc1[j] += b0 * x0 + b1 * x1 + b2 * x2
+    elif left == 2:
+        a0 = w[r0, c]
+        a1 = w[r0, c + 1]
+        b0 = w[r1, c]
+        b1 = w[r1, c + 1]
+        s0 = src[c:]
+        s1 = src[c + 1:]
+        for j in range(n):
+            x0 = s0[j]
+            x1 = s1[j]
+            acc0[j] += a0 * x0 + a1 * x1
+            acc1[j] += b0 * x0 + b1 * x1
+    elif left == 1:
+        a0 = w[r0, c]
+        b0 = w[r1, c]
+        s0 = src[c:]
+        for j in range(n):
+            x0 = s0[j]
+            acc0[j] += a0 * x0
+            acc1[j] += b0 * x0
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _fill_row(acc, w, r, kw, fv, n):
+    """Row r of `w` applied to a padded row that is all fill value."""
+    for j in range(n):
+        s = acc[j]
+        for c in range(kw):
+            s += w[r, c] * fv
+        acc[j] = s
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
 def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """Correlate `a` with `w` into output rows [i0, i1) of `out`.
 
     `fill` is a length-1 array holding the fill value; `px` the padding before
     column 0; `[jl, jr)` the output columns whose taps all read real columns.
+    Output rows are done in pairs: padded row ``i + q`` is kernel row ``q``
+    for output row ``i`` and kernel row ``q - 1`` for output row ``i + 1``.
     """
     kh, kw = w.shape
     wo = out.shape[1]
-    acc = np.empty(min(CHUNK, wo), out.dtype)
+    acc = np.empty((2, min(CHUNK, wo)), out.dtype)
     fv = fill[0]
-    for i in range(i0, i1):
+    i = i0
+    while i < i1:
+        nout = 2 if i + 1 < i1 else 1
         for j0 in range(0, wo, CHUNK):
             j1 = min(j0 + CHUNK, wo)
-            acc[: j1 - j0] = 0
+            n = j1 - j0
             ja = min(max(j0, jl), j1)
             jb = max(min(j1, jr), ja)
-            for r in range(kh):
-                p = rowmap[i + r]
-                if p < 0:
-                    for j in range(j0, j1):
-                        s = acc[j - j0]
-                        for c in range(kw):
-                            s += w[r, c] * fv
-                        acc[j - j0] = s
-                    continue
-                row = a[p]
-                if jb > ja:
-                    # Output j (acc[j - j0]) reads row[j + c - px].
-                    _taps_row(acc[ja - j0:], row[ja - px:], w, r, kw, jb - ja)
-                _border_row(acc, row, w, r, kw, colmap, fv, j0, ja, j0)
-                _border_row(acc, row, w, r, kw, colmap, fv, jb, j1, j0)
-            out[i, j0:j1] = acc[: j1 - j0]
+            acc[:, :n] = 0
+            for q in range(kh + nout - 1):
+                p = rowmap[i + q]
+                for o in range(nout):
+                    r = q - o
+                    if r < 0 or r >= kh:
+                        continue
+                    if p < 0:
+                        _fill_row(acc[o], w, r, kw, fv, n)
+                    else:
+                        row = a[p]
+                        # Output j (acc[o, j - j0]) reads row[j + c - px].
+                        if jb > ja and not (nout == 2 and 0 < q < kh):
+                            _taps_row(acc[o, ja - j0:], row[ja - px:], w, r, kw, jb - ja)
+                        _border_row(acc[o], row, w, r, kw, colmap, fv, j0, ja, j0)
+                        _border_row(acc[o], row, w, r, kw, colmap, fv, jb, j1, j0)
+                if p >= 0 and jb > ja and nout == 2 and 0 < q < kh:
+                    _taps_row2(
+                        acc[0, ja - j0:], acc[1, ja - j0:], a[p][ja - px:], w, q, q - 1, kw, jb - ja
+                    )
+            out[i, j0:j1] = acc[0, :n]
+            if nout == 2:
+                out[i + 1, j0:j1] = acc[1, :n]
+        i += nout
 
 
 @njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})

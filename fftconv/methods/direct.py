@@ -49,20 +49,20 @@ _pool_pid = None
 #: Below this many multiply-adds a call runs on one thread (thread start-up costs more).
 _MIN_PARALLEL_MADDS = 1 << 18
 
-#: Conservative constants for an uncalibrated machine (one core of a 2020s x86 CPU
-#: with AVX2): multiply-adds per second per thread, bytes per second of memory
-#: traffic for all threads together, fixed cost of a call.
+#: Constants for an uncalibrated machine, a little below what `calibrate` measured on
+#: one core of an AVX-512 AMD EPYC: multiply-adds per second per thread, bytes per
+#: second of memory traffic for all threads together, fixed cost of a call.
 DEFAULT_CONSTS = {
     "direct_madds_per_s": {
-        "float32": 8e9, "float64": 4e9, "complex64": 2e9, "complex128": 1e9,
+        "float32": 1.2e10, "float64": 8e9, "complex64": 5e9, "complex128": 3e9,
     },
     "separable_madds_per_s": {
-        "float32": 6e9, "float64": 3e9, "complex64": 1.5e9, "complex128": 0.75e9,
+        "float32": 1e10, "float64": 7e9, "complex64": 4e9, "complex128": 2e9,
     },
     "numpy_madds_per_s": {
         "float32": 5e8, "float64": 4e8, "complex64": 2e8, "complex128": 1.5e8,
     },
-    "copy_bytes_per_s": 8e9,
+    "copy_bytes_per_s": 1.5e10,
     "call_overhead_s": 2e-5,
 }
 
