@@ -43,10 +43,10 @@ def _run(a, k, mode, boundary, fillvalue=0, correlate=False, threads=2, **kw):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_matches_float64_sum(dtype, mode, boundary):
     rng = np.random.default_rng(hash((mode, boundary)) % 2**32)
-    # odd and even kernels, interior present, and a kernel wider than the image
-    cases = [((23, 37), (3, 5)), ((16, 19), (4, 6))]
+    # odd and even kernels, the unrolled 3x3 and 5x5 kernels, odd row counts
+    cases = [((23, 37), (3, 5)), ((16, 19), (4, 6)), ((19, 30), (3, 3)), ((12, 21), (5, 5))]
     if mode != "valid":
-        cases.append(((5, 7), (9, 11)))
+        cases += [((5, 7), (9, 11)), ((4, 3), (5, 5))]
     for shape, kshape in cases:
         a, k = _data(rng, shape, dtype), _data(rng, kshape, dtype)
         for corr in (False, True):
@@ -195,9 +195,10 @@ _CACHE_PROBE = textwrap.dedent("""
     fftconv.convolve(a, a[:5, :5], "same", "mirror", method="direct")
     elapsed = time.perf_counter() - t0
     k = direct.kernels()
+    disp = [f for m in (k, k.small) for f in vars(m).values() if hasattr(f, "stats")]
     print(json.dumps({"seconds": elapsed,
-                      "misses": sum(k.direct_rows.stats.cache_misses.values()),
-                      "hits": sum(k.direct_rows.stats.cache_hits.values())}))
+                      "misses": sum(sum(f.stats.cache_misses.values()) for f in disp),
+                      "hits": sum(sum(f.stats.cache_hits.values()) for f in disp)}))
 """)
 
 

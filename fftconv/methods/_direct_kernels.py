@@ -33,7 +33,7 @@ _FLAGS = {"contract"}
 CHUNK = 1024
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
 def _taps_row(acc, src, w, r, kw, n):
     """acc[j] += sum_c w[r, c] * src[j + c] for j in range(n), four taps per pass.
 
@@ -78,7 +78,7 @@ def _taps_row(acc, src, w, r, kw, n):
             acc[j] += w0 * s0[j]
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
 def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
     """The border outputs [ja, jb): each tap's column through `colmap`."""
     for j in range(ja, jb):
@@ -89,7 +89,7 @@ def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
         acc[j - base] = s
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
 def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
     """`_taps_row` for two output rows at once: rows r0 and r1 of `w` applied to the
     same image row, each image sample loaded once for both."""
@@ -154,7 +154,7 @@ def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
             acc1[j] += b0 * x0
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
 def _fill_row(acc, w, r, kw, fv, n):
     """Row r of `w` applied to a padded row that is all fill value."""
     for j in range(n):
@@ -185,7 +185,11 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
             n = j1 - j0
             ja = min(max(j0, jl), j1)
             jb = max(min(j1, jr), ja)
-            acc[:, :n] = 0
+            acc0 = acc[0]
+            acc1 = acc[1]
+            for j in range(n):  # explicit loops: numba's slice assignment is slow
+                acc0[j] = 0
+                acc1[j] = 0
             for q in range(kh + nout - 1):
                 p = rowmap[i + q]
                 for o in range(nout):
@@ -205,9 +209,13 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                     _taps_row2(
                         acc[0, ja - j0:], acc[1, ja - j0:], a[p][ja - px:], w, q, q - 1, kw, jb - ja
                     )
-            out[i, j0:j1] = acc[0, :n]
+            dst = out[i][j0:]
+            for j in range(n):
+                dst[j] = acc0[j]
             if nout == 2:
-                out[i + 1, j0:j1] = acc[1, :n]
+                dst = out[i + 1][j0:]
+                for j in range(n):
+                    dst[j] = acc1[j]
         i += nout
 
 
@@ -238,9 +246,11 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
     fv = fill[0]
     bad = False
     for i in range(i0, i1):
-        acc[:] = 0
+        for j in range(wo):  # explicit loops: numba's slice assignment is slow
+            acc[j] = 0
         for f in range(rank):
-            v[:] = 0
+            for x in range(w):
+                v[x] = 0
             vfill = fv - fv
             for r in range(kh):
                 cr = cols[f, r]
@@ -253,14 +263,20 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                     row = a[p]
                     for x in range(w):
                         v[x] += cr * row[x]
-            rw[0, :] = rows[f, :]
+            for c in range(kw):
+                rw[0, c] = rows[f, c]
             ja = min(max(0, jl), wo)
             jb = max(min(wo, jr), ja)
             if jb > ja:
                 _taps_row(acc[ja:], v[ja - px:], rw, 0, kw, jb - ja)
             _border_row(acc, v, rw, 0, kw, colmap, vfill, 0, ja, 0)
             _border_row(acc, v, rw, 0, kw, colmap, vfill, jb, wo, 0)
-        out[i, :] = acc
+        dst = out[i]
+        for j in range(wo):
+            dst[j] = acc[j]
         if _nonfinite(acc, wo):
             bad = True
     return bad
+
+
+from . import _direct_small as small  # noqa: E402  (it imports the kernels above)

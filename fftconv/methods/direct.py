@@ -263,7 +263,8 @@ def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> list:
 def _direct_task(geo: Geometry, img, ker, dst, fill, i0, i1):
     kern = kernels()
     w = np.ascontiguousarray(ker[::-1, ::-1])  # convolution -> correlation form
-    return lambda: kern.direct_rows(
+    rows = kern.small.ROWS.get(w.shape, kern.direct_rows)
+    return lambda: rows(
         img, w, dst, geo.rowmap, geo.colmap, fill, geo.px, geo.jl, geo.jr, i0, i1
     )
 
