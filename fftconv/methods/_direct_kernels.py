@@ -253,8 +253,24 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                 v[x] = 0
             vfill = fv - fv
             for r in range(kh):
+                vfill += cols[f, r] * fv
+            r = 0
+            while r < kh:
+                if r + 4 <= kh and min(rowmap[i + r:i + r + 4]) >= 0:
+                    # four image rows per pass over v
+                    c0 = cols[f, r]
+                    c1 = cols[f, r + 1]
+                    c2 = cols[f, r + 2]
+                    c3 = cols[f, r + 3]
+                    row0 = a[rowmap[i + r]]
+                    row1 = a[rowmap[i + r + 1]]
+                    row2 = a[rowmap[i + r + 2]]
+                    row3 = a[rowmap[i + r + 3]]
+                    for x in range(w):
+                        v[x] += c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
+                    r += 4
+                    continue
                 cr = cols[f, r]
-                vfill += cr * fv
                 p = rowmap[i + r]
                 if p < 0:
                     for x in range(w):
@@ -263,6 +279,7 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                     row = a[p]
                     for x in range(w):
                         v[x] += cr * row[x]
+                r += 1
             for c in range(kw):
                 rw[0, c] = rows[f, c]
             ja = min(max(0, jl), wo)
