@@ -33,13 +33,13 @@ _FLAGS = {"contract"}
 CHUNK = 1024
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
 def _taps_row(acc, src, w, r, kw, n):
     """acc[j] += sum_c w[r, c] * src[j + c] for j in range(n), four taps per pass.
 
-    Indices start at 0 and the shifted rows are separate views, so every index
-    is provably non-negative: numba then emits no wraparound test and LLVM
-    vectorises the loops.
+    Indices start at 0 (one view per group of taps, constant offsets inside it),
+    so every index is provably non-negative: numba then emits no wraparound
+    test, and LLVM, with few arrays to check for overlap, vectorises the loops.
     """
     c = 0
     while c + 4 <= kw:
@@ -47,35 +47,29 @@ def _taps_row(acc, src, w, r, kw, n):
         w1 = w[r, c + 1]
         w2 = w[r, c + 2]
         w3 = w[r, c + 3]
-        s0 = src[c:]
-        s1 = src[c + 1:]
-        s2 = src[c + 2:]
-        s3 = src[c + 3:]
+        s = src[c:]
         for j in range(n):
-            acc[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j]
+            acc[j] += w0 * s[j] + w1 * s[j + 1] + w2 * s[j + 2] + w3 * s[j + 3]
         c += 4
     left = kw - c
     if left == 3:
         w0 = w[r, c]
         w1 = w[r, c + 1]
         w2 = w[r, c + 2]
-        s0 = src[c:]
-        s1 = src[c + 1:]
-        s2 = src[c + 2:]
+        s = src[c:]
         for j in range(n):
-            acc[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
+            acc[j] += w0 * s[j] + w1 * s[j + 1] + w2 * s[j + 2]
     elif left == 2:
         w0 = w[r, c]
         w1 = w[r, c + 1]
-        s0 = src[c:]
-        s1 = src[c + 1:]
+        s = src[c:]
         for j in range(n):
-            acc[j] += w0 * s0[j] + w1 * s1[j]
+            acc[j] += w0 * s[j] + w1 * s[j + 1]
     elif left == 1:
         w0 = w[r, c]
-        s0 = src[c:]
+        s = src[c:]
         for j in range(n):
-            acc[j] += w0 * s0[j]
+            acc[j] += w0 * s[j]
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
@@ -89,7 +83,7 @@ def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
         acc[j - base] = s
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
 def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
     """`_taps_row` for two output rows at once: rows r0 and r1 of `w` applied to the
     same image row, each image sample loaded once for both."""
@@ -103,15 +97,12 @@ def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
         b1 = w[r1, c + 1]
         b2 = w[r1, c + 2]
         b3 = w[r1, c + 3]
-        s0 = src[c:]
-        s1 = src[c + 1:]
-        s2 = src[c + 2:]
-        s3 = src[c + 3:]
+        s = src[c:]
         for j in range(n):
-            x0 = s0[j]
-            x1 = s1[j]
-            x2 = s2[j]
-            x3 = s3[j]
+            x0 = s[j]
+            x1 = s[j + 1]
+            x2 = s[j + 2]
+            x3 = s[j + 3]
             acc0[j] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
             acc1[j] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
         c += 4
@@ -123,13 +114,11 @@ def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
         b0 = w[r1, c]
         b1 = w[r1, c + 1]
         b2 = w[r1, c + 2]
-        s0 = src[c:]
-        s1 = src[c + 1:]
-        s2 = src[c + 2:]
+        s = src[c:]
         for j in range(n):
-            x0 = s0[j]
-            x1 = s1[j]
-            x2 = s2[j]
+            x0 = s[j]
+            x1 = s[j + 1]
+            x2 = s[j + 2]
             acc0[j] += a0 * x0 + a1 * x1 + a2 * x2
             acc1[j] += b0 * x0 + b1 * x1 + b2 * x2
     elif left == 2:
@@ -137,19 +126,18 @@ def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
         a1 = w[r0, c + 1]
         b0 = w[r1, c]
         b1 = w[r1, c + 1]
-        s0 = src[c:]
-        s1 = src[c + 1:]
+        s = src[c:]
         for j in range(n):
-            x0 = s0[j]
-            x1 = s1[j]
+            x0 = s[j]
+            x1 = s[j + 1]
             acc0[j] += a0 * x0 + a1 * x1
             acc1[j] += b0 * x0 + b1 * x1
     elif left == 1:
         a0 = w[r0, c]
         b0 = w[r1, c]
-        s0 = src[c:]
+        s = src[c:]
         for j in range(n):
-            x0 = s0[j]
+            x0 = s[j]
             acc0[j] += a0 * x0
             acc1[j] += b0 * x0
 
@@ -175,7 +163,9 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """
     kh, kw = w.shape
     wo = out.shape[1]
-    acc = np.empty((2, min(CHUNK, wo)), out.dtype)
+    # rows 4 KiB + 64 B apart: stores to one and loads from the other must not
+    # share their low 12 address bits (4K aliasing stalls the loads)
+    acc = np.empty((2, min(CHUNK, wo) + 64 // out.itemsize), out.dtype)
     fv = fill[0]
     i = i0
     while i < i1:
