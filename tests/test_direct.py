@@ -218,3 +218,31 @@ def test_compiled_code_is_cached_on_disk(tmp_path):
     assert runs[1]["misses"] == 0 and runs[1]["hits"] >= 1
     # the whole one-off call, imports included, within the bound docs/readme/direct.md states
     assert runs[1]["seconds"] < 5.0
+
+
+_NO_CACHE_DIR_PROBE = textwrap.dedent("""
+    import numba
+    from numba.core import caching
+    # as if the package directory and the user cache were not writable
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    user = (getattr(caching, "UserProvidedCacheLocator", None)
+            or caching._UserProvidedCacheLocator)
+    impl._locator_classes = [user]
+    numba.config.CACHE_DIR = ""
+    from fftconv.methods import direct
+    assert direct.kernels() is not None
+    print(numba.config.CACHE_DIR)
+""")
+
+
+def test_cache_falls_back_to_a_temporary_directory():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    res = subprocess.run([sys.executable, "-c", _NO_CACHE_DIR_PROBE], env=env, check=True,
+                         capture_output=True, text=True, timeout=120)
+    assert "fftconv-numba-cache" in res.stdout
+
+
+def test_precompile_reports_availability(monkeypatch):
+    assert direct.precompile(["float32"]) is True
+    monkeypatch.setattr(direct, "USE_NUMBA", False)
+    assert direct.precompile(["float32"]) is False

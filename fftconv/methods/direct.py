@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,13 +76,57 @@ def kernels():
     if not _kernels_tried:
         with _lock:
             if not _kernels_tried:
-                try:
-                    from . import _direct_kernels
-                except ImportError:
-                    _direct_kernels = None
-                _kernels_module = _direct_kernels
+                _kernels_module = _import_kernels()
                 _kernels_tried = True
     return _kernels_module
+
+
+def _import_kernels():
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        from . import _direct_kernels
+    except RuntimeError as exc:
+        # numba found no writable cache directory (package directory, user cache,
+        # NUMBA_CACHE_DIR): cache in a temporary directory instead.
+        if "cannot cache" not in str(exc):
+            raise
+        numba.config.CACHE_DIR = os.path.join(
+            tempfile.gettempdir(), f"fftconv-numba-cache-{os.getuid()}"
+        )
+        from . import _direct_kernels
+    return _direct_kernels
+
+
+def precompile(dtypes=("float32", "float64", "complex64", "complex128")) -> bool:
+    """Compile every compiled kernel for `dtypes` into numba's on-disk cache.
+
+    Compiling takes a few seconds per dtype, once per machine; afterwards a fresh
+    process loads the machine code in well under a second.  Returns False when
+    numba is not installed.
+
+    Examples
+    --------
+    >>> precompile(["float64"]) in (True, False)
+    True
+    """
+    if kernels() is None:
+        return False
+    from .._problem import make_problem
+    from .separable import convolve_separable
+
+    rng = np.random.default_rng(0)
+    for name in dtypes:
+        img = rng.random((12, 12)).astype(name)
+        for kshape in ((3, 3), (5, 5), (4, 2)):
+            p, a, k = make_problem(img, np.ones(kshape, name), "same", "fill", 0, None, None,
+                                   False)
+            out = np.empty(p.out_shape, p.dtype)
+            convolve_direct(p, a, k, out)
+            convolve_separable(p, a, k, out)
+    return True
 
 
 def compiled_available(problem: Problem) -> bool:
