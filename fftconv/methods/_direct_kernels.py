@@ -28,48 +28,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._direct_taps import taps_row as _taps_row
+from ._direct_taps import taps_row2 as _taps_row2
+
 _FLAGS = {"contract"}
 #: Output columns accumulated at once: the accumulator stays in L1 cache.
 CHUNK = 1024
-
-
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
-def _taps_row(acc, src, w, r, kw, n):
-    """acc[j] += sum_c w[r, c] * src[j + c] for j in range(n), four taps per pass.
-
-    Indices start at 0 (one view per group of taps, constant offsets inside it),
-    so every index is provably non-negative: numba then emits no wraparound
-    test, and LLVM, with few arrays to check for overlap, vectorises the loops.
-    """
-    c = 0
-    while c + 4 <= kw:
-        w0 = w[r, c]
-        w1 = w[r, c + 1]
-        w2 = w[r, c + 2]
-        w3 = w[r, c + 3]
-        s = src[c:]
-        for j in range(n):
-            acc[j] += w0 * s[j] + w1 * s[j + 1] + w2 * s[j + 2] + w3 * s[j + 3]
-        c += 4
-    left = kw - c
-    if left == 3:
-        w0 = w[r, c]
-        w1 = w[r, c + 1]
-        w2 = w[r, c + 2]
-        s = src[c:]
-        for j in range(n):
-            acc[j] += w0 * s[j] + w1 * s[j + 1] + w2 * s[j + 2]
-    elif left == 2:
-        w0 = w[r, c]
-        w1 = w[r, c + 1]
-        s = src[c:]
-        for j in range(n):
-            acc[j] += w0 * s[j] + w1 * s[j + 1]
-    elif left == 1:
-        w0 = w[r, c]
-        s = src[c:]
-        for j in range(n):
-            acc[j] += w0 * s[j]
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
@@ -81,65 +45,6 @@ def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
             q = colmap[j + c]
             s += w[r, c] * (row[q] if q >= 0 else fill)
         acc[j - base] = s
-
-
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
-def _taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
-    """`_taps_row` for two output rows at once: rows r0 and r1 of `w` applied to the
-    same image row, each image sample loaded once for both."""
-    c = 0
-    while c + 4 <= kw:
-        a0 = w[r0, c]
-        a1 = w[r0, c + 1]
-        a2 = w[r0, c + 2]
-        a3 = w[r0, c + 3]
-        b0 = w[r1, c]
-        b1 = w[r1, c + 1]
-        b2 = w[r1, c + 2]
-        b3 = w[r1, c + 3]
-        s = src[c:]
-        for j in range(n):
-            x0 = s[j]
-            x1 = s[j + 1]
-            x2 = s[j + 2]
-            x3 = s[j + 3]
-            acc0[j] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-            acc1[j] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
-        c += 4
-    left = kw - c
-    if left == 3:
-        a0 = w[r0, c]
-        a1 = w[r0, c + 1]
-        a2 = w[r0, c + 2]
-        b0 = w[r1, c]
-        b1 = w[r1, c + 1]
-        b2 = w[r1, c + 2]
-        s = src[c:]
-        for j in range(n):
-            x0 = s[j]
-            x1 = s[j + 1]
-            x2 = s[j + 2]
-            acc0[j] += a0 * x0 + a1 * x1 + a2 * x2
-            acc1[j] += b0 * x0 + b1 * x1 + b2 * x2
-    elif left == 2:
-        a0 = w[r0, c]
-        a1 = w[r0, c + 1]
-        b0 = w[r1, c]
-        b1 = w[r1, c + 1]
-        s = src[c:]
-        for j in range(n):
-            x0 = s[j]
-            x1 = s[j + 1]
-            acc0[j] += a0 * x0 + a1 * x1
-            acc1[j] += b0 * x0 + b1 * x1
-    elif left == 1:
-        a0 = w[r0, c]
-        b0 = w[r1, c]
-        s = src[c:]
-        for j in range(n):
-            x0 = s[j]
-            acc0[j] += a0 * x0
-            acc1[j] += b0 * x0
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
