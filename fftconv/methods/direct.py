@@ -259,13 +259,33 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def run_bands(tasks, threads: int) -> list:
-    """Run the zero-argument callables `tasks` on `threads` threads; their results in order."""
+    """Run the zero-argument callables `tasks` on `threads` threads; their results in order.
+
+    The caller's thread and ``threads - 1`` pool threads take the next task
+    until none is left, so a thread that the OS delays costs one small band,
+    not a fixed share of the work.
+    """
     if threads <= 1 or len(tasks) <= 1:
         return [t() for t in tasks]
-    pool = _pool(min(threads, len(tasks)))
-    futures = [pool.submit(t) for t in tasks[1:]]
-    first = tasks[0]()
-    return [first] + [f.result() for f in futures]
+    results = [None] * len(tasks)
+    order = iter(range(len(tasks)))
+    take = threading.Lock()
+
+    def worker():
+        while True:
+            with take:
+                i = next(order, None)
+            if i is None:
+                return
+            results[i] = tasks[i]()
+
+    helpers = min(threads, len(tasks)) - 1
+    pool = _pool(helpers + 1)
+    futures = [pool.submit(worker) for _ in range(helpers)]
+    worker()
+    for f in futures:
+        f.result()
+    return results
 
 
 def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> list:
@@ -282,8 +302,9 @@ def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> list:
     ho, wo = geo.out
     madds = ho * wo * math.prod(geo.kshape) * len(items)
     threads = max(1, min(threads, madds // _MIN_PARALLEL_MADDS))
-    bands_per_image = max(1, -(-threads // len(items)))
-    bands_per_image = min(bands_per_image, ho)
+    # A few bands per thread (each of at least 16 rows) balance a shared machine.
+    bands = 1 if threads == 1 else 4 * threads
+    bands_per_image = max(1, min(-(-bands // len(items)), ho // 16))
     tasks, copies, cache = [], [], {}
     for ai, a2, k2, o2 in items:
         img = cache.get(ai)
