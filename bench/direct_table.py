@@ -56,8 +56,13 @@ CV2_BORDER = {
     "mirror": "BORDER_REFLECT_101",
     "nearest": "BORDER_REPLICATE",
 }
-NDI_MODE = {"fill": "constant", "wrap": "wrap", "symmetric": "reflect", "mirror": "mirror",
-            "nearest": "nearest"}
+NDI_MODE = {
+    "fill": "constant",
+    "wrap": "wrap",
+    "symmetric": "reflect",
+    "mirror": "mirror",
+    "nearest": "nearest",
+}
 SIG_BOUNDARY = {"fill": "fill", "wrap": "wrap", "symmetric": "symm"}
 BOUNDARIES = tuple(CV2_BORDER)
 
@@ -125,22 +130,27 @@ def rows(args):
         for boundary in args.boundaries:
             for name, (k2, factors) in ks.items():
                 k = k2.astype(dtype)
-                p, a, kk = make_problem(img, k, "same", boundary, 0, None, None, False)
+                p, _, kk = make_problem(img, k, "same", boundary, 0, None, None, False)
                 chosen = api._choose_method(p, kk, args.threads)[0]
-                fns = {"fftconv": lambda k=k, b=boundary: fftconv.convolve(
-                    img, k, "same", b, threads=args.threads)}
+                fns = {
+                    "fftconv": lambda k=k, b=boundary, img=img: fftconv.convolve(
+                        img, k, "same", b, threads=args.threads
+                    )
+                }
                 ours = fns["fftconv"]()
                 notes = []
                 pre = np.empty_like(img)
-                fns["fftconv out="] = lambda k=k, b=boundary, o=pre: fftconv.convolve(
-                    img, k, "same", b, out=o, threads=args.threads)
+                fns["fftconv out="] = lambda k=k, b=boundary, o=pre, img=img: fftconv.convolve(
+                    img, k, "same", b, out=o, threads=args.threads
+                )
                 flipped = np.ascontiguousarray(k[::-1, ::-1])
                 border = getattr(cv2, CV2_BORDER[boundary]) if cv2 is not None else None
                 if cv2 is not None:
                     try:
                         ref = cv2.filter2D(img, -1, flipped, borderType=border)
-                        fns["cv2.filter2D"] = lambda f=flipped, b=border: cv2.filter2D(
-                            img, -1, f, borderType=b)
+                        fns["cv2.filter2D"] = lambda f=flipped, b=border, img=img: cv2.filter2D(
+                            img, -1, f, borderType=b
+                        )
                     except cv2.error:
                         ref = None  # filter2D has no BORDER_WRAP
                     if ref is not None and not agrees(ours, ref, dtype):
@@ -153,26 +163,43 @@ def rows(args):
                         row = factors[1][::-1].astype(dtype)
                         try:
                             ref = cv2.sepFilter2D(img, -1, row, col, borderType=border)
-                            fns["cv2.sepFilter2D"] = lambda r=row, c=col, b=border: (
-                                cv2.sepFilter2D(img, -1, r, c, borderType=b))
+                            fns["cv2.sepFilter2D"] = lambda r=row, c=col, b=border, img=img: (
+                                cv2.sepFilter2D(img, -1, r, c, borderType=b)
+                            )
                             if not agrees(ours, ref, dtype):
                                 del fns["cv2.sepFilter2D"]
                                 notes.append("sepFilter2D result differs")
                         except cv2.error:
                             pass
                 if not args.no_ndimage and k.size <= args.ndimage_max:
-                    fns["ndimage"] = lambda k=k, m=NDI_MODE[boundary]: ndi.convolve(
-                        img, k, mode=m)
+                    fns["ndimage"] = lambda k=k, m=NDI_MODE[boundary], img=img: ndi.convolve(
+                        img, k, mode=m
+                    )
                 if boundary in SIG_BOUNDARY and k.size <= args.convolve2d_max:
-                    fns["convolve2d"] = lambda k=k, b=SIG_BOUNDARY[boundary]: sig.convolve2d(
-                        img, k, "same", b)
-                fns["copy floor"] = lambda: np.copyto(floor_dst, img)
+                    fns["convolve2d"] = lambda k=k, b=SIG_BOUNDARY[boundary], img=img: (
+                        sig.convolve2d(img, k, "same", b)
+                    )
+                fns["copy floor"] = lambda d=floor_dst, img=img: np.copyto(d, img)
                 med = measure(fns, args.repeat, args.slow)
-                yield dict(dtype=np.dtype(dtype).name, boundary=boundary, kernel=name,
-                           method=chosen, notes="; ".join(notes), **med)
+                yield dict(
+                    dtype=np.dtype(dtype).name,
+                    boundary=boundary,
+                    kernel=name,
+                    method=chosen,
+                    notes="; ".join(notes),
+                    **med,
+                )
 
 
-COLUMNS = ["fftconv", "fftconv out=", "cv2.filter2D", "cv2.sepFilter2D", "ndimage", "convolve2d", "copy floor"]
+COLUMNS = [
+    "fftconv",
+    "fftconv out=",
+    "cv2.filter2D",
+    "cv2.sepFilter2D",
+    "ndimage",
+    "convolve2d",
+    "copy floor",
+]
 
 
 def main(argv=None):
@@ -182,19 +209,24 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--dtypes", type=lambda s: s.split(","), default=["float32", "float64"])
     ap.add_argument("--boundaries", type=lambda s: s.split(","), default=list(BOUNDARIES))
-    ap.add_argument("--kernels", type=lambda s: s.split(","),
-                    default=["3", "5", "7", "11", "gauss31", "box15"])
+    ap.add_argument(
+        "--kernels", type=lambda s: s.split(","), default=["3", "5", "7", "11", "gauss31", "box15"]
+    )
     ap.add_argument("--slow", type=float, default=0.5)
     ap.add_argument("--convolve2d-max", type=int, default=25)
     ap.add_argument("--ndimage-max", type=int, default=121)
     ap.add_argument("--no-ndimage", action="store_true")
     args = ap.parse_args(argv)
-    print(f"# {args.size}x{args.size}, mode 'same', threads={args.threads}, "
-          f"median of {args.repeat} interleaved runs; {platform.processor() or platform.machine()}"
-          f", {os.cpu_count()} CPUs; numpy {np.__version__}, "
-          f"OpenCV {cv2.__version__ if cv2 else 'absent'}; python {sys.version.split()[0]}")
-    print("# times in ms; 'vs cv2' = fftconv / best OpenCV (below 1: fftconv faster); "
-          "'vs floor' = fftconv with out= / copy floor (both write into a preallocated array)")
+    print(
+        f"# {args.size}x{args.size}, mode 'same', threads={args.threads}, "
+        f"median of {args.repeat} interleaved runs; {platform.processor() or platform.machine()}"
+        f", {os.cpu_count()} CPUs; numpy {np.__version__}, "
+        f"OpenCV {cv2.__version__ if cv2 else 'absent'}; python {sys.version.split()[0]}"
+    )
+    print(
+        "# times in ms; 'vs cv2' = fftconv / best OpenCV (below 1: fftconv faster); "
+        "'vs floor' = fftconv with out= / copy floor (both write into a preallocated array)"
+    )
     head = ["dtype", "boundary", "kernel", "method"] + COLUMNS + ["vs cv2", "vs floor", "notes"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))

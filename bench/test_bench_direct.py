@@ -68,8 +68,7 @@ def test_cv2(benchmark, image, kernel):
         benchmark(cv2.filter2D, image, -1, flipped, dst=dst, borderType=cv2.BORDER_REFLECT_101)
     else:
         col, row = (f[::-1].astype(image.dtype) for f in factors)
-        benchmark(cv2.sepFilter2D, image, -1, row, col, dst=dst,
-                  borderType=cv2.BORDER_REFLECT_101)
+        benchmark(cv2.sepFilter2D, image, -1, row, col, dst=dst, borderType=cv2.BORDER_REFLECT_101)
 
 
 @pytest.mark.parametrize("kernel", ["3", "5"])

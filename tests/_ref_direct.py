@@ -23,8 +23,11 @@ def reference(a, k, mode, boundary, fillvalue=0, correlate=False):
     """N-d convolution (or correlate2d-style correlation) of `a` with `k` by direct sum."""
     a = np.asarray(a)
     k = np.asarray(k)
-    work = np.complex128 if (a.dtype.kind == "c" or k.dtype.kind == "c"
-                             or isinstance(fillvalue, complex)) else np.float64
+    work = (
+        np.complex128
+        if (a.dtype.kind == "c" or k.dtype.kind == "c" or isinstance(fillvalue, complex))
+        else np.float64
+    )
     a = a.astype(work)
     k = k.astype(work)
     if correlate:

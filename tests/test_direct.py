@@ -9,14 +9,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from _ref_direct import assert_close, reference
 
 import fftconv
 from fftconv._problem import make_problem
 from fftconv.methods import direct
 from fftconv.methods.direct import calibrate, convolve_direct, direct_cost
-
-from _ref_direct import assert_close, reference
-
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 MODES = ["full", "same", "valid"]
@@ -31,8 +29,9 @@ def _data(rng, shape, dtype):
 
 
 def _run(a, k, mode, boundary, fillvalue=0, correlate=False, threads=2, **kw):
-    p, aa, kk = make_problem(a, k, mode, boundary, fillvalue, kw.get("axes"),
-                             kw.get("channel_axis"), correlate)
+    p, aa, kk = make_problem(
+        a, k, mode, boundary, fillvalue, kw.get("axes"), kw.get("channel_axis"), correlate
+    )
     out = np.empty(p.out_shape, p.dtype)
     convolve_direct(p, aa, kk, out, threads)
     return out
@@ -82,20 +81,21 @@ def test_batched_channels_and_axes():
     shared = _data(rng, (5, 3), np.float32)
     got = fftconv.correlate(img, shared, "valid", channel_axis=1, method="direct")
     for c in range(3):
-        assert_close(got[:, c], reference(img[:, c], shared, "valid", "fill", 0, True),
-                     np.float32)
+        assert_close(got[:, c], reference(img[:, c], shared, "valid", "fill", 0, True), np.float32)
 
 
 def test_mixed_dtypes_and_1d_and_3d():
     rng = np.random.default_rng(4)
     a = rng.integers(-5, 5, (17, 13))
     k = rng.standard_normal((3, 3)).astype(np.float32)
-    assert_close(fftconv.convolve(a, k, "same", "nearest", method="direct"),
-                 reference(a, k, "same", "nearest"), np.float64)
+    assert_close(
+        fftconv.convolve(a, k, "same", "nearest", method="direct"),
+        reference(a, k, "same", "nearest"),
+        np.float64,
+    )
     a1, k1 = rng.standard_normal(50), rng.standard_normal(6)
     for b in BOUNDARIES:
-        assert_close(_run(a1, k1, "full", b, -1.0), reference(a1, k1, "full", b, -1.0),
-                     np.float64)
+        assert_close(_run(a1, k1, "full", b, -1.0), reference(a1, k1, "full", b, -1.0), np.float64)
     a3, k3 = rng.standard_normal((6, 7, 8)), rng.standard_normal((2, 3, 2))
     assert_close(_run(a3, k3, "same", "wrap"), reference(a3, k3, "same", "wrap"), np.float64)
 
@@ -122,8 +122,9 @@ def test_non_finite_propagates_as_the_sum_does():
     kinf = k.copy()
     kinf[0, 0] = np.inf
     ones = np.ones((9, 9))
-    assert_close(_run(ones, kinf, "full", "fill"), reference(ones, kinf, "full", "fill"),
-                 np.float64)
+    assert_close(
+        _run(ones, kinf, "full", "fill"), reference(ones, kinf, "full", "fill"), np.float64
+    )
 
 
 def test_input_not_modified():
@@ -149,8 +150,11 @@ def test_numpy_fallback_without_numba(monkeypatch):
     # auto and the separable method still work
     g = np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0])
     for m in ("auto", "separable", "lowrank"):
-        assert_close(fftconv.convolve(a, g, "same", "mirror", method=m),
-                     reference(a, g, "same", "mirror"), np.float64)
+        assert_close(
+            fftconv.convolve(a, g, "same", "mirror", method=m),
+            reference(a, g, "same", "mirror"),
+            np.float64,
+        )
 
 
 def test_import_error_means_no_compiled_engine(monkeypatch):
@@ -158,15 +162,20 @@ def test_import_error_means_no_compiled_engine(monkeypatch):
     monkeypatch.setattr(direct, "_kernels_module", None)
     assert direct.kernels() is None
     a = np.arange(12.0).reshape(3, 4)
-    assert_close(fftconv.convolve(a, np.ones((2, 2)), method="direct"),
-                 reference(a, np.ones((2, 2)), "full", "fill"), np.float64)
+    assert_close(
+        fftconv.convolve(a, np.ones((2, 2)), method="direct"),
+        reference(a, np.ones((2, 2)), "full", "fill"),
+        np.float64,
+    )
 
 
 def test_cost_helpers():
-    p_small, _, _ = make_problem(np.zeros((64, 64), np.float32), np.ones((3, 3)), "same",
-                                 "fill", 0, None, None, False)
-    p_big, _, _ = make_problem(np.zeros((1024, 1024), np.float32), np.ones((9, 9)), "same",
-                               "fill", 0, None, None, False)
+    p_small, _, _ = make_problem(
+        np.zeros((64, 64), np.float32), np.ones((3, 3)), "same", "fill", 0, None, None, False
+    )
+    p_big, _, _ = make_problem(
+        np.zeros((1024, 1024), np.float32), np.ones((9, 9)), "same", "fill", 0, None, None, False
+    )
     s_small, _ = direct_cost(p_small)
     s_big, peak = direct_cost(p_big)
     assert 0 < s_small < s_big
@@ -210,8 +219,14 @@ def test_compiled_code_is_cached_on_disk(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     runs = []
     for _ in range(2):
-        res = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, check=True,
-                             capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-c", _CACHE_PROBE],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
     assert runs[0]["misses"] >= 1  # compiled into an empty cache directory
     assert any(tmp_path.rglob("*.nbi"))
@@ -237,8 +252,14 @@ _NO_CACHE_DIR_PROBE = textwrap.dedent("""
 
 def test_cache_falls_back_to_a_temporary_directory():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    res = subprocess.run([sys.executable, "-c", _NO_CACHE_DIR_PROBE], env=env, check=True,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", _NO_CACHE_DIR_PROBE],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "fftconv-numba-cache" in res.stdout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _ref_direct import assert_close, reference
 
 import fftconv
 from fftconv import api
@@ -15,8 +16,6 @@ from fftconv.methods.separable import (
     separable_cost,
     tolerance,
 )
-
-from _ref_direct import assert_close, reference
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 MODES = ["full", "same", "valid"]
@@ -48,8 +47,14 @@ def _rebuild(factors):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "kernel",
-    [SOBEL, SOBEL.T, SCHARR, np.ones((15, 15)) / 225, np.outer(_gauss(31, 5), _gauss(31, 5)),
-     np.outer(_gauss(7, 1), _gauss(5, 2))],
+    [
+        SOBEL,
+        SOBEL.T,
+        SCHARR,
+        np.ones((15, 15)) / 225,
+        np.outer(_gauss(31, 5), _gauss(31, 5)),
+        np.outer(_gauss(7, 1), _gauss(5, 2)),
+    ],
     ids=["sobel", "sobel_t", "scharr", "box15", "gauss31", "gauss7x5"],
 )
 def test_common_kernels_are_rank_one(kernel, dtype):
@@ -60,7 +65,7 @@ def test_common_kernels_are_rank_one(kernel, dtype):
 
 
 def test_integer_kernels_factor_exactly():
-    (col, row), = kernel_factors(SCHARR, np.float64)
+    ((col, row),) = kernel_factors(SCHARR, np.float64)
     np.testing.assert_array_equal(np.outer(col, row), SCHARR)
 
 
@@ -76,7 +81,7 @@ def test_almost_separable_is_not_separable(dtype):
         assert len(factors) != 1
         if factors:  # a rank-2 split must still be exact
             assert np.max(np.abs(_rebuild(factors) - k)) <= tolerance(k, dtype)
-    noisy = (g + 1e3 * eps * g.max() * np.random.default_rng(0).standard_normal(g.shape))
+    noisy = g + 1e3 * eps * g.max() * np.random.default_rng(0).standard_normal(g.shape)
     assert kernel_factors(noisy.astype(dtype), dtype) == []
 
 
@@ -160,20 +165,25 @@ def test_auto_picks_separable_and_lowrank():
     rng = np.random.default_rng(5)
     a = rng.random((512, 512)).astype(np.float32)
     gauss = np.outer(_gauss(31, 5), _gauss(31, 5))
-    p, aa, kk = make_problem(a, gauss, "same", "mirror", 0, None, None, False)
+    p, _, kk = make_problem(a, gauss, "same", "mirror", 0, None, None, False)
     assert api._choose_method(p, kk, 2)[0] == "separable"
     low = _sep(rng, 21, 21, np.float64, rank=2)
-    p, aa, kk = make_problem(a, low, "same", "mirror", 0, None, None, False)
+    p, _, kk = make_problem(a, low, "same", "mirror", 0, None, None, False)
     assert api._choose_method(p, kk, 2)[0] == "lowrank"
-    assert_close(fftconv.convolve(a[:64, :64], low, "same", "mirror"),
-                 reference(a[:64, :64], low, "same", "mirror"), np.float64)
+    assert_close(
+        fftconv.convolve(a[:64, :64], low, "same", "mirror"),
+        reference(a[:64, :64], low, "same", "mirror"),
+        np.float64,
+    )
 
 
 def test_separable_cost_scales_with_rank():
-    p, _, _ = make_problem(np.zeros((256, 256)), np.ones((15, 15)), "same", "fill", 0,
-                           None, None, False)
+    p, _, _ = make_problem(
+        np.zeros((256, 256)), np.ones((15, 15)), "same", "fill", 0, None, None, False
+    )
     one, peak = separable_cost(p, 1)
     assert 0 < one < separable_cost(p, 3)[0] and peak > 0
-    p3, _, _ = make_problem(np.zeros((8, 8, 8)), np.ones((3, 3, 3)), "same", "fill", 0,
-                            None, None, False)
+    p3, _, _ = make_problem(
+        np.zeros((8, 8, 8)), np.ones((3, 3, 3)), "same", "fill", 0, None, None, False
+    )
     assert separable_cost(p3, 1)[0] == np.inf

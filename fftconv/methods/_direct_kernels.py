@@ -97,12 +97,19 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                         row = a[p]
                         # Output j (acc[o, j - j0]) reads row[j + c - px].
                         if jb > ja and not (nout == 2 and 0 < q < kh):
-                            _taps_row(acc[o, ja - j0:], row[ja - px:], w, r, kw, jb - ja)
+                            _taps_row(acc[o, ja - j0 :], row[ja - px :], w, r, kw, jb - ja)
                         _border_row(acc[o], row, w, r, kw, colmap, fv, j0, ja, j0)
                         _border_row(acc[o], row, w, r, kw, colmap, fv, jb, j1, j0)
                 if p >= 0 and jb > ja and nout == 2 and 0 < q < kh:
                     _taps_row2(
-                        acc[0, ja - j0:], acc[1, ja - j0:], a[p][ja - px:], w, q, q - 1, kw, jb - ja
+                        acc[0, ja - j0 :],
+                        acc[1, ja - j0 :],
+                        a[p][ja - px :],
+                        w,
+                        q,
+                        q - 1,
+                        kw,
+                        jb - ja,
                     )
             dst = out[i][j0:]
             for j in range(n):
@@ -120,7 +127,7 @@ def _nonfinite(x, n):
     s = x[0] - x[0]
     for j in range(n):
         s += x[j] - x[j]
-    return s != s
+    return s != 0
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS)
@@ -151,7 +158,7 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                 vfill += cols[f, r] * fv
             r = 0
             while r < kh:
-                if r + 4 <= kh and min(rowmap[i + r:i + r + 4]) >= 0:
+                if r + 4 <= kh and min(rowmap[i + r : i + r + 4]) >= 0:
                     # four image rows per pass over v
                     c0 = cols[f, r]
                     c1 = cols[f, r + 1]
@@ -180,7 +187,7 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
             ja = min(max(0, jl), wo)
             jb = max(min(wo, jr), ja)
             if jb > ja:
-                _taps_row(acc[ja:], v[ja - px:], rw, 0, kw, jb - ja)
+                _taps_row(acc[ja:], v[ja - px :], rw, 0, kw, jb - ja)
             _border_row(acc, v, rw, 0, kw, colmap, vfill, 0, ja, 0)
             _border_row(acc, v, rw, 0, kw, colmap, vfill, jb, wo, 0)
         dst = out[i]
@@ -191,4 +198,4 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
     return bad
 
 
-from . import _direct_small as small  # noqa: E402  (it imports the kernels above)
+from . import _direct_small as small  # noqa: F401  (kernels().small; imports the above)

@@ -55,13 +55,22 @@ _MIN_PARALLEL_MADDS = 1 << 18
 #: second of memory traffic for all threads together, fixed cost of a call.
 DEFAULT_CONSTS = {
     "direct_madds_per_s": {
-        "float32": 1.2e10, "float64": 8e9, "complex64": 5e9, "complex128": 3e9,
+        "float32": 1.2e10,
+        "float64": 8e9,
+        "complex64": 5e9,
+        "complex128": 3e9,
     },
     "separable_madds_per_s": {
-        "float32": 1e10, "float64": 7e9, "complex64": 4e9, "complex128": 2e9,
+        "float32": 1e10,
+        "float64": 7e9,
+        "complex64": 4e9,
+        "complex128": 2e9,
     },
     "numpy_madds_per_s": {
-        "float32": 5e8, "float64": 4e8, "complex64": 2e8, "complex128": 1.5e8,
+        "float32": 5e8,
+        "float64": 4e8,
+        "complex64": 2e8,
+        "complex128": 1.5e8,
     },
     "copy_bytes_per_s": 1.5e10,
     "call_overhead_s": 2e-5,
@@ -121,8 +130,7 @@ def precompile(dtypes=("float32", "float64", "complex64", "complex128")) -> bool
     for name in dtypes:
         img = rng.random((12, 12)).astype(name)
         for kshape in ((3, 3), (5, 5), (4, 2)):
-            p, a, k = make_problem(img, np.ones(kshape, name), "same", "fill", 0, None, None,
-                                   False)
+            p, a, k = make_problem(img, np.ones(kshape, name), "same", "fill", 0, None, None, False)
             out = np.empty(p.out_shape, p.dtype)
             convolve_direct(p, a, k, out)
             convolve_separable(p, a, k, out)
@@ -317,7 +325,7 @@ def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> list:
             dst = np.empty(o2.shape, dtype)
             copies.append((o2, dst))
         edges = np.linspace(0, ho, bands_per_image + 1).astype(int)
-        for i0, i1 in zip(edges[:-1], edges[1:]):
+        for i0, i1 in itertools.pairwise(edges):
             if i1 > i0:
                 tasks.append(make_task(geo, img, ker, dst, fill, int(i0), int(i1)))
     results = run_bands(tasks, threads)
@@ -330,9 +338,7 @@ def _direct_task(geo: Geometry, img, ker, dst, fill, i0, i1):
     kern = kernels()
     w = np.ascontiguousarray(ker[::-1, ::-1])  # convolution -> correlation form
     rows = kern.small.ROWS.get(w.shape, kern.direct_rows)
-    return lambda: rows(
-        img, w, dst, geo.rowmap, geo.colmap, fill, geo.px, geo.jl, geo.jr, i0, i1
-    )
+    return lambda: rows(img, w, dst, geo.rowmap, geo.colmap, fill, geo.px, geo.jl, geo.jr, i0, i1)
 
 
 # --- cost model and calibration ----------------------------------------------------------
@@ -383,9 +389,7 @@ def direct_cost(problem: Problem, consts: dict | None = None, threads: int = 1):
     else:
         padded_size = math.prod(
             n + pb + pa if d in problem.axes else n
-            for d, n, (pb, pa) in zip(
-                range(problem.ndim), problem.in1_shape, _pads_by_dim(problem)
-            )
+            for d, n, (pb, pa) in zip(range(problem.ndim), problem.in1_shape, _pads_by_dim(problem))
         )
         peak = (padded_size + out_size) * item
     return seconds, peak
@@ -427,15 +431,19 @@ def calibrate(size: int = 512, repeat: int = 3) -> dict:
 
     for name in ("float32", "float64", "complex64", "complex128"):
         img = rng.random((size, size)).astype(name)
-        p, a, k = make_problem(img, rng.random((7, 7)).astype(name), "same", "fill", 0,
-                               None, None, False)
+        p, a, k = make_problem(
+            img, rng.random((7, 7)).astype(name), "same", "fill", 0, None, None, False
+        )
         out = np.empty(p.out_shape, p.dtype)
-        t = _best_time(lambda: convolve_direct(p, a, k, out, 1), repeat)
+        t = _best_time(lambda p=p, a=a, k=k, out=out: convolve_direct(p, a, k, out, 1), repeat)
         consts["direct_madds_per_s"][name] = size * size * 49 / t
-        g = np.exp(-np.linspace(-2, 2, 31) ** 2)
+        g = np.exp(-(np.linspace(-2, 2, 31) ** 2))
         kg = np.outer(g, g).astype(name)
         p, a, k = make_problem(img, kg, "same", "fill", 0, None, None, False)
         factors = kernel_factors(kg, p.dtype)
-        t = _best_time(lambda: convolve_separable(p, a, k, out, 1, factors), repeat)
+        t = _best_time(
+            lambda p=p, a=a, k=k, out=out, f=factors: convolve_separable(p, a, k, out, 1, f),
+            repeat,
+        )
         consts["separable_madds_per_s"][name] = size * size * 62 / t
     return consts

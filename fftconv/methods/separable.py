@@ -145,8 +145,10 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
     >>> out[0]
     array([15., 21., 30., 36.])
     """
-    if len(problem.axes) != 2 or not compiled_available(problem) or not np.isfinite(
-        problem.fillvalue
+    if (
+        len(problem.axes) != 2
+        or not compiled_available(problem)
+        or not np.isfinite(problem.fillvalue)
     ):
         return convolve_direct(problem, a, k, out, threads)
     kk = effective_kernel(problem, k)
