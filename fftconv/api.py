@@ -37,15 +37,18 @@ def _choose_method(problem: Problem, k, threads: int) -> tuple[str, list | None]
         direct = math.prod(problem.out_shape) * math.prod(problem.kernel_shape) / 4e8
         return ("direct" if direct <= fft else "fft"), None
     best, factors = ("direct", direct_cost(problem, None, threads)[0]), None
+    if fft < best[1]:
+        best = ("fft", fft)
     k2 = _kernel_2d(problem, k)
-    if k2 is not None and min(problem.kernel_shape) > 1:
-        factors = kernel_factors(k2, problem.dtype)
+    one = separable_cost(problem, 1, None, threads)[0]
+    if k2 is not None and min(problem.kernel_shape) > 1 and one < best[1]:
+        # only as many factors as could still beat the best so far (and no SVD
+        # of a large kernel that the FFT runs faster anyway)
+        factors = kernel_factors(k2, problem.dtype, max_rank=int(best[1] // one))
         if factors:
             sep = separable_cost(problem, len(factors), None, threads)[0]
             if sep < best[1]:
                 best = ("separable" if len(factors) == 1 else "lowrank", sep)
-    if fft < best[1]:
-        best = ("fft", fft)
     return best[0], factors
 
 
@@ -122,7 +125,8 @@ def convolve(
     out : ndarray, optional
         Write the result here (shape and dtype must match the result's).
     threads : int, optional
-        FFTW threads; default the cores this process may use.
+        Threads for FFTW and the compiled direct kernels; default the cores
+        this process may use.
 
     Returns
     -------
