@@ -30,6 +30,7 @@ from numba import njit
 
 from ._direct_taps import taps_row as _taps_row
 from ._direct_taps import taps_row2 as _taps_row2
+from ._direct_taps import taps_row4 as _taps_row4
 
 _FLAGS = {"contract"}
 #: Output columns accumulated at once: the accumulator stays in L1 cache.
@@ -63,61 +64,67 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 
     `fill` is a length-1 array holding the fill value; `px` the padding before
     column 0; `[jl, jr)` the output columns whose taps all read real columns.
-    Output rows are done in pairs: padded row ``i + q`` is kernel row ``q``
-    for output row ``i`` and kernel row ``q - 1`` for output row ``i + 1``.
+    Output rows are done four at a time: padded row ``i + q`` is kernel row
+    ``q - o`` of output row ``i + o``, so each image row is loaded once for
+    every output row that needs it (four, two or one at a time, as many as
+    the kernel has rows for).  Interior columns are accumulated in chunks of
+    an L1-resident buffer; border columns straight in `out`.
     """
     kh, kw = w.shape
     wo = out.shape[1]
-    # rows 4 KiB + 64 B apart: stores to one and loads from the other must not
+    # rows 4 KiB + 64 B apart: stores to one and loads from another must not
     # share their low 12 address bits (4K aliasing stalls the loads)
-    acc = np.empty((2, min(CHUNK, wo) + 64 // out.itemsize), out.dtype)
+    acc = np.empty((4, CHUNK + 64 // out.itemsize), out.dtype)
     fv = fill[0]
     i = i0
     while i < i1:
-        nout = 2 if i + 1 < i1 else 1
-        for j0 in range(0, wo, CHUNK):
-            j1 = min(j0 + CHUNK, wo)
-            n = j1 - j0
-            ja = min(max(j0, jl), j1)
-            jb = max(min(j1, jr), ja)
-            acc0 = acc[0]
-            acc1 = acc[1]
-            for j in range(n):  # explicit loops: numba's slice assignment is slow
-                acc0[j] = 0
-                acc1[j] = 0
+        nout = min(4, i1 - i)
+        for ja in range(jl, jr, CHUNK):
+            n = min(CHUNK, jr - ja)
+            for o in range(nout):
+                row_acc = acc[o]
+                for j in range(n):  # explicit loops: numba's slice assignment is slow
+                    row_acc[j] = 0
             for q in range(kh + nout - 1):
+                olo = max(0, q - kh + 1)
+                ohi = min(nout - 1, q)
                 p = rowmap[i + q]
-                for o in range(nout):
-                    r = q - o
-                    if r < 0 or r >= kh:
-                        continue
-                    if p < 0:
-                        _fill_row(acc[o], w, r, kw, fv, n)
+                if p < 0:
+                    for o in range(olo, ohi + 1):
+                        _fill_row(acc[o], w, q - o, kw, fv, n)
+                    continue
+                src = a[p][ja - px :]
+                if ohi - olo == 3:
+                    _taps_row4(acc, src, w, q, kw, n)
+                    continue
+                o = olo
+                while o <= ohi:
+                    if o < ohi:
+                        _taps_row2(acc[o], acc[o + 1], src, w, q - o, q - o - 1, kw, n)
+                        o += 2
                     else:
-                        row = a[p]
-                        # Output j (acc[o, j - j0]) reads row[j + c - px].
-                        if jb > ja and not (nout == 2 and 0 < q < kh):
-                            _taps_row(acc[o, ja - j0 :], row[ja - px :], w, r, kw, jb - ja)
-                        _border_row(acc[o], row, w, r, kw, colmap, fv, j0, ja, j0)
-                        _border_row(acc[o], row, w, r, kw, colmap, fv, jb, j1, j0)
-                if p >= 0 and jb > ja and nout == 2 and 0 < q < kh:
-                    _taps_row2(
-                        acc[0, ja - j0 :],
-                        acc[1, ja - j0 :],
-                        a[p][ja - px :],
-                        w,
-                        q,
-                        q - 1,
-                        kw,
-                        jb - ja,
-                    )
-            dst = out[i][j0:]
-            for j in range(n):
-                dst[j] = acc0[j]
-            if nout == 2:
-                dst = out[i + 1][j0:]
+                        _taps_row(acc[o], src, w, q - o, kw, n)
+                        o += 1
+            for o in range(nout):
+                dst = out[i + o][ja:]
+                row_acc = acc[o]
                 for j in range(n):
-                    dst[j] = acc1[j]
+                    dst[j] = row_acc[j]
+        for o in range(nout):
+            dst = out[i + o]
+            for j in range(jl):
+                dst[j] = 0
+            for j in range(jr, wo):
+                dst[j] = 0
+            for r in range(kh):
+                p = rowmap[i + o + r]
+                if p < 0:
+                    _fill_row(dst, w, r, kw, fv, jl)
+                    _fill_row(dst[jr:], w, r, kw, fv, wo - jr)
+                else:
+                    row = a[p]
+                    _border_row(dst, row, w, r, kw, colmap, fv, 0, jl, 0)
+                    _border_row(dst, row, w, r, kw, colmap, fv, jr, wo, 0)
         i += nout
 
 
