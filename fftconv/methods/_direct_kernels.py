@@ -150,23 +150,21 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
     w = a.shape[1]
     wo = out.shape[1]
     v = np.empty(w, out.dtype)
-    acc = np.empty(wo, out.dtype)
     rw = np.empty((1, kw), out.dtype)
     fv = fill[0]
     bad = False
     for i in range(i0, i1):
+        acc = out[i]  # accumulate in place: the row stays in cache
         for j in range(wo):  # explicit loops: numba's slice assignment is slow
             acc[j] = 0
         for f in range(rank):
-            for x in range(w):
-                v[x] = 0
             vfill = fv - fv
             for r in range(kh):
                 vfill += cols[f, r] * fv
             r = 0
             while r < kh:
                 if r + 4 <= kh and min(rowmap[i + r : i + r + 4]) >= 0:
-                    # four image rows per pass over v
+                    # four image rows per pass over v; the first pass assigns
                     c0 = cols[f, r]
                     c1 = cols[f, r + 1]
                     c2 = cols[f, r + 2]
@@ -175,10 +173,17 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                     row1 = a[rowmap[i + r + 1]]
                     row2 = a[rowmap[i + r + 2]]
                     row3 = a[rowmap[i + r + 3]]
-                    for x in range(w):
-                        v[x] += c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
+                    if r == 0:
+                        for x in range(w):
+                            v[x] = c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
+                    else:
+                        for x in range(w):
+                            v[x] += c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
                     r += 4
                     continue
+                if r == 0:
+                    for x in range(w):
+                        v[x] = 0
                 cr = cols[f, r]
                 p = rowmap[i + r]
                 if p < 0:
@@ -197,9 +202,6 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                 _taps_row(acc[ja:], v[ja - px :], rw, 0, kw, jb - ja)
             _border_row(acc, v, rw, 0, kw, colmap, vfill, 0, ja, 0)
             _border_row(acc, v, rw, 0, kw, colmap, vfill, jb, wo, 0)
-        dst = out[i]
-        for j in range(wo):
-            dst[j] = acc[j]
         if _nonfinite(acc, wo):
             bad = True
     return bad
