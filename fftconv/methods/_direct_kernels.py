@@ -138,6 +138,84 @@ def _nonfinite(x, n):
 
 
 @njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _column_pass1(v, a, cols, f, rowmap, i, kh, w, fv):
+    """v[x] = sum_r cols[f, r] * P[i + r, x] for one output row (fill rows allowed)."""
+    for x in range(w):
+        v[x] = 0
+    r = 0
+    while r < kh:
+        if r + 4 <= kh and min(rowmap[i + r : i + r + 4]) >= 0:
+            c0 = cols[f, r]
+            c1 = cols[f, r + 1]
+            c2 = cols[f, r + 2]
+            c3 = cols[f, r + 3]
+            row0 = a[rowmap[i + r]]
+            row1 = a[rowmap[i + r + 1]]
+            row2 = a[rowmap[i + r + 2]]
+            row3 = a[rowmap[i + r + 3]]
+            for x in range(w):
+                v[x] += c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
+            r += 4
+            continue
+        cr = cols[f, r]
+        p = rowmap[i + r]
+        if p < 0:
+            for x in range(w):
+                v[x] += cr * fv
+        else:
+            row = a[p]
+            for x in range(w):
+                v[x] += cr * row[x]
+        r += 1
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
+def _column_pass2(v, a, cols, f, rowmap, i, kh, w):
+    """Rows 0 and 1 of `v`: the column pass for output rows i and i + 1 together,
+    four kernel taps per pass, each image row loaded once for both (no fill rows)."""
+    r = 0
+    while r < kh:
+        if r + 4 <= kh:
+            c0 = cols[f, r]
+            c1 = cols[f, r + 1]
+            c2 = cols[f, r + 2]
+            c3 = cols[f, r + 3]
+            row0 = a[rowmap[i + r]]
+            row1 = a[rowmap[i + r + 1]]
+            row2 = a[rowmap[i + r + 2]]
+            row3 = a[rowmap[i + r + 3]]
+            row4 = a[rowmap[i + r + 4]]
+            if r == 0:
+                for x in range(w):
+                    x1 = row1[x]
+                    x2 = row2[x]
+                    x3 = row3[x]
+                    v[0, x] = c0 * row0[x] + c1 * x1 + c2 * x2 + c3 * x3
+                    v[1, x] = c0 * x1 + c1 * x2 + c2 * x3 + c3 * row4[x]
+            else:
+                for x in range(w):
+                    x1 = row1[x]
+                    x2 = row2[x]
+                    x3 = row3[x]
+                    v[0, x] += c0 * row0[x] + c1 * x1 + c2 * x2 + c3 * x3
+                    v[1, x] += c0 * x1 + c1 * x2 + c2 * x3 + c3 * row4[x]
+            r += 4
+            continue
+        cr = cols[f, r]
+        row0 = a[rowmap[i + r]]
+        row1 = a[rowmap[i + r + 1]]
+        if r == 0:
+            for x in range(w):
+                v[0, x] = cr * row0[x]
+                v[1, x] = cr * row1[x]
+        else:
+            for x in range(w):
+                v[0, x] += cr * row0[x]
+                v[1, x] += cr * row1[x]
+        r += 1
+
+
+@njit(nogil=True, cache=True, fastmath=_FLAGS)
 def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """Sum over factors f of (column pass with cols[f], then row pass with rows[f]).
 
@@ -149,61 +227,42 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
     kw = rows.shape[1]
     w = a.shape[1]
     wo = out.shape[1]
-    v = np.empty(w, out.dtype)
+    # two row buffers, 4 KiB + 64 B apart against 4K aliasing
+    v = np.empty((2, w + 64 // out.itemsize), out.dtype)
     rw = np.empty((1, kw), out.dtype)
     fv = fill[0]
     bad = False
-    for i in range(i0, i1):
-        acc = out[i]  # accumulate in place: the row stays in cache
-        for j in range(wo):  # explicit loops: numba's slice assignment is slow
-            acc[j] = 0
+    i = i0
+    while i < i1:
+        # two output rows share kh - 1 image rows: one column pass for both
+        nr = 2 if i + 1 < i1 and min(rowmap[i : i + kh + 1]) >= 0 else 1
+        for o in range(nr):
+            acc = out[i + o]  # accumulate in place: the row stays in cache
+            for j in range(wo):  # explicit loops: numba's slice assignment is slow
+                acc[j] = 0
         for f in range(rank):
             vfill = fv - fv
             for r in range(kh):
                 vfill += cols[f, r] * fv
-            r = 0
-            while r < kh:
-                if r + 4 <= kh and min(rowmap[i + r : i + r + 4]) >= 0:
-                    # four image rows per pass over v; the first pass assigns
-                    c0 = cols[f, r]
-                    c1 = cols[f, r + 1]
-                    c2 = cols[f, r + 2]
-                    c3 = cols[f, r + 3]
-                    row0 = a[rowmap[i + r]]
-                    row1 = a[rowmap[i + r + 1]]
-                    row2 = a[rowmap[i + r + 2]]
-                    row3 = a[rowmap[i + r + 3]]
-                    if r == 0:
-                        for x in range(w):
-                            v[x] = c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
-                    else:
-                        for x in range(w):
-                            v[x] += c0 * row0[x] + c1 * row1[x] + c2 * row2[x] + c3 * row3[x]
-                    r += 4
-                    continue
-                if r == 0:
-                    for x in range(w):
-                        v[x] = 0
-                cr = cols[f, r]
-                p = rowmap[i + r]
-                if p < 0:
-                    for x in range(w):
-                        v[x] += cr * fv
-                else:
-                    row = a[p]
-                    for x in range(w):
-                        v[x] += cr * row[x]
-                r += 1
+            if nr == 2:
+                _column_pass2(v, a, cols, f, rowmap, i, kh, w)
+            else:
+                _column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
             for c in range(kw):
                 rw[0, c] = rows[f, c]
             ja = min(max(0, jl), wo)
             jb = max(min(wo, jr), ja)
-            if jb > ja:
-                _taps_row(acc[ja:], v[ja - px :], rw, 0, kw, jb - ja)
-            _border_row(acc, v, rw, 0, kw, colmap, vfill, 0, ja, 0)
-            _border_row(acc, v, rw, 0, kw, colmap, vfill, jb, wo, 0)
-        if _nonfinite(acc, wo):
-            bad = True
+            for o in range(nr):
+                acc = out[i + o]
+                vo = v[o]
+                if jb > ja:
+                    _taps_row(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
+                _border_row(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 0)
+                _border_row(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 0)
+        for o in range(nr):
+            if _nonfinite(out[i + o], wo):
+                bad = True
+        i += nr
     return bad
 
 
