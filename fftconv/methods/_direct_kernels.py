@@ -201,6 +201,27 @@ def _column_pass2(v, a, cols, f, rowmap, i, kh, w):
                     v[1, x] += c0 * x1 + c1 * x2 + c2 * x3 + c3 * row4[x]
             r += 4
             continue
+        if kh - r == 3:
+            c0 = cols[f, r]
+            c1 = cols[f, r + 1]
+            c2 = cols[f, r + 2]
+            row0 = a[rowmap[i + r]]
+            row1 = a[rowmap[i + r + 1]]
+            row2 = a[rowmap[i + r + 2]]
+            row3 = a[rowmap[i + r + 3]]
+            if r == 0:
+                for x in range(w):
+                    x1 = row1[x]
+                    x2 = row2[x]
+                    v[0, x] = c0 * row0[x] + c1 * x1 + c2 * x2
+                    v[1, x] = c0 * x1 + c1 * x2 + c2 * row3[x]
+            else:
+                for x in range(w):
+                    x1 = row1[x]
+                    x2 = row2[x]
+                    v[0, x] += c0 * row0[x] + c1 * x1 + c2 * x2
+                    v[1, x] += c0 * x1 + c1 * x2 + c2 * row3[x]
+            break
         cr = cols[f, r]
         row0 = a[rowmap[i + r]]
         row1 = a[rowmap[i + r + 1]]
