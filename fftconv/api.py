@@ -32,7 +32,8 @@ def _choose_method(problem: Problem, k, threads: int) -> tuple[str, list | None]
     summation in seconds at default rates, against the FFT path at about
     ``12 N log2 N`` flops for its transforms at 2 GFlop/s per thread."""
     n_fft = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
-    fft = 3 * 4 * n_fft * max(1.0, math.log2(n_fft)) / (2e9 * threads)
+    # plus about 0.1 ms of plan lookup and buffer set-up per call
+    fft = 3 * 4 * n_fft * max(1.0, math.log2(n_fft)) / (2e9 * threads) + 1e-4
     if not compiled_available(problem):
         direct = math.prod(problem.out_shape) * math.prod(problem.kernel_shape) / 4e8
         return ("direct" if direct <= fft else "fft"), None
