@@ -44,7 +44,7 @@ _REFLECT_MSG = (
     "(fftconv.ndimage keeps scipy.ndimage's meaning)."
 )
 
-METHODS = ("auto", "direct", "fft", "oa")
+METHODS = ("auto", "direct", "fft", "oa", "separable", "lowrank")
 
 _SUPPORTED_KINDS = "bool, integer, float16/32/64 or complex64/128"
 

@@ -14,6 +14,7 @@ from ._problem import (
 from .methods.blocks import convolve_oa
 from .methods.direct import convolve_direct
 from .methods.fft import convolve_circular, convolve_fft
+from .methods.separable import convolve_separable, kernel_2d, kernel_factors
 from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
 from .planner import Plan, plan_problem
 
@@ -22,7 +23,14 @@ def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, kspec=None) 
     """Run the executor `plan` names; `kspec` is the kernel spectrum at the plan's
     transform shape when the caller kept one."""
     if plan.method == "direct":
-        convolve_direct(problem, a, k, out)
+        convolve_direct(problem, a, k, out, threads)
+    elif plan.method in ("separable", "lowrank"):
+        k2 = kernel_2d(problem, k)
+        factors = None
+        if k2 is not None:
+            factors = kernel_factors(k2, problem.dtype, 1 if plan.method == "separable" else None)
+        # Without factors (the kernel does not factor) this sums directly: still exact.
+        convolve_separable(problem, a, k, out, threads, factors or None)
     elif plan.method == "oa":
         convolve_oa(problem, a, k, out, threads, plan.transform_shape, kspec=kspec)
     elif plan.method == "fft" and plan.circular:
@@ -47,7 +55,7 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     method = normalize_method(method)
     threads = normalize_threads(threads)
     check_out(out, problem)
-    chosen = plan_problem(problem, threads, method)
+    chosen = plan_problem(problem, threads, method, kernel=k)
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
     _execute(problem, chosen, a, k, result, threads)
     _unswap(problem, result)
@@ -93,10 +101,12 @@ def convolve(
     channel_axis : int, optional
         The channel axis of `in1`: each channel is convolved with `in2`, or
         with its own kernel when `in2` has that axis too.
-    method : {'auto', 'direct', 'fft', 'oa'}
+    method : {'auto', 'direct', 'fft', 'oa', 'separable', 'lowrank'}
         'auto' follows `fftconv.plan` (a cost model over every method); 'oa'
         convolves block by block (overlap-add), for images much larger than
-        the kernel.
+        the kernel; 'separable' and 'lowrank' run a 2-D kernel as one or a few
+        pairs of 1-D passes when it factors within the dtype's tolerance (and
+        sum directly when it does not).
     out : ndarray, optional
         Write the result here (shape and dtype must match the result's).
     threads : int, optional

@@ -57,7 +57,9 @@ import numpy as np
 from . import _fftw
 from ._cachedir import CacheWarning, atomic_write, cache_dir
 from ._problem import Problem, make_problem, normalize_method, normalize_threads
+from .methods import direct as _direct
 from .methods.blocks import block_layout
+from .methods.separable import kernel_2d, kernel_factors, separable_cost
 from .methods.fft import circular_ok, transform_lengths
 
 # --- machine constants ------------------------------------------------------------------
@@ -219,7 +221,8 @@ def _describe(c: Candidate, p: Problem) -> str:
     """What the candidate does, in words."""
     if c.method == "direct":
         taps = math.prod(p.kernel_shape)
-        return f"direct summation, {taps} taps x {math.prod(p.out_shape):,} outputs"
+        how = "compiled direct summation" if c.note == "compiled" else "direct summation"
+        return f"{how}, {taps} taps x {math.prod(p.out_shape):,} outputs"
     if c.method == "fft" and c.circular:
         return f"one circular FFT at the image's size {_shape(c.transform_shape)}, no padding"
     if c.method == "fft":
@@ -292,6 +295,38 @@ def _batches(problem: Problem) -> tuple[int, int, int]:
 
 @candidate("direct")
 def _direct_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidate:
+    if _direct.compiled_available(problem):
+        seconds, peak = _direct.direct_cost(problem, _direct_consts, threads)
+        return Candidate("direct", seconds, int(peak), note="compiled")
+    return _numpy_direct_cost(problem, m)
+
+
+#: Below this many outputs 1-D passes save microseconds, and summing directly keeps small
+#: results bit-exact (SciPy's tests compare convolve2d's small results exactly).
+_SEPARABLE_MIN_OUTPUTS = 1 << 16
+
+
+@candidate("separable")
+def _separable_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | None:
+    """One pair of 1-D passes per factor of the kernel's SVD ('lowrank' beyond one)."""
+    if kernel is None or not _direct.compiled_available(problem):
+        return None
+    if math.prod(problem.out_shape) < _SEPARABLE_MIN_OUTPUTS:
+        return None
+    k2 = kernel_2d(problem, kernel)
+    if k2 is None or min(k2.shape) < 2:
+        return None
+    factors = kernel_factors(k2, problem.dtype)
+    if not factors:
+        return None
+    seconds, peak = separable_cost(problem, len(factors), _direct_consts, threads)
+    name = "separable" if len(factors) == 1 else "lowrank"
+    return Candidate(name, seconds, int(peak),
+                     note=f"{len(factors)} pair(s) of 1-D passes ({k2.shape[0]} + {k2.shape[1]}"
+                          f" taps each), the kernel's rank {len(factors)} factors")
+
+
+def _numpy_direct_cost(problem: Problem, m: Machine) -> Candidate:
     out = math.prod(problem.out_shape)
     taps = math.prod(problem.kernel_shape)
     isz = problem.dtype.itemsize
@@ -479,18 +514,40 @@ def _as_shape(s, name: str) -> tuple[int, ...]:
     return shape
 
 
+#: Kernels with more taps than this are planned from their shape alone: their 1-D
+#: passes would not beat the transforms, and hashing them per call would cost.
+_VALUE_PLANNING_TAPS = 128 * 128
+
+
+class _KernelKey:
+    """A kernel as a cache key: equal when shape, dtype and values are."""
+
+    __slots__ = ("array", "_key")
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+        self._key = (array.shape, array.dtype.str, array.tobytes())
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _KernelKey) and self._key == other._key
+
+
 def plan_problem(problem: Problem, threads: int, method: str = "auto", kernel=None) -> Plan:
     """`plan` for a validated `Problem` (what `convolve` calls)."""
     m = machine()
-    if kernel is None:
-        return _plan_cached(problem, threads, method, m)
-    return _plan(problem, threads, method, kernel, m)
+    key = None
+    if kernel is not None and np.size(kernel) <= _VALUE_PLANNING_TAPS and len(problem.axes) == 2:
+        key = _KernelKey(np.asarray(kernel))
+    return _plan_cached(problem, threads, method, m, key)
 
 
 @functools.lru_cache(maxsize=1024)
-def _plan_cached(problem: Problem, threads: int, method: str, m: Machine) -> Plan:
+def _plan_cached(problem: Problem, threads: int, method: str, m: Machine, key) -> Plan:
     # Plans depend only on their arguments; repeated calls of one shape skip the search.
-    return _plan(problem, threads, method, None, m)
+    return _plan(problem, threads, method, None if key is None else key.array, m)
 
 
 def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Plan:
@@ -502,6 +559,10 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
         cands.extend([got] if isinstance(got, Candidate) else got)
     cands.sort(key=lambda c: c.seconds)
     pool = cands if method == "auto" else [c for c in cands if c.method == method]
+    if not pool and method in ("separable", "lowrank"):
+        # Rank one is also low rank; a kernel that does not factor is summed directly.
+        pool = [c for c in cands if c.method in ("separable", "lowrank")] or [
+            c for c in cands if c.method == "direct"]
     if not pool:
         if method == "oa":
             # One block covers everything: block convolution is the whole-array FFT.
@@ -529,6 +590,9 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
 _PROFILE_FORMAT = "fftconv-planner-profile/1"
 _machine_lock = threading.Lock()
 _machine: Machine | None = None
+#: Rates of the compiled direct and separable kernels (methods.direct.calibrate's
+#: dict); None means methods.direct.DEFAULT_CONSTS.
+_direct_consts: dict | None = None
 
 
 def profile_path():
@@ -574,14 +638,32 @@ def _load_profile() -> Machine:
         return Machine()
     if doc.get("host") != _host():
         return Machine()  # calibrated on another machine sharing this cache directory
+    _set_direct_consts(doc.get("direct"))
     return Machine(**consts, calibrated=True)
+
+
+def _set_direct_consts(consts) -> None:
+    """Use `consts` for the compiled kernels if it has every rate, positive and finite."""
+    global _direct_consts
+    ref = _direct.DEFAULT_CONSTS
+    try:
+        ok = all(
+            all(math.isfinite(float(consts[k][d])) and float(consts[k][d]) > 0 for d in v)
+            if isinstance(v, dict) else math.isfinite(float(consts[k])) and float(consts[k]) > 0
+            for k, v in ref.items()
+        )
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    _direct_consts = consts if ok else None
 
 
 def _reset_machine() -> None:
     """Forget the loaded constants so the next plan reads the profile again (tests)."""
-    global _machine
+    global _machine, _direct_consts
     with _machine_lock:
         _machine = None
+        _direct_consts = None
+    _plan_cached.cache_clear()
 
 
 def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
@@ -596,6 +678,7 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
     Returns the fitted `Machine`.
     """
     global _machine
+    _plan_cached.cache_clear()
     # Time the plans a first call gets, with no background measuring competing.
     _fftw.wait_for_upgrades()
     effort = _fftw.set_effort("estimate")
@@ -603,9 +686,12 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
         m, vals = _calibrate(budget_s)
     finally:
         _fftw.set_effort(effort)
+    direct = _direct.calibrate()
+    _set_direct_consts(direct)
     if save:
         doc = {"format": _PROFILE_FORMAT, "host": _host(),
                "constants": {k: v for k, v in vals.items() if k != "calibrated"},
+               "direct": direct,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         try:
             atomic_write(profile_path(), json.dumps(doc, indent=1).encode())
