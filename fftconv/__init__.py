@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from ._convolver import Convolver
+from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .planner import Plan, calibrate, plan
 

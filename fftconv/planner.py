@@ -49,8 +49,8 @@ import platform
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -59,8 +59,8 @@ from ._cachedir import CacheWarning, atomic_write, cache_dir
 from ._problem import Problem, make_problem, normalize_method, normalize_threads
 from .methods import direct as _direct
 from .methods.blocks import block_layout
-from .methods.separable import kernel_2d, kernel_factors, separable_cost
 from .methods.fft import circular_ok, transform_lengths
+from .methods.separable import kernel_2d, kernel_factors, separable_cost
 
 # --- machine constants ------------------------------------------------------------------
 

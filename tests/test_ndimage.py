@@ -8,10 +8,10 @@ import zlib
 import numpy as np
 import pytest
 import scipy.ndimage as sn
+from _ref_dropins import assert_same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _ref_dropins import assert_same
 from fftconv import ndimage as fn
 
 RNG = np.random.default_rng(1126)

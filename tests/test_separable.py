@@ -7,7 +7,6 @@ import pytest
 from _ref_direct import assert_close, reference
 
 import fftconv
-from fftconv import api
 from fftconv._problem import make_problem
 from fftconv.methods.separable import (
     convolve_separable,

@@ -7,10 +7,10 @@ import zlib
 import numpy as np
 import pytest
 import scipy.signal as ss
+from _ref_dropins import assert_same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _ref_dropins import assert_same
 from fftconv import signal as fs
 
 RNG = np.random.default_rng(20261126)
