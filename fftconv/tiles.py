@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _fftw
 from ._pad import source_index
+from .io import cast_to
 from ._problem import Problem, make_problem, normalize_method, normalize_threads
 
 __all__ = ["convolve_tiled", "tile_shape", "plan_tiles", "TilePlan", "parse_memory",
@@ -399,21 +400,6 @@ def _read_block(src, problem: Problem, starts, tile) -> np.ndarray:
     return block
 
 
-def _to_output(res: np.ndarray, out_dtype: np.dtype, magnitude: bool) -> np.ndarray:
-    """`res` in the output dtype: the modulus for complex results when asked, integers
-    rounded half to even and clipped to the dtype's range."""
-    if magnitude and res.dtype.kind == "c":
-        res = np.abs(res)
-    if out_dtype.kind in "iub":
-        if out_dtype.kind == "b":
-            return res != 0
-        info = np.iinfo(out_dtype)
-        res = np.rint(res)
-        np.clip(res, info.min, info.max, out=res)
-        return res.astype(out_dtype)
-    return res.astype(out_dtype, copy=False)
-
-
 class _Releaser:
     """Drops pages of an np.memmap that the run is done with.
 
@@ -522,7 +508,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         for a, (cs, ws, we) in zip(problem.axes, combo):
             crop[a] = slice(ws - cs, we - cs)
             region[a] = slice(ws, we)
-        val = _to_output(res[tuple(crop)], out_dtype, magnitude)
+        val = cast_to(res[tuple(crop)], out_dtype, magnitude)
         if lock is None:
             dst[tuple(region)] = val
         else:
