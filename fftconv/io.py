@@ -117,7 +117,8 @@ def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
             arr = _open_pillow(path, fmt, max_pixels)
     except (ImageTooLargeError, ImportError):
         raise
-    except (ValueError, OSError, TypeError, KeyError) as exc:
+    except (ValueError, OSError, TypeError, KeyError, SyntaxError) as exc:
+        # (Pillow reports a file that is not the format its suffix says as SyntaxError.)
         raise ValueError(f"input {path!r}: cannot read as {fmt} ({exc})") from None
     dt = np.dtype(arr.dtype)
     if dt.kind not in "biufc" or len(arr.shape) == 0:
