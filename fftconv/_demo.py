@@ -122,7 +122,8 @@ def run(size: int = 4096, outdir: str | None = None, threads: int | None = None,
         t_sp = time.perf_counter() - t0
         # scipy pads with zeros only: compare away from the border.
         h = kernel.shape[0]
-        err = float(np.max(np.abs(res[h:-h, h:-h] - ref[h:-h, h:-h])))
+        inner = (slice(h, -h),) * 2 if size > 2 * h else (slice(0, 0),) * 2
+        err = float(np.max(np.abs(res[inner] - ref[inner]), initial=0.0))
         rows.append(dict(job=name, first=t_first, warm=t_fc, scipy=t_sp, max_abs_diff=err,
                          dtype=str(res.dtype)))
         print(f"  {name:32s} boundary={boundary:9s} first {t_first:6.3f} s, "

@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -333,6 +334,17 @@ def _on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _interrupted(command: str, code: int) -> int:
+    print(f"fftconv {command}: interrupted; no output written", file=sys.stderr)
+    if threading.active_count() > 1:
+        # Tiles still computing in worker threads would hold the exit until they
+        # finish; the output's temporary file is already removed, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -349,8 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fftconv {args.command}: interrupted; no output written", file=sys.stderr)
-        return 130
+        return _interrupted(args.command, 130)
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            return _interrupted(args.command, exc.code)
+        raise
     except MemoryError:
         print(f"fftconv {args.command}: error: out of memory; lower --max-memory or "
               "--threads", file=sys.stderr)

@@ -257,7 +257,7 @@ class TilePlan:
         block = tuple(t + k - 1 for t, k in zip(self.tile, self.kernel))
         halo = math.prod(block) / math.prod(self.tile) - 1
         lines = [
-            f"tiled plan: output {'x'.join(map(str, self.out_shape))} {self.dtype}",
+            f"tiled plan: output {'x'.join(map(str, self.out_shape))}, computed in {self.dtype}",
             f"  tiles      {self.tiles} = {' x '.join(map(str, self.grid))} of "
             f"{'x'.join(map(str, self.tile))} outputs (blocks of {'x'.join(map(str, block))}, "
             f"halo overhead {100 * halo:.1f}%)",
@@ -345,7 +345,7 @@ def _runs(idx: np.ndarray):
     return runs, inv
 
 
-def _read_block(src, problem: Problem, starts, tile) -> np.ndarray:
+def _read_block(src, problem: Problem, starts, tile, release=None) -> np.ndarray:
     """The padded source block for the tile whose outputs start at `starts`: source
     positions ``start - pb`` to ``start - pb + t + k - 1`` on each convolved axis,
     the boundary applied where they fall outside the image."""
@@ -375,6 +375,8 @@ def _read_block(src, problem: Problem, starts, tile) -> np.ndarray:
         if outside:
             block[...] = problem.fillvalue
         block[tuple(dst)] = src[tuple(srcsl)]
+        if release is not None:
+            release(tuple(srcsl))
         return block
     runs, maps = [], []
     for d, n in enumerate(src.shape):
@@ -393,6 +395,8 @@ def _read_block(src, problem: Problem, starts, tile) -> np.ndarray:
         dst = tuple(slice(offsets[d][i], offsets[d][i + 1]) for d, i in enumerate(combo))
         srcsl = tuple(slice(*runs[d][i]) for d, i in enumerate(combo))
         compact[dst] = src[srcsl]
+        if release is not None:
+            release(srcsl)
     block = compact
     for d, inv in enumerate(maps):
         if inv is not None:
@@ -401,13 +405,14 @@ def _read_block(src, problem: Problem, starts, tile) -> np.ndarray:
 
 
 class _Releaser:
-    """Drops pages of an np.memmap that the run is done with.
+    """Drops pages of an np.memmap that a tile is done with.
 
     Pages of a file mapping that a process touched count in its resident memory
     until the kernel needs them back, so streaming a 4 GB memmap through would
     show a 4 GB resident set. MADV_DONTNEED unmaps them (for a shared mapping
     dirty pages stay in the page cache and are written back: nothing is lost,
-    and a later read faults them in again).
+    and a later read faults them in again). Each tile releases the region it
+    read and the region it wrote, so at most the tiles in flight hold pages.
     """
 
     def __init__(self, arr):
@@ -416,32 +421,47 @@ class _Releaser:
             and getattr(arr, "_mmap", None) is not None
             and hasattr(mmap, "MADV_DONTNEED")
             and arr.ndim >= 1
-            and arr.strides[0] > 0
+            and all(st > 0 for st in arr.strides)
         )
         if not self.ok:
             return
         self.arr = arr
         self.mm = arr._mmap
         view = np.frombuffer(self.mm, np.uint8)
-        self.base = view.ctypes.data
+        self.offset = arr.__array_interface__["data"][0] - view.ctypes.data
         del view
-        self.done = 0
+        self.rows = arr.ndim >= 2 and arr.flags.c_contiguous
 
-    def upto(self, row: int) -> None:
-        """Release rows ``[previous row, row)`` of axis 0."""
-        if not self.ok or row <= self.done:
+    def region(self, index) -> None:
+        """Release the pages under ``arr[index]`` (a tuple of slices)."""
+        if not self.ok:
             return
-        start = self.arr.__array_interface__["data"][0] - self.base + self.done * self.arr.strides[0]
-        stop = start + (row - self.done) * self.arr.strides[0]
+        arr = self.arr
+        bounds = [sl.indices(n)[:2] for sl, n in zip(index, arr.shape)]
+        bounds += [(0, n) for n in arr.shape[len(bounds):]]
+        if any(b <= a for a, b in bounds):
+            return
+        first = self.offset + sum(a * st for (a, _), st in zip(bounds, arr.strides))
+        last = self.offset + sum((b - 1) * st for (_, b), st in zip(bounds, arr.strides))
+        last += arr.itemsize
         page = mmap.PAGESIZE
-        start -= start % page
-        stop = min(stop, len(self.mm))
-        if stop > start:
-            try:
-                self.mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
-            except (OSError, ValueError):
-                self.ok = False
-        self.done = row
+        (r0, r1), (c0, c1) = (bounds + [(0, 1)])[:2]
+        width = (c1 - c0) * arr.strides[1] if arr.ndim >= 2 else 0
+        if self.rows and width >= 4 * page and r1 - r0 > 1:
+            # One range per row: the bounding range would also drop the pages of
+            # the neighbouring tiles, which are being read or written now.
+            s0 = arr.strides[0]
+            ranges = [(first + r * s0, first + r * s0 + width) for r in range(r1 - r0)]
+        else:
+            ranges = [(first, last)]
+        try:
+            for lo, hi in ranges:
+                lo -= lo % page
+                hi = min(hi, len(self.mm))
+                if hi > lo:
+                    self.mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):
+            self.ok = False
 
 
 def _progress_bar(progress, total: int):
@@ -494,9 +514,11 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
     # zarr and other stores write whole chunks (read, modify, write): serialise them.
     lock = None if isinstance(dst, np.ndarray) else threading.Lock()
 
+    rel_src, rel_dst = _Releaser(src), _Releaser(dst)
+
     def work(combo):
         starts = [s[0] for s in combo]
-        block = _read_block(src, problem, starts, plan.tile)
+        block = _read_block(src, problem, starts, plan.tile, rel_src.region)
         res = np.empty(tile_out, problem.dtype)
         if plan.method == "direct":
             convolve_direct(tp, block, k, res)
@@ -514,55 +536,41 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         else:
             with lock:
                 dst[tuple(region)] = val
+        rel_dst.region(tuple(region))
 
     tiles = list(itertools.product(*spans))
-    # Bands along the first tiled axis: once a band and all before it are done,
-    # memory-mapped pages of the source and the output behind it are released.
-    first = problem.axes[0]
-    band_of = {sp: i for i, sp in enumerate(spans[0])}
-    left = [math.prod(len(s) for s in spans[1:])] * len(spans[0])
-    pb0 = problem.pads()[0][0]
-    rel_src = _Releaser(src) if first == 0 else _Releaser(None)
-    rel_dst = _Releaser(dst) if first == 0 else _Releaser(None)
     bar = _progress_bar(progress, len(tiles))
-    next_band = 0
+    # At most two tiles per worker are queued, so that a failure or an interrupt
+    # stops the run after the tiles in flight; on an interrupt the pool is not
+    # waited for (the caller removes its temporary output at once).
+    pool = ThreadPoolExecutor(max_workers=plan.workers)
+    queue = iter(tiles)
+    pending = {}
     done_count = 0
     try:
-        with ThreadPoolExecutor(max_workers=plan.workers) as pool:
-            # At most two tiles per worker are queued, so a failure or an
-            # interrupt stops the run after the tiles in flight.
-            queue = iter(tiles)
-            pending = {}
-            for t in itertools.islice(queue, 2 * plan.workers):
-                pending[pool.submit(work, t)] = t
-            try:
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        t = pending.pop(f)
-                        f.result()
-                        done_count += 1
-                        left[band_of[t[0]]] -= 1
-                        nxt = next(queue, None)
-                        if nxt is not None:
-                            pending[pool.submit(work, nxt)] = nxt
-                        if hasattr(bar, "update"):
-                            bar.update(1)
-                        elif bar is not None:
-                            bar(done_count, len(tiles))
-                    while next_band < len(left) and left[next_band] == 0:
-                        next_band += 1
-                        rel_dst.upto(spans[0][next_band - 1][2])
-                        if next_band < len(spans[0]):
-                            rel_src.upto(max(0, spans[0][next_band][0] - pb0))
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
+        for t in itertools.islice(queue, 2 * plan.workers):
+            pending[pool.submit(work, t)] = t
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                pending.pop(f)
+                f.result()
+                done_count += 1
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(work, nxt)] = nxt
+                if hasattr(bar, "update"):
+                    bar.update(1)
+                elif bar is not None:
+                    bar(done_count, len(tiles))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
     finally:
         if hasattr(bar, "close"):
             bar.close()
-    rel_src.upto(src.shape[0] if first == 0 else 0)
     return plan
 
 
