@@ -397,7 +397,7 @@ def _read_block(src, problem: Problem, starts, tile, release=None) -> np.ndarray
         compact[dst] = src[srcsl]
         if release is not None:
             release(srcsl)
-    block = compact
+    block, compact = compact, None
     for d, inv in enumerate(maps):
         if inv is not None:
             block = np.take(block, inv, axis=d)
@@ -500,16 +500,29 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
     plan = plan_tiles(problem, max_memory=max_memory, threads=threads, method=method,
                       src_itemsize=np.dtype(src.dtype).itemsize, out_itemsize=out_dtype.itemsize,
                       tile=tile)
-    tp = _tile_problem(problem, plan.tile)
     from .methods.direct import convolve_direct
     from .methods.fft import convolve_fft, kernel_spectrum, transform_lengths
 
+    # Tiles are computed with the channels (the axes not convolved) first:
+    # interleaved channels as the innermost axis make FFTW's batched transforms
+    # strided and numpy's loops in direct summation three samples long.
+    conv = problem.axes
+    perm = tuple(d for d in range(problem.ndim) if d not in conv) + conv
+    identity = perm == tuple(range(problem.ndim))
+    inverse = tuple(int(i) for i in np.argsort(perm))
+    tp = _tile_problem(problem, plan.tile)
+    if not identity:
+        tp = replace(tp, in1_shape=tuple(tp.in1_shape[d] for d in perm),
+                     in2_shape=tuple(tp.in2_shape[d] for d in perm),
+                     axes=tuple(range(problem.ndim - len(conv), problem.ndim)))
+        k = np.ascontiguousarray(k.transpose(perm))
     kspec = None
     if plan.method == "fft" and np.isfinite(k).all():
         kspec = kernel_spectrum(tp, k, transform_lengths(tp), plan.fft_threads)
     tile_out = list(problem.out_shape)
     for a, t in zip(problem.axes, plan.tile):
         tile_out[a] = t
+    tile_out = [tile_out[d] for d in perm]
     spans = [_spans(problem.out_shape[a], t) for a, t in zip(problem.axes, plan.tile)]
     # zarr and other stores write whole chunks (read, modify, write): serialise them.
     lock = None if isinstance(dst, np.ndarray) else threading.Lock()
@@ -519,12 +532,16 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
     def work(combo):
         starts = [s[0] for s in combo]
         block = _read_block(src, problem, starts, plan.tile, rel_src.region)
+        if not identity:
+            block = np.ascontiguousarray(block.transpose(perm))
         res = np.empty(tile_out, problem.dtype)
         if plan.method == "direct":
             convolve_direct(tp, block, k, res)
         else:
             convolve_fft(tp, block, k, res, plan.fft_threads, kspec)
         del block
+        if not identity:
+            res = res.transpose(inverse)
         crop = [slice(None)] * res.ndim
         region = [slice(None)] * res.ndim
         for a, (cs, ws, we) in zip(problem.axes, combo):
