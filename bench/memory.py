@@ -110,7 +110,8 @@ def inmem(args) -> None:
         env = dict(os.environ)
         t0 = time.time()
         res = subprocess.run([sys.executable, "-c", CHILD, name, str(args.size), str(args.kernel)],
-                             capture_output=True, text=True, env=env, timeout=args.timeout)
+                             capture_output=True, text=True, env=env, timeout=args.timeout,
+                             check=False)
         if res.returncode != 0:
             print(f"{name}: failed ({res.returncode}): {res.stderr.strip()[-300:]}")
             rows.append(dict(name=name, failed=res.stderr.strip()[-300:]))
@@ -173,7 +174,8 @@ def ooc(args) -> None:
     print(" ".join(cmd), flush=True)
     t0 = time.perf_counter()
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                             check=False)
     except subprocess.TimeoutExpired:
         print(f"did not finish within {args.timeout} s; {out} exists: {out.exists()}")
         _save(f"ooc_{args.side}", dict(machine=_machine(), timeout=args.timeout,

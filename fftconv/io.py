@@ -25,8 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["open_image", "probe", "create_output", "AtomicOutput", "cast_to",
-           "ImageTooLargeError", "DEFAULT_MAX_PIXELS", "FORMATS"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FORMATS",
+    "AtomicOutput",
+    "ImageTooLargeError",
+    "cast_to",
+    "create_output",
+    "open_image",
+    "probe",
+]
 
 #: PNG and JPEG images with more pixels than this are refused unless the call
 #: passes a larger `max_pixels` (Pillow's own default error limit).

@@ -18,8 +18,18 @@ import os
 import numpy as np
 
 __all__ = [
-    "gaussian", "box", "laplace", "sharpen", "emboss", "sobel", "scharr", "disk",
-    "motion", "ripple", "parse_spec", "NAMES",
+    "NAMES",
+    "box",
+    "disk",
+    "emboss",
+    "gaussian",
+    "laplace",
+    "motion",
+    "parse_spec",
+    "ripple",
+    "scharr",
+    "sharpen",
+    "sobel",
 ]
 
 
@@ -201,7 +211,7 @@ def disk(radius: float) -> np.ndarray:
            [0., 1., 0.]])
     """
     r = _positive("radius", radius)
-    n = int(math.ceil(r))
+    n = math.ceil(r)
     y, x = np.mgrid[-n : n + 1, -n : n + 1]
     d = ((x * x + y * y) <= r * r).astype(np.float64)
     return d / d.sum()
@@ -237,10 +247,10 @@ def motion(length: float, angle: float = 0.0) -> np.ndarray:
     theta = math.radians(angle)
     dx, dy = math.cos(theta), -math.sin(theta)
     half = (length - 1) / 2
-    n = int(math.ceil(half * max(abs(dx), abs(dy)) - 1e-9))
+    n = math.ceil(half * max(abs(dx), abs(dy)) - 1e-9)
     size = 2 * n + 1
     k = np.zeros((size + 1, size + 1))
-    t = np.linspace(-half, half, max(1, int(math.ceil(length - 1e-9))))
+    t = np.linspace(-half, half, max(1, math.ceil(length - 1e-9)))
     xs, ys = n + t * dx, n + t * dy
     x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
     fx, fy = xs - x0, ys - y0
@@ -384,7 +394,7 @@ def _load_npy(path: str) -> np.ndarray:
         raise ValueError(f"kernel spec {path!r}: no such .npy file")
     try:
         k = np.load(path, allow_pickle=False)
-    except Exception as exc:  # corrupt files, object arrays (pickles), other formats
+    except (ValueError, OSError, EOFError) as exc:  # corrupt, pickled or not .npy
         raise ValueError(f"kernel spec {path!r}: cannot load as a .npy array ({exc})") from None
     if not isinstance(k, np.ndarray) or k.dtype.kind not in "biufc":
         raise ValueError(f"kernel spec {path!r}: holds dtype {getattr(k, 'dtype', '?')}; "

@@ -29,11 +29,17 @@ import numpy as np
 
 from . import _fftw
 from ._pad import source_index
-from .io import cast_to
 from ._problem import Problem, make_problem, normalize_method, normalize_threads
+from .io import cast_to
 
-__all__ = ["convolve_tiled", "tile_shape", "plan_tiles", "TilePlan", "parse_memory",
-           "compute_dtype"]
+__all__ = [
+    "TilePlan",
+    "compute_dtype",
+    "convolve_tiled",
+    "parse_memory",
+    "plan_tiles",
+    "tile_shape",
+]
 
 #: The budget when none is given.
 DEFAULT_MAX_MEMORY = 2 * 10**9
@@ -60,9 +66,7 @@ def parse_memory(value) -> int:
     """
     if isinstance(value, bool):
         raise TypeError(f"max_memory must be a number of bytes or a text like '2GB'; got {value!r}")
-    if isinstance(value, (int, np.integer)):
-        n = int(value)
-    elif isinstance(value, float) and math.isfinite(value):
+    if isinstance(value, (int, np.integer)) or isinstance(value, float) and math.isfinite(value):
         n = int(value)
     elif isinstance(value, str):
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*", value)
@@ -258,13 +262,13 @@ class TilePlan:
         halo = math.prod(block) / math.prod(self.tile) - 1
         lines = [
             f"tiled plan: output {'x'.join(map(str, self.out_shape))}, computed in {self.dtype}",
-            f"  tiles      {self.tiles} = {' x '.join(map(str, self.grid))} of "
-            f"{'x'.join(map(str, self.tile))} outputs (blocks of {'x'.join(map(str, block))}, "
-            f"halo overhead {100 * halo:.1f}%)",
+            (f"  tiles      {self.tiles} = {' x '.join(map(str, self.grid))} of "
+             f"{'x'.join(map(str, self.tile))} outputs (blocks of {'x'.join(map(str, block))}, "
+             f"halo overhead {100 * halo:.1f}%)"),
             f"  method     {self.method} per tile",
             f"  workers    {self.workers} tile(s) at once x {self.fft_threads} FFTW thread(s)",
-            f"  memory     {_fmt_bytes(self.memory)} predicted working memory, budget "
-            f"{_fmt_bytes(self.budget)}",
+            (f"  memory     {_fmt_bytes(self.memory)} predicted working memory, budget "
+             f"{_fmt_bytes(self.budget)}"),
         ]
         return "\n".join(lines)
 

@@ -22,7 +22,7 @@ FFTCONV = [sys.executable, "-m", "fftconv"]
 
 def _run(*args, **kw):
     return subprocess.run(FFTCONV + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=120, **kw)
+                          check=False, timeout=120, **kw)
 
 
 def _cli(capsys, *args):

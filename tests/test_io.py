@@ -112,17 +112,15 @@ def test_output_is_atomic_and_never_overwritten_silently(tmp_path):
     np.save(p, np.zeros(3))
     with pytest.raises(FileExistsError, match="--force"):
         io.create_output(p, (2, 2), np.uint8)
-    with pytest.raises(RuntimeError):
-        with io.create_output(p, (2, 2), np.uint8, force=True) as out:
-            out.array[...] = 5
-            raise RuntimeError("fails half-way")
+    with pytest.raises(RuntimeError), io.create_output(p, (2, 2), np.uint8, force=True) as out:
+        out.array[...] = 5
+        raise RuntimeError("fails half-way")
     np.testing.assert_array_equal(np.load(p), np.zeros(3))  # the old file is intact
     assert os.listdir(tmp_path) == ["o.npy"]  # no temporary left behind
     q = tmp_path / "new.tif"
-    with pytest.raises(RuntimeError):
-        with io.create_output(q, (2, 2), np.uint8) as out:
-            assert out.temp.parent == tmp_path and out.temp.exists() and not q.exists()
-            raise RuntimeError
+    with pytest.raises(RuntimeError), io.create_output(q, (2, 2), np.uint8) as out:
+        assert out.temp.parent == tmp_path and out.temp.exists() and not q.exists()
+        raise RuntimeError
     assert not q.exists()
     with io.create_output(p, (2, 2), np.uint8, force=True) as out:
         out.array[...] = 5
