@@ -236,7 +236,7 @@ def _budget(total: int, in_memory: int) -> int:
     return left
 
 
-def apply_file(inp: str, out: str, args, *, say=print) -> dict:
+def apply_file(inp: str, out: str, args) -> dict:
     """Run `apply` and return what it did (for the demo's report)."""
     from . import io
     from .tiles import run_tiled
@@ -250,18 +250,21 @@ def apply_file(inp: str, out: str, args, *, say=print) -> dict:
     except (FileNotFoundError, ValueError, ImportError) as exc:
         raise _Usage(str(exc)) from None
     job = _Job(src.shape, src.dtype, kernel, args)
+    shape = job.problem.out_shape
+    # PNG and JPEG results are held in memory until they are encoded.
+    encoded = str(out).lower().endswith((".png", ".jpg", ".jpeg"))
+    in_memory = int(np.prod(shape)) * job.out_dtype.itemsize if encoded else 0
+    plan = job.plan(_budget(args.max_memory, in_memory))
+    # zarr chunks of one tile each: every tile writes whole chunks, in parallel.
+    chunks = tuple(plan.tile) + tuple(shape[2:])
     try:
-        dst = io.create_output(out, job.problem.out_shape, job.out_dtype, force=args.force)
-    except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError,
-            ValueError) as exc:
+        dst = io.create_output(out, shape, job.out_dtype, force=args.force, chunks=chunks)
+    except (OSError, ValueError) as exc:
         raise _Usage(str(exc)) from None
     with dst:
-        in_memory = 0 if isinstance(dst.array, np.memmap) or not isinstance(
-            dst.array, np.ndarray) else dst.array.nbytes
-        plan = job.plan(_budget(args.max_memory, in_memory))
         t0 = time.perf_counter()
         run_tiled(job.problem, src, job.k, dst.array, max_memory=plan.budget,
-                  threads=job.threads, method=job.method,
+                  threads=job.threads, method=job.method, tile=plan.tile,
                   progress=not getattr(args, "quiet", False), magnitude=job.complex)
         dst.commit()
         seconds = time.perf_counter() - t0

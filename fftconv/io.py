@@ -308,7 +308,14 @@ class AtomicOutput:
                 raise IsADirectoryError(f"output {str(self.path)!r} is a directory")
         self.temp = _temp_path(self.path)
         self.done = False
-        self.array = self._create(chunks)
+        try:
+            self.array = self._create(chunks)
+        except OSError as exc:
+            self.abort()
+            raise PermissionError(
+                f"output {str(self.path)!r}: cannot create a file in {str(parent)!r} "
+                f"({exc.strerror or exc})"
+            ) from None
 
     def _create(self, chunks):
         t = str(self.temp)
@@ -329,6 +336,10 @@ class AtomicOutput:
             return zarr.open_array(t, mode="w", shape=self.shape, chunks=chunks,
                                    dtype=self.dtype)
         _need("PIL.Image", self.format.upper())
+        # The file is encoded at commit; create it now so that an unwritable
+        # place fails before any work is done.
+        with open(t, "xb"):
+            pass
         return np.zeros(self.shape, self.dtype)
 
     def commit(self) -> Path:

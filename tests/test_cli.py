@@ -222,3 +222,11 @@ def test_demo_writes_images(tmp_path):
     assert "tiled plan" in r.stdout and "Mpixel/s" in r.stdout
     r = _run("demo", "--size", "4")
     assert r.returncode == 2 and "--size" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs a place nobody can write")
+def test_output_where_no_file_can_be_created(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((20, 20), np.uint8))
+    for name in ("out.npy", "out.png"):
+        rc, err = _cli(capsys, "apply", tmp_path / "in.npy", f"/proc/{name}", "-k", "box:3")
+        assert rc == 2 and "cannot create a file" in err and len(err.splitlines()) == 1
