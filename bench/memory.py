@@ -103,8 +103,8 @@ def _save(key: str, value) -> None:
 
 
 def inmem(args) -> None:
-    names = args.only or ["fftconv-tiled:" + args.tiled_budget, "fftconv", "scipy.fftconvolve",
-                          "scipy.oaconvolve", "cv2.filter2D"]
+    names = args.only or ["fftconv-tiled:" + args.tiled_budget, "fftconv-tiled:256MB",
+                          "fftconv", "scipy.fftconvolve", "scipy.oaconvolve", "cv2.filter2D"]
     rows = []
     for name in names:
         env = dict(os.environ)
@@ -132,7 +132,11 @@ def inmem(args) -> None:
             print(f"| {m['name']} | failed | |")
         else:
             print(f"| {m['name']} | {m['extra_x_input']:.2f} | {m['seconds']:.1f} |")
-    _save(f"inmem_{args.size}_{args.kernel}", dict(machine=_machine(), rows=rows))
+    key = f"inmem_{args.size}_{args.kernel}"
+    path = HERE / "memory_results.json"
+    old = json.loads(path.read_text()).get(key, {}).get("rows", []) if path.exists() else []
+    names = {m["name"] for m in rows}
+    _save(key, dict(machine=_machine(), rows=[m for m in old if m["name"] not in names] + rows))
 
 
 def _generate(path: Path, side: int, tile: int = 1024) -> float:

@@ -176,7 +176,9 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
     - 1))`` more. The tile side is the largest ``t`` with
     ``(workers * B + c) * channels * prod(fast(t + k - 1)) + overhead <=
     max_memory``, found by bisection (the cost grows with ``t``), then rounded
-    down so that ``t + k - 1`` is 2-3-5-7-smooth. The block overhead is the
+    down so that ``t + k - 1`` is 2-3-5-7-smooth, and finally evened out: the
+    smallest such ``t`` that covers the axis in as many tiles (so the last
+    tile, moved back to end at the edge, recomputes little of its neighbour). The block overhead is the
     halo: a tile wastes ``prod(t + k - 1) / prod(t) - 1`` of its transform on
     it, so bigger budgets are faster.
 
