@@ -132,10 +132,20 @@ def _bytes_per_sample(itemsize: int, src_itemsize: int, out_itemsize: int) -> in
     return src_itemsize + 3 * itemsize + 4 * itemsize + itemsize + out_itemsize
 
 
+#: The block side (tile plus halo) tiles aim for when the budget allows more:
+#: blocks of about 512-768 samples a side keep the transforms in cache. Measured
+#: here (2 threads, 31x31 kernel, 8192x8192): blocks of 512 ran 71 Mpixel/s,
+#: 1024 43, 2048 22 and 4096 11; with 129x129 kernels 512-768 still won
+#: despite the halo.
+PREFERRED_BLOCK = 768
+
+
 def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, channels=1,
-               src_itemsize=None, out_itemsize=None) -> tuple[int, ...]:
-    """The largest tile (in output samples per convolved axis) whose working memory,
-    for `workers` tiles in flight at once, fits `max_memory` bytes.
+               src_itemsize=None, out_itemsize=None,
+               prefer: int | None = PREFERRED_BLOCK) -> tuple[int, ...]:
+    """The tile (in output samples per convolved axis) for `workers` tiles in flight
+    at once within `max_memory` bytes: blocks of about `prefer` samples a side
+    (or ``4 (k - 1)`` for large kernels), smaller when the budget needs it.
 
     Parameters
     ----------
@@ -154,6 +164,8 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
         Samples per pixel carried whole through each tile (the non-convolved axes).
     src_itemsize, out_itemsize : int, optional
         Bytes per sample of the source and of the output (default `itemsize`).
+    prefer : int or None
+        The preferred block side; None takes the largest tile that fits.
 
     Returns
     -------
@@ -185,6 +197,8 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
     Examples
     --------
     >>> tile_shape((65536, 65536), (31, 31), 4, 2 * 10**9, 2)
+    (738, 738)
+    >>> tile_shape((65536, 65536), (31, 31), 4, 2 * 10**9, 2, prefer=None)
     (4770, 4770)
     >>> tile_shape((500, 400), (31, 31), 4, 2 * 10**9, 2)
     (500, 400)
@@ -209,6 +223,8 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
             f"{_fmt_bytes(cost(1) + _OVERHEAD)}; raise max_memory or use fewer threads"
         )
     lo, hi = 1, max(image_shape)
+    if prefer is not None:
+        hi = min(hi, max(1, max(max(prefer, 4 * (k - 1)) - k + 1 for k in kernel_shape)))
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if cost(mid) <= budget:

@@ -203,7 +203,8 @@ def test_tile_shape_fits_and_grows_with_the_budget():
     shape, k = (65536, 65536), (31, 31)
     prev = 0
     for budget in (100e6, 500e6, 2e9, 8e9):
-        t = tile_shape(shape, k, 4, int(budget), 2, src_itemsize=1, out_itemsize=1)
+        t = tile_shape(shape, k, 4, int(budget), 2, src_itemsize=1, out_itemsize=1,
+                       prefer=None)
         assert t[0] == t[1] > prev
         prev = t[0]
         # blocks have FFT-fast lengths
@@ -215,6 +216,12 @@ def test_tile_shape_fits_and_grows_with_the_budget():
     assert plan.memory <= 500 * 10**6
     assert "tiles" in str(plan) and plan.tiles == plan.grid[0] * plan.grid[1]
     assert tile_shape((300, 200), (9, 9), 4, 2 * 10**9, 2) == (300, 200)
+    # By default blocks stay near the cache-friendly side, however large the budget,
+    # and grow with large kernels (4 (k - 1)).
+    t = tile_shape(shape, k, 4, 8 * 10**9, 2)
+    assert t[0] + 30 <= 768
+    big = tile_shape(shape, (301, 301), 4, 8 * 10**9, 2)
+    assert 900 <= big[0] + 300 <= 1200
 
 
 def test_public_api_max_memory_routes_to_tiles(monkeypatch):
