@@ -137,14 +137,41 @@ def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
 
 def _open_tiff(path: str):
     tifffile = _need("tifffile", "TIFF")
+    with tifffile.TiffFile(path) as tif:
+        axes = tif.series[0].axes
     try:
-        return tifffile.memmap(path, mode="r")
+        arr = tifffile.memmap(path, mode="r")
     except ValueError:
         # Tiled, compressed or otherwise not one contiguous block: read it
         # through zarr, which decodes only the tiles or strips a slice needs.
         zarr = _need("zarr", "tiled or compressed TIFF")
         store = tifffile.imread(path, aszarr=True)
-        return zarr.open_array(store, mode="r")
+        arr = zarr.open_array(store, mode="r")
+    if axes in ("SYX", "CYX") and len(arr.shape) == 3:
+        # Planar colour (one plane per channel): present it as rows x columns x channels.
+        arr = np.moveaxis(arr, 0, -1) if isinstance(arr, np.ndarray) else _ChannelsLast(arr)
+    return arr
+
+
+class _ChannelsLast:
+    """A read-only (rows, columns, channels) view of a (channels, rows, columns) store."""
+
+    def __init__(self, store):
+        self.store = store
+        c, h, w = store.shape
+        self.shape = (h, w, c)
+        self.dtype = np.dtype(store.dtype)
+        self.ndim = 3
+
+    def __getitem__(self, index):
+        if not isinstance(index, tuple):
+            index = (index,)
+        index = index + (slice(None),) * (3 - len(index))
+        return np.moveaxis(np.asarray(self.store[index[2], index[0], index[1]]), 0, -1)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :, :]
+        return out if dtype is None else out.astype(dtype)
 
 
 def _open_pillow(path: str, fmt: str, max_pixels):

@@ -162,3 +162,15 @@ def test_cast_to_rounds_and_clips():
     np.testing.assert_array_equal(io.cast_to(x, np.uint16), [0, 0, 0, 2, 2, 65535, 65535])
     np.testing.assert_array_equal(io.cast_to(x, np.uint8), [0, 0, 0, 2, 2, 255, 255])
     assert io.cast_to(x, np.float32).dtype == np.float32
+
+
+def test_planar_colour_tiff_reads_as_channels_last(tmp_path, rgb):
+    planar = np.ascontiguousarray(np.moveaxis(rgb, -1, 0))
+    tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "pt.tif", planar, photometric="rgb", planarconfig="separate",
+                     tile=(16, 16), compression="zlib")
+    for name in ("p.tif", "pt.tif"):
+        img = io.open_image(tmp_path / name)
+        assert img.shape == rgb.shape
+        np.testing.assert_array_equal(img[5:30, 7:44], rgb[5:30, 7:44])
+        np.testing.assert_array_equal(np.asarray(img), rgb)
