@@ -22,6 +22,7 @@ import math
 import mmap
 import re
 import threading
+from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
@@ -549,6 +550,8 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
                     for a, t in zip(problem.axes, plan.tile))
         plan = plan_tiles(problem, max_memory=max_memory, threads=threads, method=method,
                           tile=fit, **sizes)
+    src, cache_bytes = _with_chunk_cache(src, max_memory - plan.memory)
+    plan = replace(plan, memory=plan.memory + cache_bytes)
     from .methods.direct import convolve_direct
     from .methods.fft import convolve_fft, kernel_spectrum, transform_lengths
 
@@ -640,6 +643,69 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         if hasattr(bar, "close"):
             bar.close()
     return plan
+
+
+class _ChunkCache:
+    """Slices of a chunked store (zarr, a tiled TIFF) served from decoded chunks kept
+    in a shared LRU, so that each chunk is decoded about once although several
+    blocks and their halos overlap it."""
+
+    def __init__(self, store, max_bytes: int):
+        self.store = store
+        self.shape = tuple(store.shape)
+        self.dtype = np.dtype(store.dtype)
+        self.chunks = tuple(store.chunks)
+        self.max_bytes = max_bytes
+        self.lru: OrderedDict = OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    def _chunk(self, key) -> np.ndarray:
+        with self.lock:
+            arr = self.lru.get(key)
+            if arr is not None:
+                self.lru.move_to_end(key)
+                return arr
+        sl = tuple(slice(i * c, min((i + 1) * c, n))
+                   for i, c, n in zip(key, self.chunks, self.shape))
+        arr = np.asarray(self.store[sl])
+        with self.lock:
+            if key not in self.lru:
+                self.lru[key] = arr
+                self.bytes += arr.nbytes
+                while self.bytes > self.max_bytes and len(self.lru) > 1:
+                    _, old = self.lru.popitem(last=False)
+                    self.bytes -= old.nbytes
+        return arr
+
+    def __getitem__(self, index) -> np.ndarray:
+        bounds = [sl.indices(n)[:2] for sl, n in zip(index, self.shape)]
+        bounds += [(0, n) for n in self.shape[len(bounds):]]
+        out = np.empty([b - a for a, b in bounds], self.dtype)
+        ranges = [range(a // c, (b - 1) // c + 1) for (a, b), c in zip(bounds, self.chunks)]
+        for key in itertools.product(*ranges):
+            chunk = self._chunk(key)
+            src, dst = [], []
+            for (a, b), i, c in zip(bounds, key, self.chunks):
+                lo, hi = max(a, i * c), min(b, (i + 1) * c)
+                src.append(slice(lo - i * c, hi - i * c))
+                dst.append(slice(lo - a, hi - a))
+            out[tuple(dst)] = chunk[tuple(src)]
+        return out
+
+
+def _with_chunk_cache(src, room: int):
+    """`src` behind a `_ChunkCache` of up to three rows of its chunks, when it is a
+    chunked store and `room` bytes of the budget are left for it; and its size."""
+    chunks = getattr(src, "chunks", None)
+    if isinstance(src, np.ndarray) or not chunks or len(chunks) != len(src.shape):
+        return src, 0
+    per_chunk = math.prod(chunks) * np.dtype(src.dtype).itemsize
+    row = per_chunk * math.prod(-(-n // c) for n, c in zip(src.shape[1:], chunks[1:]))
+    size = min(3 * row, room)
+    if size < row:
+        return src, 0
+    return _ChunkCache(src, size), size
 
 
 def _aligned(dst, axes, tile) -> bool:

@@ -293,3 +293,25 @@ def test_peak_memory_stays_within_the_budget(tmp_path):
     ref = fftconv.convolve(np.asarray(src[:200, :200]), np.ones((31, 31), np.float32) / 961,
                            "valid")
     _close(np.asarray(out[15:185, 15:185]), ref, 1e-5)
+
+
+def test_chunk_cache_serves_any_slice_and_stays_bounded(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from fftconv.tiles import _ChunkCache, _with_chunk_cache
+
+    arr = np.arange(50 * 70 * 2, dtype=np.uint16).reshape(50, 70, 2)
+    z = zarr.open_array(str(tmp_path / "c.zarr"), mode="w", shape=arr.shape, chunks=(16, 16, 2),
+                        dtype=arr.dtype)
+    z[:] = arr
+    one_chunk = 16 * 16 * 2 * 2
+    cache = _ChunkCache(z, 3 * one_chunk)
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        r0, c0 = rng.integers(0, 49), rng.integers(0, 69)
+        r1, c1 = rng.integers(r0 + 1, 51), rng.integers(c0 + 1, 71)
+        np.testing.assert_array_equal(cache[r0:r1, c0:c1], arr[r0:r1, c0:c1])
+        assert cache.bytes <= 3 * one_chunk or len(cache.lru) == 1
+    wrapped, size = _with_chunk_cache(z, 10**9)
+    assert isinstance(wrapped, _ChunkCache) and size == 3 * one_chunk * 5
+    assert _with_chunk_cache(z, 10)[1] == 0  # no room: read the store directly
+    assert _with_chunk_cache(arr, 10**9)[0] is arr
