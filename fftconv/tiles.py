@@ -850,7 +850,9 @@ def maybe_tiled(problem: Problem, a, k, out, method: str, threads: int, max_memo
     """For `fftconv.convolve(..., max_memory=)`: the tiled result when the in-memory
     plan would not fit `max_memory`, else None (run in memory)."""
     budget = parse_memory(max_memory)
-    if whole_array_bytes(problem) + _OVERHEAD <= budget:
+    # 'valid' with the kernel larger than the image (SciPy swaps them) has no
+    # tiling here; its output is the small one, so it runs in memory.
+    if problem.swapped or whole_array_bytes(problem) + _OVERHEAD <= budget:
         return None
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
     run_tiled(problem, a, np.ascontiguousarray(k.astype(problem.dtype, copy=False)), result,
