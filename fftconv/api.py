@@ -50,11 +50,18 @@ def _unswap(problem: Problem, result) -> None:
         result[...] = result[flip].copy()
 
 
-def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate):
+def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate,
+         max_memory=None):
     problem, a, k = make_problem(in1, in2, mode, boundary, fillvalue, axes, channel_axis, correlate)
     method = normalize_method(method)
     threads = normalize_threads(threads)
     check_out(out, problem)
+    if max_memory is not None:
+        from .tiles import maybe_tiled
+
+        tiled = maybe_tiled(problem, a, k, out, method, threads, max_memory)
+        if tiled is not None:
+            return tiled
     chosen = plan_problem(problem, threads, method, kernel=k)
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
     _execute(problem, chosen, a, k, result, threads)
@@ -74,6 +81,7 @@ def convolve(
     method: str = "auto",
     out: np.ndarray | None = None,
     threads: int | None = None,
+    max_memory: int | str | None = None,
 ) -> np.ndarray:
     """Convolve `in1` with `in2`, exactly, by the fastest method for the sizes.
 
@@ -111,6 +119,10 @@ def convolve(
         Write the result here (shape and dtype must match the result's).
     threads : int, optional
         FFTW threads; default the cores this process may use.
+    max_memory : int or str, optional
+        A budget (bytes, or e.g. ``'2GB'``) for the call's working memory
+        besides its input and output; when the in-memory plan would exceed
+        it, the call runs tile by tile (`fftconv.tiles.convolve_tiled`).
 
     Returns
     -------
@@ -129,7 +141,8 @@ def convolve(
            [1., 2., 1.],
            [1., 1., 2.]])
     """
-    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, False)
+    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads,
+                False, max_memory)
 
 
 def correlate(
@@ -144,6 +157,7 @@ def correlate(
     method: str = "auto",
     out: np.ndarray | None = None,
     threads: int | None = None,
+    max_memory: int | str | None = None,
 ) -> np.ndarray:
     """Cross-correlate `in1` with `in2`; the arguments are those of `convolve`.
 
@@ -158,4 +172,5 @@ def correlate(
     >>> fftconv.correlate(np.array([0.0, 0.0, 1.0, 0.0]), np.array([1.0, 2.0, 3.0]), "same")
     array([0., 3., 2., 1.])
     """
-    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, True)
+    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads,
+                True, max_memory)

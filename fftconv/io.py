@@ -1,0 +1,476 @@
+"""Image files in and out, for images larger than memory.
+
+Reading never loads more than it must: ``.npy`` files and uncompressed TIFFs
+are memory-mapped read-only, tiled or compressed TIFFs (BigTIFF included) and
+zarr arrays are opened as zarr arrays that decode only the chunks a slice
+touches. PNG and JPEG are decoded whole (their formats allow nothing else),
+behind a decompression-bomb guard that a caller lifts for one call with
+`max_pixels`, never for the whole process.
+
+Writing is atomic: `create_output` writes into a temporary file beside the
+destination and renames it over the destination only when the whole result is
+in it, so an interrupted or failed run never leaves a half-written file, and
+an existing file is replaced only when asked (``force=True``).
+
+`tifffile`, `zarr` and `Pillow` are imported only when a file of theirs is
+read or written (``pip install 'fftconv[io]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FORMATS",
+    "AtomicOutput",
+    "ImageTooLargeError",
+    "cast_to",
+    "create_output",
+    "open_image",
+    "probe",
+]
+
+#: PNG and JPEG images with more pixels than this are refused unless the call
+#: passes a larger `max_pixels` (Pillow's own default error limit).
+DEFAULT_MAX_PIXELS = 178_956_970
+
+#: Suffix -> format name, for reading and writing.
+FORMATS = {".npy": "npy", ".tif": "tiff", ".tiff": "tiff", ".zarr": "zarr", ".png": "png",
+           ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+class ImageTooLargeError(ValueError):
+    """A PNG or JPEG image has more pixels than `max_pixels` allows."""
+
+
+def _format(path, role: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"{role} {str(path)!r}: unknown image format {suffix or '(no suffix)'!r}; "
+            f"use one of {', '.join(sorted(FORMATS))}"
+        )
+    return FORMATS[suffix]
+
+
+def _need(module: str, fmt: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"reading and writing {fmt} files needs {module}: pip install 'fftconv[io]'"
+        ) from None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """Open an image file for reading, without loading it where the format allows.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npy``, ``.tif``/``.tiff``, ``.zarr``, ``.png`` or ``.jpg``/``.jpeg``
+        file (a directory for zarr).
+    max_pixels : int or None
+        The decompression-bomb guard for PNG and JPEG: images with more pixels
+        are refused with `ImageTooLargeError`. None lifts it for this call.
+        Other formats are not decoded whole and are not limited.
+
+    Returns
+    -------
+    array-like
+        Read-only: an np.memmap (``.npy``, uncompressed TIFF), a zarr array
+        (tiled or compressed TIFF, zarr) or an ndarray (PNG, JPEG) of shape
+        ``(rows, columns)`` or ``(rows, columns, channels)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        `path` does not exist.
+    ValueError
+        Unknown format, unreadable or non-numeric content, or too many pixels.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "a.npy"), np.arange(6, dtype=np.uint8).reshape(2, 3))
+    >>> img = open_image(os.path.join(d, "a.npy"))
+    >>> type(img).__name__, img.shape, img.dtype, img.flags.writeable
+    ('memmap', (2, 3), dtype('uint8'), False)
+    """
+    path = os.fspath(path)
+    fmt = _format(path, "input")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"input {path!r} does not exist")
+    try:
+        if fmt == "npy":
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        elif fmt == "tiff":
+            arr = _open_tiff(path)
+        elif fmt == "zarr":
+            zarr = _need("zarr", "zarr")
+            arr = zarr.open_array(path, mode="r")
+        else:
+            arr = _open_pillow(path, fmt, max_pixels)
+    except (ImageTooLargeError, ImportError):
+        raise
+    except (ValueError, OSError, TypeError, KeyError, SyntaxError) as exc:
+        # (Pillow reports a file that is not the format its suffix says as SyntaxError.)
+        raise ValueError(f"input {path!r}: cannot read as {fmt} ({exc})") from None
+    dt = np.dtype(arr.dtype)
+    if dt.kind not in "biufc" or len(arr.shape) == 0:
+        raise ValueError(f"input {path!r}: holds {dt} data of shape {arr.shape}; an image must "
+                         "be a numeric array")
+    return arr
+
+
+def _open_tiff(path: str):
+    tifffile = _need("tifffile", "TIFF")
+    with tifffile.TiffFile(path) as tif:
+        axes = tif.series[0].axes
+    try:
+        arr = tifffile.memmap(path, mode="r")
+    except ValueError:
+        # Tiled, compressed or otherwise not one contiguous block: read it
+        # through zarr, which decodes only the tiles or strips a slice needs.
+        zarr = _need("zarr", "tiled or compressed TIFF")
+        store = tifffile.imread(path, aszarr=True)
+        arr = zarr.open_array(store, mode="r")
+    if axes in ("SYX", "CYX") and len(arr.shape) == 3:
+        # Planar colour (one plane per channel): present it as rows x columns x channels.
+        arr = np.moveaxis(arr, 0, -1) if isinstance(arr, np.ndarray) else _ChannelsLast(arr)
+    return arr
+
+
+class _ChannelsLast:
+    """A read-only (rows, columns, channels) view of a (channels, rows, columns) store."""
+
+    def __init__(self, store):
+        self.store = store
+        c, h, w = store.shape
+        self.shape = (h, w, c)
+        self.dtype = np.dtype(store.dtype)
+        self.ndim = 3
+
+    def __getitem__(self, index):
+        if not isinstance(index, tuple):
+            index = (index,)
+        index = index + (slice(None),) * (3 - len(index))
+        return np.moveaxis(np.asarray(self.store[index[2], index[0], index[1]]), 0, -1)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :, :]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _open_pillow(path: str, fmt: str, max_pixels):
+    Image = _need("PIL.Image", fmt.upper())
+    from PIL import JpegImagePlugin, PngImagePlugin
+
+    plugin = {"png": PngImagePlugin.PngImageFile, "jpeg": JpegImagePlugin.JpegImageFile}[fmt]
+    # The plugin class reads the header without Pillow's global
+    # MAX_IMAGE_PIXELS check: this module's guard replaces it, per call.
+    with plugin(path) as im:
+        _guard(path, im.size, max_pixels)
+        return _pillow_to_array(im, Image)
+
+
+def _guard(path, size, max_pixels) -> None:
+    if max_pixels is None:
+        return
+    pixels = int(size[0]) * int(size[1])
+    if pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"input {str(path)!r} has {size[0]}x{size[1]} = {pixels:,} pixels, more than "
+            f"max_pixels={max_pixels:,} (a guard against decompression bombs); if you trust "
+            f"the file, pass max_pixels={pixels} (--max-pixels {pixels} on the command line)"
+        )
+
+
+def _pillow_to_array(im, Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("1", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "La"):
+        im = im.convert("RGBA" if ("A" in mode or "transparency" in im.info) else
+                        ("L" if mode == "1" else "RGB"))
+    elif mode in ("I;16B", "I;16L", "I;16N"):
+        im = im.convert("I;16")
+    arr = np.asarray(im)
+    if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        arr = arr.astype(np.uint16)
+    return arr
+
+
+def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype `open_image` would give, without decoding pixels.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(p, np.zeros((4, 5, 3), np.uint16))
+    >>> probe(p)
+    ((4, 5, 3), dtype('uint16'))
+    """
+    path = os.fspath(path)
+    fmt = _format(path, "input")
+    if fmt in ("png", "jpeg"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"input {path!r} does not exist")
+        _need("PIL.Image", fmt.upper())
+        from PIL import JpegImagePlugin, PngImagePlugin
+
+        plugin = {"png": PngImagePlugin.PngImageFile, "jpeg": JpegImagePlugin.JpegImageFile}[fmt]
+        try:
+            with plugin(path) as im:
+                _guard(path, im.size, max_pixels)
+                w, h = im.size
+                mode = im.mode
+                trans = "transparency" in im.info
+        except (OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, ImageTooLargeError):
+                raise
+            raise ValueError(f"input {path!r}: cannot read as {fmt} ({exc})") from None
+        channels = {"L": 1, "1": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I": 1, "LA": 2,
+                    "RGB": 3, "RGBA": 4, "P": 4 if trans else 3}.get(mode, 3)
+        dtype = np.dtype(np.uint16 if mode.startswith("I") else np.uint8)
+        if mode == "LA":
+            channels = 2
+        shape = (h, w) if channels == 1 else (h, w, channels)
+        return shape, dtype
+    arr = open_image(path)
+    return tuple(arr.shape), np.dtype(arr.dtype)
+
+
+# --------------------------------------------------------------------------- casting
+
+
+def cast_to(res: np.ndarray, dtype, magnitude: bool = False) -> np.ndarray:
+    """`res` in `dtype`: integers rounded half to even and clipped to their range
+    (photos stay photos), the modulus of complex values when `magnitude`.
+
+    Examples
+    --------
+    >>> cast_to(np.array([-3.0, 0.5, 1.5, 254.6, 300.0]), np.uint8)
+    array([  0,   0,   2, 255, 255], dtype=uint8)
+    >>> cast_to(np.array([3 + 4j]), np.float32, magnitude=True)
+    array([5.], dtype=float32)
+    """
+    dtype = np.dtype(dtype)
+    if magnitude and res.dtype.kind == "c":
+        res = np.abs(res)
+    if dtype.kind == "b":
+        return res != 0
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        r = np.rint(res)
+        np.clip(r, info.min, info.max, out=r)
+        return r.astype(dtype)
+    return res.astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _check_writable_format(fmt: str, path: str, shape, dtype: np.dtype) -> None:
+    channels = 1 if len(shape) == 2 else (shape[2] if len(shape) == 3 else None)
+    if fmt in ("png", "jpeg"):
+        if channels is None:
+            raise ValueError(f"output {path!r}: {fmt.upper()} holds 2-d grey or 3-d colour "
+                             f"images; got shape {tuple(shape)}")
+        ok = {"png": {(1, "uint8"), (3, "uint8"), (4, "uint8"), (2, "uint8"), (1, "uint16")},
+              "jpeg": {(1, "uint8"), (3, "uint8")}}[fmt]
+        if (channels, dtype.name) not in ok:
+            what = ", ".join(f"{c} channel(s) {d}" for c, d in sorted(ok))
+            raise ValueError(
+                f"output {path!r}: {fmt.upper()} cannot hold {channels} channel(s) of "
+                f"{dtype}; it holds {what}. Write a .tif or .npy file for other dtypes "
+                "(or pass dtype='uint8')"
+            )
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.fftconv-tmp{path.suffix}")
+
+
+class AtomicOutput:
+    """A destination image written atomically; see `create_output`.
+
+    Attributes
+    ----------
+    array : the array to write the result into (an np.memmap, zarr array or,
+        for PNG and JPEG, an ndarray that is encoded on `commit`).
+    path : the destination.
+    temp : the temporary file or directory beside it.
+    """
+
+    def __init__(self, path, shape, dtype, *, force: bool = False, chunks=None):
+        self.path = Path(os.fspath(path))
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.format = _format(self.path, "output")
+        _check_writable_format(self.format, str(self.path), self.shape, self.dtype)
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise FileNotFoundError(f"output {str(self.path)!r}: directory {str(parent)!r} "
+                                    "does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"output {str(self.path)!r}: directory {str(parent)!r} is "
+                                  "not writable")
+        if self.path.exists() or self.path.is_symlink():
+            if not force:
+                raise FileExistsError(f"output {str(self.path)!r} exists; pass force=True "
+                                      "(--force) to replace it")
+            if self.path.is_dir() and self.format != "zarr":
+                raise IsADirectoryError(f"output {str(self.path)!r} is a directory")
+        self.temp = _temp_path(self.path)
+        self.done = False
+        try:
+            self.array = self._create(chunks)
+        except OSError as exc:
+            self.abort()
+            raise PermissionError(
+                f"output {str(self.path)!r}: cannot create a file in {str(parent)!r} "
+                f"({exc.strerror or exc})"
+            ) from None
+
+    def _create(self, chunks):
+        t = str(self.temp)
+        if self.format == "npy":
+            return np.lib.format.open_memmap(t, mode="w+", dtype=self.dtype, shape=self.shape)
+        if self.format == "tiff":
+            tifffile = _need("tifffile", "TIFF")
+            channels = self.shape[2] if len(self.shape) == 3 else 1
+            photometric = "rgb" if channels in (3, 4) and self.dtype.kind == "u" else "minisblack"
+            extra = {"extrasamples": ["unassalpha"]} if channels == 4 and photometric == "rgb" else {}
+            nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+            return tifffile.memmap(t, shape=self.shape, dtype=self.dtype,
+                                   photometric=photometric, bigtiff=nbytes > 2**31, **extra)
+        if self.format == "zarr":
+            zarr = _need("zarr", "zarr")
+            if chunks is None:
+                chunks = tuple(min(s, 1024) for s in self.shape[:2]) + tuple(self.shape[2:])
+            return zarr.open_array(t, mode="w", shape=self.shape, chunks=chunks,
+                                   dtype=self.dtype)
+        _need("PIL.Image", self.format.upper())
+        # The file is encoded at commit; create it now so that an unwritable
+        # place fails before any work is done.
+        with open(t, "xb"):
+            pass
+        return np.zeros(self.shape, self.dtype)
+
+    def commit(self) -> Path:
+        """Finish the file and rename it over the destination; returns the path."""
+        if self.done:
+            return self.path
+        try:
+            arr = self.array
+            if isinstance(arr, np.memmap):
+                arr.flush()
+                mm = getattr(arr, "_mmap", None)
+                self.array = None
+                del arr
+                if mm is not None:
+                    try:
+                        mm.close()
+                    except BufferError:  # views still alive: the mapping closes with them
+                        pass
+            elif self.format in ("png", "jpeg"):
+                from PIL import Image
+
+                im = Image.fromarray(arr)
+                if self.format == "jpeg":
+                    im.save(self.temp, format="JPEG", quality=95)
+                else:
+                    # zlib level 3: as small as the default 6 for photos, 3x faster.
+                    im.save(self.temp, format="PNG", compress_level=3)
+                self.array = None
+            if self.format == "zarr" and self.path.exists():
+                trash = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.old")
+                os.replace(self.path, trash)
+                os.replace(self.temp, self.path)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(self.temp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        return self.path
+
+    def abort(self) -> None:
+        """Remove the temporary file; the destination is left as it was."""
+        self.array = None
+        if self.done:
+            return
+        if self.temp.is_dir():
+            shutil.rmtree(self.temp, ignore_errors=True)
+        else:
+            try:
+                self.temp.unlink()
+            except FileNotFoundError:
+                pass
+        self.done = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+
+def create_output(path, shape, dtype, *, force: bool = False, chunks=None) -> AtomicOutput:
+    """A new destination image, written atomically.
+
+    Use it as a context manager: write into ``out.array``; on leaving the block
+    without an exception the file is finished and renamed over `path`, on an
+    exception the temporary file is removed and `path` is untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.npy``, ``.tif``/``.tiff`` (BigTIFF above 2 GiB), ``.zarr``,
+        ``.png`` (uint8 grey, grey+alpha, RGB, RGBA; uint16 grey) or
+        ``.jpg``/``.jpeg`` (uint8 grey or RGB).
+    shape, dtype : the image's.
+    force : bool
+        Replace `path` if it exists (otherwise FileExistsError).
+    chunks : tuple of int, optional
+        zarr chunk shape (default 1024x1024 pixels).
+
+    Raises
+    ------
+    FileExistsError, FileNotFoundError, PermissionError, ValueError
+        Before anything is written: `path` exists without `force`, its
+        directory does not exist or is not writable, or the format cannot hold
+        the shape and dtype.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "out.npy")
+    >>> with create_output(p, (2, 2), np.uint8) as out:
+    ...     out.array[:] = 7
+    >>> np.load(p)
+    array([[7, 7],
+           [7, 7]], dtype=uint8)
+    >>> create_output(p, (2, 2), np.uint8)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileExistsError: output '...out.npy' exists; pass force=True (--force) to replace it
+    """
+    return AtomicOutput(path, shape, dtype, force=force, chunks=chunks)

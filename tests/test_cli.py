@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fftconv
+from fftconv import io
+from fftconv import kernels as K
+from fftconv.cli import main
+
+PIL = pytest.importorskip("PIL.Image")
+tifffile = pytest.importorskip("tifffile")
+
+FFTCONV = [sys.executable, "-m", "fftconv"]
+
+
+def _run(*args, **kw):
+    return subprocess.run(FFTCONV + [str(a) for a in args], capture_output=True, text=True,
+                          check=False, timeout=120, **kw)
+
+
+def _cli(capsys, *args):
+    """main() in this process: (exit code, stderr)."""
+    try:
+        rc = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    return rc, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from fftconv._demo import photo_rgb
+
+    return photo_rgb(96)
+
+
+def _expected(img, kernel, boundary="symmetric", channel_axis=-1):
+    ref = fftconv.convolve(img.astype(np.float64), kernel, "same", boundary,
+                           channel_axis=channel_axis if img.ndim == 3 else None)
+    return np.clip(np.rint(ref), 0, 255)
+
+
+def test_apply_png_jpeg_tiff_subprocess(tmp_path, photo):
+    PIL.fromarray(photo).save(tmp_path / "in.png")
+    PIL.fromarray(photo).save(tmp_path / "in.jpg", quality=95)
+    tifffile.imwrite(tmp_path / "in.tif", photo[..., 1], tile=(32, 32), compression="zlib")
+    r = _run("apply", tmp_path / "in.png", tmp_path / "out.png", "--kernel", "gaussian:sigma=2")
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout
+    out = io.open_image(tmp_path / "out.png")
+    assert out.dtype == np.uint8 and out.shape == photo.shape
+    assert np.abs(out - _expected(photo, K.gaussian(2))).max() <= 1
+    r = _run("apply", tmp_path / "in.jpg", tmp_path / "out.jpg", "-k", "box:5", "--quiet")
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    assert io.open_image(tmp_path / "out.jpg").shape == photo.shape
+    r = _run("apply", tmp_path / "in.tif", tmp_path / "out.tif", "-k", "laplace",
+             "--boundary", "nearest", "--dtype", "float32", "-q")
+    assert r.returncode == 0, r.stderr
+    got = io.open_image(tmp_path / "out.tif")
+    assert got.dtype == np.float32
+    ref = fftconv.convolve(photo[..., 1].astype(np.float64), K.laplace(), "same", "nearest")
+    np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+    assert sorted(os.listdir(tmp_path)) == ["in.jpg", "in.png", "in.tif", "out.jpg",
+                                            "out.png", "out.tif"]
+
+
+def test_apply_npy_correlate_modes_and_dtypes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    img = rng.random((60, 70))
+    np.save(tmp_path / "in.npy", img)
+    k = rng.random((5, 8))
+    np.save(tmp_path / "k.npy", k)
+    for mode in ("full", "valid"):
+        rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / f"{mode}.npy", "-k",
+                       tmp_path / "k.npy", "--mode", mode, "--boundary", "wrap", "--correlate",
+                       "--max-memory", "16GB", "-q")  # in-process: pytest itself is large
+        assert rc == 0, err
+        got = np.load(tmp_path / f"{mode}.npy")
+        ref = fftconv.correlate(img, k, mode, "wrap")
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, ref, atol=1e-10 * np.abs(ref).max())
+
+
+def test_rgba_alpha_is_kept(tmp_path, capsys, photo):
+    alpha = np.linspace(0, 255, photo.shape[1]).astype(np.uint8)[None, :].repeat(96, 0)
+    rgba = np.dstack([photo, alpha])
+    PIL.fromarray(rgba).save(tmp_path / "in.png")
+    for corr in ([], ["--correlate"]):
+        rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "out.png", "-k",
+                       "sobel-x", "--force", "-q", *corr)
+        assert rc == 0, err
+        out = io.open_image(tmp_path / "out.png")
+        np.testing.assert_array_equal(out[..., 3], alpha)
+
+
+def test_complex_scharr_writes_the_magnitude(tmp_path, capsys, photo):
+    grey = np.ascontiguousarray(photo[..., 0])
+    PIL.fromarray(grey).save(tmp_path / "in.png")
+    rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "edges.npy", "-k", "scharr",
+                   "--dtype", "float32", "-q")
+    assert rc == 0, err
+    ref = np.abs(fftconv.convolve(grey.astype(np.float64), K.scharr(), "same", "symmetric"))
+    np.testing.assert_allclose(np.load(tmp_path / "edges.npy"), ref, atol=1e-5 * ref.max())
+
+
+def test_force_semantics(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((20, 20), np.float32))
+    np.save(tmp_path / "out.npy", np.zeros(3))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3")
+    assert rc == 2 and "exists" in err and "--force" in err and len(err.splitlines()) == 1
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), np.zeros(3))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3",
+                   "--force", "-q")
+    assert rc == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.ones((20, 20)), rtol=1e-6)
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "in.npy", "-k", "box:3",
+                   "--force")
+    assert rc == 2 and "never modifies its input" in err
+    np.testing.assert_array_equal(np.load(tmp_path / "in.npy"), np.ones((20, 20)))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-k", "gausian:sigma=3"], "did you mean 'gaussian'"),
+    (["-k", "gaussian"], "needs sigma"),
+    (["-k", "box:abc"], "not a number"),
+    (["-k", "nothere.npy"], "no such .npy file"),
+    (["-k", "box:3", "--boundary", "reflect"], "ambiguous"),
+    (["-k", "box:3", "--max-memory", "lots"], "not a size"),
+    (["-k", "box:3", "--max-memory", "1MB"], "too small"),
+    (["-k", "box:3", "--dtype", "int7"], "not one of"),
+    (["-k", "box:3", "--threads", "0"], "must be >= 1"),
+    (["-k", "box:40", "--mode", "valid"], "at least as large"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, words):
+    np.save(tmp_path / "in.npy", np.ones((20, 20), np.float32))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", *args)
+    assert rc == 2
+    assert words in err, err
+    assert not (tmp_path / "out.npy").exists()
+    assert os.listdir(tmp_path) == ["in.npy"]
+
+
+def test_missing_input_unwritable_output_and_formats(tmp_path, capsys):
+    rc, err = _cli(capsys, "apply", tmp_path / "none.png", tmp_path / "o.png", "-k", "box:3")
+    assert rc == 2 and "does not exist" in err and len(err.splitlines()) == 1
+    np.save(tmp_path / "in.npy", np.ones((20, 20), np.float32))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "no/dir/o.npy", "-k", "box:3")
+    assert rc == 2 and "does not exist" in err
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "o.jpg", "-k", "box:3")
+    assert rc == 2 and "JPEG cannot hold" in err and "float32" in err
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "o.bmp", "-k", "box:3")
+    assert rc == 2 and "unknown image format" in err
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path, "-k", "box:3")
+    assert rc == 2
+    assert os.listdir(tmp_path) == ["in.npy"]
+
+
+def test_max_pixels_guard(tmp_path, capsys, photo):
+    PIL.fromarray(photo).save(tmp_path / "in.png")
+    rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "o.png", "-k", "box:3",
+                   "--max-pixels", "1000")
+    assert rc == 2 and "--max-pixels 9216" in err
+    rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "o.png", "-k", "box:3",
+                   "--max-pixels", "9216", "-q")
+    assert rc == 0, err
+
+
+def test_plan_and_help(tmp_path, capsys):
+    assert main(["plan", "65536x65536", "-k", "gaussian:sigma=3.75", "--max-memory", "2GB"]) == 0
+    out = capsys.readouterr().out
+    assert "tiles" in out and "65536x65536" in out and "31x31" in out
+    np.save(tmp_path / "in.npy", np.ones((50, 40, 3), np.uint16))
+    assert main(["plan", str(tmp_path / "in.npy"), "-k", "box:3"]) == 0
+    assert "50x40x3 uint16" in capsys.readouterr().out
+    r = _run("apply", "--help")
+    assert r.returncode == 0 and "--kernel" in r.stdout and "examples:" in r.stdout
+    assert "--force" in r.stdout and "--max-memory" in r.stdout
+    r = _run("--help")
+    assert r.returncode == 0 and "apply" in r.stdout and "demo" in r.stdout
+
+
+def _slow_job(tmp_path):
+    img = np.lib.format.open_memmap(tmp_path / "in.npy", "w+", np.float32, (2048, 2048))
+    img[:] = 1
+    img.flush()
+    del img
+    # A budget so small that it takes many tiles, each with a big kernel: seconds of work.
+    return ["apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:61", "--method",
+            "direct", "--threads", "1", "-q"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_leaves_no_output(tmp_path, sig):
+    args = _slow_job(tmp_path)
+    proc = subprocess.Popen(FFTCONV + [str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any("fftconv-tmp" in n for n in os.listdir(tmp_path)):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert not (tmp_path / "out.npy").exists()
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143
+        assert os.listdir(tmp_path) == ["in.npy"]  # the temporary file is removed too
+
+
+def test_demo_writes_images(tmp_path):
+    r = _run("demo", "--size", "96", "--out", tmp_path, "-q")
+    assert r.returncode == 0, r.stderr
+    for name in ("photo.png", "blur.png", "edges.png", "sharpen.png"):
+        assert (tmp_path / name).exists()
+    assert "tiled plan" in r.stdout and "Mpixel/s" in r.stdout
+    r = _run("demo", "--size", "4")
+    assert r.returncode == 2 and "--size" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs a place nobody can write")
+def test_output_where_no_file_can_be_created(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((20, 20), np.uint8))
+    for name in ("out.npy", "out.png"):
+        rc, err = _cli(capsys, "apply", tmp_path / "in.npy", f"/proc/{name}", "-k", "box:3")
+        assert rc == 2 and "cannot create a file" in err and len(err.splitlines()) == 1

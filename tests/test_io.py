@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from fftconv import io
+
+PIL = pytest.importorskip("PIL.Image")
+tifffile = pytest.importorskip("tifffile")
+zarr = pytest.importorskip("zarr")
+
+
+@pytest.fixture
+def rgb():
+    return (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+
+
+def _roundtrip(tmp_path, name, arr, **kw):
+    p = tmp_path / name
+    with io.create_output(p, arr.shape, arr.dtype, **kw) as out:
+        out.array[...] = arr
+    return p, io.open_image(p)
+
+
+@pytest.mark.parametrize("name", ["a.npy", "a.tif", "a.tiff", "a.zarr", "a.png"])
+@pytest.mark.parametrize("shape, dtype", [((40, 50), np.uint8), ((40, 50, 3), np.uint8),
+                                          ((40, 50, 4), np.uint8), ((40, 50), np.uint16)])
+def test_lossless_round_trips(tmp_path, name, shape, dtype):
+    arr = (np.random.default_rng(1).random(shape) * np.iinfo(dtype).max).astype(dtype)
+    p, back = _roundtrip(tmp_path, name, arr)
+    assert back.shape == arr.shape and back.dtype == arr.dtype
+    np.testing.assert_array_equal(np.asarray(back[:]), arr)
+    assert io.probe(p) == (arr.shape, np.dtype(dtype))
+
+
+def test_float_round_trips_and_bigtiff(tmp_path):
+    arr = np.random.default_rng(2).standard_normal((30, 20)).astype(np.float64)
+    for name in ("f.npy", "f.tif", "f.zarr"):
+        _, back = _roundtrip(tmp_path, name, arr)
+        np.testing.assert_array_equal(np.asarray(back[:]), arr)
+    tifffile.imwrite(tmp_path / "b.tif", arr, bigtiff=True)
+    back = io.open_image(tmp_path / "b.tif")
+    assert isinstance(back, np.memmap)
+    np.testing.assert_array_equal(back, arr)
+
+
+def test_jpeg_is_close(tmp_path, rgb):
+    smooth = np.repeat(np.repeat(rgb[::8, ::8], 8, 0), 8, 1)[:40, :50]
+    _, back = _roundtrip(tmp_path, "a.jpg", np.ascontiguousarray(smooth))
+    assert back.dtype == np.uint8 and back.shape == smooth.shape
+    assert np.abs(back.astype(int) - smooth).mean() < 8
+
+
+def test_readers_do_not_load_large_formats(tmp_path):
+    arr = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    np.save(tmp_path / "a.npy", arr)
+    tifffile.imwrite(tmp_path / "strip.tif", arr)
+    tifffile.imwrite(tmp_path / "tiled.tif", arr, tile=(16, 16), compression="zlib")
+    a = io.open_image(tmp_path / "a.npy")
+    s = io.open_image(tmp_path / "strip.tif")
+    t = io.open_image(tmp_path / "tiled.tif")
+    assert isinstance(a, np.memmap) and not a.flags.writeable
+    assert isinstance(s, np.memmap) and not s.flags.writeable
+    assert isinstance(t, zarr.Array)
+    np.testing.assert_array_equal(t[10:40, 5:60], arr[10:40, 5:60])
+
+
+def test_decompression_bomb_guard_is_per_call(tmp_path, rgb):
+    PIL.fromarray(rgb).save(tmp_path / "a.png")
+    before = PIL.MAX_IMAGE_PIXELS
+    with pytest.raises(io.ImageTooLargeError, match="max_pixels=2000"):
+        io.open_image(tmp_path / "a.png", max_pixels=100)
+    with pytest.raises(ValueError, match="decompression bombs"):
+        io.probe(tmp_path / "a.png", max_pixels=100)
+    assert io.open_image(tmp_path / "a.png", max_pixels=2000).shape == (40, 50, 3)
+    assert PIL.MAX_IMAGE_PIXELS == before  # never changed globally
+    # Lifting it also works above Pillow's own limit, without touching the global.
+    PIL.MAX_IMAGE_PIXELS = 10
+    try:
+        assert io.open_image(tmp_path / "a.png", max_pixels=None).shape == (40, 50, 3)
+        with pytest.raises(PIL.DecompressionBombError):
+            PIL.open(tmp_path / "a.png")
+    finally:
+        PIL.MAX_IMAGE_PIXELS = before
+
+
+def test_palette_and_grey_alpha_pngs(tmp_path, rgb):
+    PIL.fromarray(rgb).convert("P").save(tmp_path / "p.png")
+    PIL.fromarray(rgb[..., 0]).convert("LA").save(tmp_path / "la.png")
+    assert io.open_image(tmp_path / "p.png").shape == (40, 50, 3)
+    assert io.open_image(tmp_path / "la.png").shape == (40, 50, 2)
+    assert io.probe(tmp_path / "la.png")[0] == (40, 50, 2)
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        io.open_image(tmp_path / "missing.png")
+    with pytest.raises(ValueError, match="unknown image format '.bmp'"):
+        io.open_image(tmp_path / "x.bmp")
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match="cannot read as png"):
+        io.open_image(tmp_path / "bad.png")
+    np.save(tmp_path / "obj.npy", np.array([None], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="cannot read as npy"):
+        io.open_image(tmp_path / "obj.npy")
+
+
+def test_output_is_atomic_and_never_overwritten_silently(tmp_path):
+    p = tmp_path / "o.npy"
+    np.save(p, np.zeros(3))
+    with pytest.raises(FileExistsError, match="--force"):
+        io.create_output(p, (2, 2), np.uint8)
+    with pytest.raises(RuntimeError), io.create_output(p, (2, 2), np.uint8, force=True) as out:
+        out.array[...] = 5
+        raise RuntimeError("fails half-way")
+    np.testing.assert_array_equal(np.load(p), np.zeros(3))  # the old file is intact
+    assert os.listdir(tmp_path) == ["o.npy"]  # no temporary left behind
+    q = tmp_path / "new.tif"
+    with pytest.raises(RuntimeError), io.create_output(q, (2, 2), np.uint8) as out:
+        assert out.temp.parent == tmp_path and out.temp.exists() and not q.exists()
+        raise RuntimeError
+    assert not q.exists()
+    with io.create_output(p, (2, 2), np.uint8, force=True) as out:
+        out.array[...] = 5
+    np.testing.assert_array_equal(np.load(p), np.full((2, 2), 5))
+
+
+def test_zarr_output_replaced_with_force(tmp_path):
+    p = tmp_path / "o.zarr"
+    for v in (1, 2):
+        with io.create_output(p, (4, 4), np.uint8, force=True) as out:
+            out.array[...] = v
+        assert int(io.open_image(p)[0, 0]) == v
+    assert sorted(os.listdir(tmp_path)) == ["o.zarr"]
+
+
+def test_output_errors_before_writing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        io.create_output(tmp_path / "no" / "o.npy", (2, 2), np.uint8)
+    with pytest.raises(ValueError, match="JPEG cannot hold"):
+        io.create_output(tmp_path / "o.jpg", (2, 2), np.float32)
+    with pytest.raises(ValueError, match="PNG cannot hold 3 channel"):
+        io.create_output(tmp_path / "o.png", (2, 2, 3), np.uint16)
+    with pytest.raises(ValueError, match="unknown image format"):
+        io.create_output(tmp_path / "o.gif", (2, 2), np.uint8)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not os.access(ro, os.W_OK):  # root can write anywhere
+            with pytest.raises(PermissionError, match="not writable"):
+                io.create_output(ro / "o.npy", (2, 2), np.uint8)
+    finally:
+        ro.chmod(0o700)
+    assert os.listdir(tmp_path) == ["ro"]
+
+
+def test_cast_to_rounds_and_clips():
+    x = np.array([-1.0, 0.49, 0.5, 1.5, 2.5, 65535.4, 1e9])
+    np.testing.assert_array_equal(io.cast_to(x, np.uint16), [0, 0, 0, 2, 2, 65535, 65535])
+    np.testing.assert_array_equal(io.cast_to(x, np.uint8), [0, 0, 0, 2, 2, 255, 255])
+    assert io.cast_to(x, np.float32).dtype == np.float32
+
+
+def test_planar_colour_tiff_reads_as_channels_last(tmp_path, rgb):
+    planar = np.ascontiguousarray(np.moveaxis(rgb, -1, 0))
+    tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "pt.tif", planar, photometric="rgb", planarconfig="separate",
+                     tile=(16, 16), compression="zlib")
+    for name in ("p.tif", "pt.tif"):
+        img = io.open_image(tmp_path / name)
+        assert img.shape == rgb.shape
+        np.testing.assert_array_equal(img[5:30, 7:44], rgb[5:30, 7:44])
+        np.testing.assert_array_equal(np.asarray(img), rgb)
