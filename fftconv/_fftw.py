@@ -7,21 +7,23 @@ its buffers exclusively, and the plan goes back to the idle pool afterwards.
 Concurrent calls with the same key simply get distinct plans. The pool is an
 LRU bounded by the bytes its buffers hold.
 
-Planning effort fits the call (policy ``'auto'``, the default). A new plan is
-built with FFTW_ESTIMATE (milliseconds) unless FFTW wisdom already holds a
-measured plan for it, which FFTW then returns as cheaply (FFTW_WISDOM_ONLY).
-A transform that is used again and again (the third lend of one key) and is
-small enough to measure in about a second (at most 2**20 samples: the block
-transforms of overlap-add, images up to 1024x1024) is re-planned with
-FFTW_MEASURE on a background thread (pyFFTW releases the GIL while FFTW
-plans); the measured plan replaces the estimated ones in the pool, and its
-wisdom is saved, so later processes get it at once. Measured on the
-development machine: FFTW_MEASURE took 0.25-0.6 s for 256x256 to 512x512
+Planning effort fits the call. By default (policy ``'estimate'``) a new plan
+is built with FFTW_ESTIMATE (milliseconds) unless FFTW wisdom already holds a
+measured plan for it, which FFTW then returns as cheaply (FFTW_WISDOM_ONLY):
+a first call never pays for measuring, and one process always computes with
+the same plans, so repeated calls give bit-identical results.
+``set_effort('measure')`` (or ``FFTCONV_FFTW_EFFORT=measure``) plans every new
+transform with FFTW_MEASURE inline and saves the wisdom, so later processes
+get the measured plans at once. Policy ``'auto'`` (opt-in) re-plans a
+transform that is used again and again (the third lend of one key) and is
+small enough to measure in about a second (at most 2**20 samples) with
+FFTW_MEASURE on a background thread and swaps it into the pool. Measured on
+the development machine: FFTW_MEASURE took 0.25-0.6 s for 256x256 to 512x512
 real transforms and made them 1.05-1.4x faster; for 4320x4320 it took 15 s
-(1.4x faster), far too long for a first call, so large transforms are
-measured only on request: ``set_effort('measure')`` (plan every new transform
-with FFTW_MEASURE, inline) or ``FFTCONV_FFTW_EFFORT=measure``;
-``'estimate'`` never measures.
+(1.4x faster), far too long for a first call. It is not the default because
+results then change in the last bits once a plan is swapped (SciPy's
+threading tests compare calls bit for bit), and measuring holds FFTW's
+planner, which is not thread-safe, while other threads wait to plan.
 Wisdom is stored as JSON text (never pickled), keyed to the FFTW version,
 written atomically, loaded on first use, and ignored with a warning when it
 is corrupt, truncated or foreign. ``FFTCONV_NO_WISDOM=1`` turns the file off
@@ -52,9 +54,13 @@ _EFFORTS = {
     "measure": "FFTW_MEASURE",
     "patient": "FFTW_PATIENT",
 }
-_effort = os.environ.get("FFTCONV_FFTW_EFFORT", "auto").lower()
+_effort = os.environ.get("FFTCONV_FFTW_EFFORT", "estimate").lower()
 if _effort not in _EFFORTS:
-    _effort = "auto"
+    _effort = "estimate"
+
+#: FFTW's planner, wisdom import and export are not thread-safe. pyFFTW serialises
+#: plan creation only, so every planner call of ours (plans and wisdom) holds this.
+_planner_lock = threading.RLock()
 
 #: Policy 'auto': re-plan with FFTW_MEASURE on this lend of a key ...
 UPGRADE_AFTER = 3
@@ -136,13 +142,15 @@ def _build(shape, dtype, axes, direction, threads, flag=None):
     try:
         # Free when wisdom (loaded, or measured in this process) holds a measured plan;
         # fails at once otherwise.
-        return pyfftw.FFTW(
-            a, b, flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT", "FFTW_WISDOM_ONLY"), **kw
-        )
+        with _planner_lock:
+            return pyfftw.FFTW(
+                a, b, flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT", "FFTW_WISDOM_ONLY"), **kw
+            )
     except RuntimeError:
         pass
     effort = _EFFORTS[_effort] if flag is None else flag
-    plan = pyfftw.FFTW(a, b, flags=(effort, "FFTW_DESTROY_INPUT"), **kw)
+    with _planner_lock:
+        plan = pyfftw.FFTW(a, b, flags=(effort, "FFTW_DESTROY_INPUT"), **kw)
     if effort != "FFTW_ESTIMATE":
         with _lock:
             _stats["measured"] += 1
@@ -378,7 +386,8 @@ def load_wisdom(force: bool = False) -> bool:
                 f"this is FFTW {pyfftw.fftw_version}"
             )
             return False
-        done = pyfftw.import_wisdom(tuple(x.encode("ascii") for x in strings))
+        with _planner_lock:
+            done = pyfftw.import_wisdom(tuple(x.encode("ascii") for x in strings))
         if not all(d for d, x in zip(done, strings) if x):
             _warn(f"FFTW rejected part of the wisdom in {path}; it was ignored")
         return any(done)
@@ -394,7 +403,9 @@ def save_wisdom() -> bool:
         return False
     _merge_saved()
     with _wisdom_lock:
-        wisdom = {p: w.decode("ascii") for p, w in zip(_PRECISIONS, pyfftw.export_wisdom())}
+        with _planner_lock:
+            exported = pyfftw.export_wisdom()
+        wisdom = {p: w.decode("ascii") for p, w in zip(_PRECISIONS, exported)}
         doc = {
             "format": _WISDOM_FORMAT,
             "fftw_version": pyfftw.fftw_version,
@@ -423,5 +434,6 @@ def _forget_wisdom() -> None:
     """Forget all wisdom in memory and allow the file to be loaded again (for tests)."""
     global _wisdom_loaded
     with _wisdom_lock:
-        pyfftw.forget_wisdom()
+        with _planner_lock:
+            pyfftw.forget_wisdom()
         _wisdom_loaded = False
