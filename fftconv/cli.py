@@ -121,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(plan)
     plan.add_argument("--dtype", type=_dtype_arg, default="same", help="output dtype (as apply)")
 
+    cal = sub.add_parser(
+        "calibrate", help="measure this machine's cost constants for the planner (~20 s)",
+        description="Time FFTW transforms, memory copies, the direct and separable kernels and "
+                    "overlap-add blocks on this machine, fit the planner's cost model and save "
+                    "it to the cache directory ($FFTCONV_CACHE_DIR or the user cache).",
+    )
+    cal.add_argument("--no-save", action="store_true", help="measure and print, save nothing")
+
     demo = sub.add_parser(
         "demo", help="blur, edge-detect and sharpen a generated photo; print plans and timings",
         description="Generate a photo-like RGB image, write it as PNG, run a Gaussian blur, a "
@@ -219,7 +227,7 @@ class _Job:
         try:
             return plan_tiles(self.problem, max_memory=budget, threads=self.threads,
                               method=self.method, src_itemsize=self.in_dtype.itemsize,
-                              out_itemsize=self.out_dtype.itemsize)
+                              out_itemsize=self.out_dtype.itemsize, kernel=self.kernel)
         except ValueError as exc:
             raise _Usage(str(exc)) from None
 
@@ -320,6 +328,27 @@ def _cmd_plan(args) -> int:
           f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
           f"{job.problem.boundary}; computed in {job.compute}, written as {job.out_dtype}")
     print(plan)
+    from .planner import plan_problem
+    from .tiles import _tile_problem
+
+    one = _tile_problem(job.problem, plan.tile)
+    print(f"\nhow one {'x'.join(map(str, plan.tile))} tile is computed:")
+    print(plan_problem(one, plan.fft_threads, kernel=kernel if kernel.ndim == 2 else None))
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    import time
+
+    from .planner import calibrate, profile_path
+
+    t0 = time.perf_counter()
+    m = calibrate(save=not args.no_save)
+    print(f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s")
+    for name, value in vars(m).items():
+        print(f"  {name:10s} {value}")
+    if not args.no_save:
+        print(f"saved to {profile_path()}")
     return 0
 
 
@@ -357,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread
         pass
-    commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo}
+    commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo,
+                "calibrate": _cmd_calibrate}
     try:
         return commands[args.command](args)
     except _Usage as exc:

@@ -260,7 +260,7 @@ class TilePlan:
     tile : the tile's extent on each axis of `axes`.
     grid : tiles per axis of `axes`.
     workers : tiles computed at once; `fft_threads` FFTW threads each.
-    method : 'direct' or 'fft', for every tile.
+    method : the planner's method for every tile (direct, separable, lowrank, fft or oa).
     memory : the predicted peak of the working memory, bytes.
     budget : the budget it was planned for, bytes.
     """
@@ -304,30 +304,16 @@ def _tile_problem(problem: Problem, tile) -> Problem:
     return replace(problem, in1_shape=tuple(shape), mode="valid", boundary="fill", fillvalue=0)
 
 
-#: Seconds per multiply-add of direct summation and per ``N log2 N`` of one FFT
-#: convolution (forward, product, inverse), float32, one thread; measured on a
-#: 1654x1654 tile (AMD EPYC): 15x15 direct 0.55 s, FFT 0.07 s; 5x5 direct
-#: 0.037 s, FFT 0.048 s.
-_DIRECT_S = 0.9e-9
-_FFT_S = 1.2e-9
+def _tile_plan(problem: Problem, threads: int, method: str, kernel):
+    """The planner's Plan for one tile (a 'valid' problem)."""
+    from .planner import plan_problem
 
-
-def _choose_tile_method(problem: Problem) -> str:
-    """'direct' or 'fft' for one tile, by a two-constant cost model (direct wins
-    up to about 5x5 kernels on large tiles). To be replaced by the planner."""
-    from .methods.fft import transform_lengths
-
-    out = math.prod(problem.out_shape)
-    taps = math.prod(problem.kernel_shape)
-    n = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
-    direct = _DIRECT_S * out * taps
-    fft = _FFT_S * n * max(1.0, math.log2(n))
-    return "direct" if direct <= fft else "fft"
+    return plan_problem(problem, threads, method, kernel=kernel)
 
 
 def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "auto",
                src_itemsize: int | None = None, out_itemsize: int | None = None,
-               tile=None) -> TilePlan:
+               tile=None, kernel=None) -> TilePlan:
     """The TilePlan for `problem` (its dtype is the compute dtype) under `max_memory` bytes;
     `tile` forces the tile shape (per convolved axis) instead of deriving it."""
     out_shape = problem.out_shape
@@ -345,9 +331,7 @@ def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "aut
     workers = max(1, min(workers, math.prod(grid)))
     fft_threads = max(1, threads // workers)
     tp = _tile_problem(problem, tile)
-    if method == "auto":
-        method = _choose_tile_method(tp)
-    method = "direct" if method == "direct" else "fft"
+    method = _tile_plan(tp, fft_threads, method, kernel).method
     per = _bytes_per_sample(c, src_itemsize or c, out_itemsize or c)
     samples = math.prod(_fftw.fast_length(t + k - 1) for t, k in zip(tile, problem.kernel_shape))
     memory = (workers * per + c) * channels * samples + _OVERHEAD
@@ -542,18 +526,18 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         )
     sizes = dict(src_itemsize=np.dtype(src.dtype).itemsize, out_itemsize=out_dtype.itemsize)
     plan = plan_tiles(problem, max_memory=max_memory, threads=threads, method=method,
-                      tile=tile, **sizes)
+                      tile=tile, kernel=k, **sizes)
     chunks = getattr(dst, "chunks", None)
     if tile is None and not _aligned(dst, problem.axes, plan.tile) and chunks:
         # Shrink the tile to whole chunks of the output where it holds one.
         fit = tuple(t // chunks[a] * chunks[a] if t >= chunks[a] else t
                     for a, t in zip(problem.axes, plan.tile))
         plan = plan_tiles(problem, max_memory=max_memory, threads=threads, method=method,
-                          tile=fit, **sizes)
+                          tile=fit, kernel=k, **sizes)
     src, cache_bytes = _with_chunk_cache(src, max_memory - plan.memory)
     plan = replace(plan, memory=plan.memory + cache_bytes)
-    from .methods.direct import convolve_direct
-    from .methods.fft import convolve_fft, kernel_spectrum, transform_lengths
+    from .api import _execute
+    from .methods.fft import kernel_spectrum, transform_lengths
 
     # Tiles are computed with the channels (the axes not convolved) first:
     # interleaved channels as the innermost axis make FFTW's batched transforms
@@ -568,8 +552,11 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
                      in2_shape=tuple(tp.in2_shape[d] for d in perm),
                      axes=tuple(range(problem.ndim - len(conv), problem.ndim)))
         k = np.ascontiguousarray(k.transpose(perm))
+    # Every tile runs the executor the planner chose for the first: one method, one
+    # kernel spectrum, the same answer as the whole-array call within tolerance.
+    tile_plan = _tile_plan(tp, plan.fft_threads, plan.method, k)
     kspec = None
-    if plan.method == "fft" and np.isfinite(k).all():
+    if tile_plan.method == "fft" and not tile_plan.circular and np.isfinite(k).all():
         kspec = kernel_spectrum(tp, k, transform_lengths(tp), plan.fft_threads)
     tile_out = list(problem.out_shape)
     for a, t in zip(problem.axes, plan.tile):
@@ -589,10 +576,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         if not identity:
             block = np.ascontiguousarray(block.transpose(perm))
         res = np.empty(tile_out, problem.dtype)
-        if plan.method == "direct":
-            convolve_direct(tp, block, k, res)
-        else:
-            convolve_fft(tp, block, k, res, plan.fft_threads, kspec)
+        _execute(tp, tile_plan, block, k, res, plan.fft_threads, kspec)
         del block
         if not identity:
             res = res.transpose(inverse)
@@ -752,7 +736,7 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
     channel_axis : int, optional
         The channel axis of `src` (e.g. -1 for RGB images); channels are carried
         whole through each tile.
-    method : {'auto', 'direct', 'fft'}
+    method : {'auto', 'direct', 'fft', 'oa', 'separable', 'lowrank'}
         The method of every tile; 'auto' chooses by the tile's cost.
     max_memory : int or str
         Budget in bytes (or e.g. ``'2GB'``) for the working memory of the call:

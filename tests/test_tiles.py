@@ -252,6 +252,12 @@ _PEAK_SCRIPT = textwrap.dedent("""
     import numpy as np
     from fftconv import io
     from fftconv.tiles import convolve_tiled
+    import fftconv
+    # Load the compiled code first: the budget bounds data, and numba's code and
+    # LLVM (about 60 MB, once per process) are not data.
+    for m in ("direct", "separable"):
+        fftconv.convolve(np.ones((64, 64), np.float32), np.ones((31, 31), np.float32),
+                         "valid", method=m)
     src = io.open_image(sys.argv[1])
     def status(key):
         with open("/proc/self/status") as f:

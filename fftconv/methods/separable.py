@@ -158,6 +158,7 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
     if (
         len(problem.axes) != 2
         or not compiled_available(problem)
+        or kernels() is None
         or not np.isfinite(problem.fillvalue)
     ):
         return convolve_direct(problem, a, k, out, threads)
