@@ -302,10 +302,10 @@ def _direct_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidat
         )
     single = problem.dtype in (np.dtype(np.float32), np.dtype(np.complex64))
     madd = (m.madd32 if single else m.madd64) * (2 if problem.is_complex else 1)
-    if out * isz > 4 * m.cache:
-        # Each tap streams five result-sized arrays through memory (read the window,
-        # write the term, read it and the sum, write the sum): memory bound.
-        madd = max(madd, 5 * isz * m.mem)
+    # Each tap streams five result-sized arrays (read the window, write the term, read
+    # it and the sum, write the sum): memory bound once they outgrow the cache.
+    spill = min(1.0, max(0.0, math.log2(out * isz / m.cache) / 3))
+    madd = max(madd, 5 * isz * m.mem * spill)
     seconds = madd * out * taps + m.tap * taps + m.mem * 2 * padded * isz
     return Candidate("direct", seconds, (padded + out) * isz)
 
