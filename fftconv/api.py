@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
 from ._problem import (
     Problem,
     check_out,
@@ -14,7 +15,6 @@ from ._problem import (
 from .methods.blocks import convolve_oa
 from .methods.direct import convolve_direct
 from .methods.fft import convolve_circular, convolve_fft
-from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
 from .planner import Plan, plan_problem
 
 

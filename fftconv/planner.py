@@ -49,8 +49,8 @@ import platform
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -184,14 +184,14 @@ class Plan:
         """A table of every candidate, its predicted time and memory; the choice marked."""
         p = self.problem
         lines = [
-            f"fftconv plan: {'correlate' if p.correlate else 'convolve'} image {p.in1_shape} "
-            f"with kernel {p.in2_shape} on axes {p.axes}, {p.dtype}, mode={p.mode!r}, "
-            f"boundary={p.boundary!r}, threads={self.threads}",
-            f"chosen: {self.method} ({_describe(_chosen(self), p)}), "
-            f"predicted {_secs(self.seconds)} and {_bytes(self.peak_bytes)} of working memory",
+            (f"fftconv plan: {'correlate' if p.correlate else 'convolve'} image {p.in1_shape} "
+             f"with kernel {p.in2_shape} on axes {p.axes}, {p.dtype}, mode={p.mode!r}, "
+             f"boundary={p.boundary!r}, threads={self.threads}"),
+            (f"chosen: {self.method} ({_describe(_chosen(self), p)}), "
+             f"predicted {_secs(self.seconds)} and {_bytes(self.peak_bytes)} of working memory"),
             "",
-            "candidates (predicted time, its ratio to the best, working memory beyond the "
-            "inputs and output):",
+            ("candidates (predicted time, its ratio to the best, working memory beyond the "
+             "inputs and output):"),
             f"  {'method':<8} {'predicted':>10} {'x best':>7} {'memory':>10}  how",
         ]
         best = self.candidates[0].seconds if self.candidates else 1.0
@@ -358,7 +358,7 @@ def _oa_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | 
     isz = problem.dtype.itemsize
     csz = _complex_item(problem.dtype)
     real = not problem.is_complex
-    per_axis = max(4, int(round(400 ** (1 / len(problem.axes)))))
+    per_axis = max(4, round(400 ** (1 / len(problem.axes))))
     options = [
         _block_lengths(k, problem.out_shape[ax], real, per_axis)
         for k, ax in zip(problem.kernel_shape, problem.axes)
@@ -495,7 +495,7 @@ def _plan_cached(problem: Problem, threads: int, method: str, m: Machine) -> Pla
 
 def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Plan:
     cands: list[Candidate] = []
-    for name, fn in CANDIDATES.items():
+    for fn in CANDIDATES.values():
         got = fn(problem, m, threads, kernel)
         if got is None:
             continue
@@ -682,7 +682,7 @@ def _time_direct() -> dict:
             problem, a, kern = make_problem(np.ones((n, n), dt), np.ones((k, k), dt), "valid",
                                             "fill", 0, None, None, False)
             res = np.empty(problem.out_shape, dt)
-            t = _median_time(lambda: convolve_direct(problem, a, kern, res), 3)
+            t = _median_time(lambda p=problem, a=a, k=kern, r=res: convolve_direct(p, a, k, r), 3)
             per.append(t / (res.size * k * k))
         out[name] = float(np.median(per))
     problem, a, kern = make_problem(np.ones((8, 8)), np.ones((8, 8)), "valid", "fill", 0,
@@ -709,7 +709,7 @@ def _time_blocks(vals: dict) -> dict:
 
 
 def _oa_fixed_lengths(problem: Problem, m: Machine, lengths) -> float:
-    ba, bk, by = _batches(problem)
+    ba, _, by = _batches(problem)
     isz, csz = problem.dtype.itemsize, _complex_item(problem.dtype)
     steps, counts = block_layout(problem, lengths)
     n, nc = math.prod(lengths), _spectrum_len(lengths, problem)
