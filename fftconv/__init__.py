@@ -10,13 +10,13 @@ from .planner import Plan, calibrate, plan
 __version__ = "0.1.0"
 
 __all__ = [
-    "convolve",
-    "correlate",
-    "Convolver",
-    "plan",
-    "Plan",
-    "calibrate",
     "BOUNDARIES",
     "BOUNDARY_ALIASES",
+    "Convolver",
+    "Plan",
     "__version__",
+    "calibrate",
+    "convolve",
+    "correlate",
+    "plan",
 ]

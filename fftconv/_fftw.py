@@ -138,7 +138,7 @@ def _build(shape, dtype, axes, direction, threads, flag=None):
     else:
         a, b = spectrum, signal
         fftw_dir = "FFTW_BACKWARD"
-    kw = dict(axes=axes, direction=fftw_dir, threads=threads)
+    kw = {"axes": axes, "direction": fftw_dir, "threads": threads}
     try:
         # Free when wisdom (loaded, or measured in this process) holds a measured plan;
         # fails at once otherwise.

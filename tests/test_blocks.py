@@ -35,7 +35,7 @@ def test_oa_matches_definition_every_mode_and_boundary(mode, boundary, correlate
     k = rng.standard_normal((6, 5))  # even and odd kernel lengths
     fill = 0.75 if boundary == "fill" else 0
     out, problem = _run_oa(a, k, mode, boundary, fill, correlate)
-    steps, counts = block_layout(problem, tuple(kn + 6 for kn in problem.kernel_shape))
+    _, counts = block_layout(problem, tuple(kn + 6 for kn in problem.kernel_shape))
     assert np.prod(counts) > 4  # several blocks, partial ones at the ends
     assert_close(out, reference(a, k, mode, boundary, fill, correlate), np.float64)
 
@@ -54,7 +54,7 @@ def test_oa_float32_and_complex():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((64, 50)).astype(np.float32)
     k = rng.standard_normal((7, 7)).astype(np.float32)
-    out, problem = _run_oa(a, k, "same", "symmetric")
+    out, _ = _run_oa(a, k, "same", "symmetric")
     assert out.dtype == np.float32
     assert_close(out, reference(a, k, "same", "symmetric"), np.float32)
     ac = a + 1j * rng.standard_normal(a.shape)

@@ -31,7 +31,8 @@ def test_convolver_equals_definition(method, mode, boundary, correlate):
 
 def test_second_image_costs_no_planning_and_no_kernel_transform(monkeypatch):
     counts = {"plan": 0, "kspec": 0}
-    real_plan, real_kspec = planner.plan_problem, fft_mod.kernel_spectrum
+    real_plan = planner.plan_problem
+    real_kspec, real_lent = fft_mod.kernel_spectrum, fft_mod.lent_kernel_spectrum
 
     def counting_plan(*a, **kw):
         counts["plan"] += 1
@@ -41,9 +42,15 @@ def test_second_image_costs_no_planning_and_no_kernel_transform(monkeypatch):
         counts["kspec"] += 1
         return real_kspec(*a, **kw)
 
+    def counting_lent(*a, **kw):
+        counts["kspec"] += 1
+        return real_lent(*a, **kw)
+
     monkeypatch.setattr(planner, "plan_problem", counting_plan)
-    for mod in (fft_mod, blocks_mod, _convolver):
+    for mod in (fft_mod, _convolver):
         monkeypatch.setattr(mod, "kernel_spectrum", counting_kspec)
+    for mod in (fft_mod, blocks_mod):
+        monkeypatch.setattr(mod, "lent_kernel_spectrum", counting_lent)
     rng = np.random.default_rng(1)
     k = rng.standard_normal((15, 15)).astype(np.float32)
     for method in ("fft", "oa"):

@@ -132,7 +132,7 @@ def test_plan_validates_like_convolve():
 def test_auto_follows_the_plan(monkeypatch):
     rng = np.random.default_rng(0)
     calls = []
-    import fftconv.api as api
+    from fftconv import api
 
     real = api._execute
 
@@ -183,7 +183,7 @@ def test_calibrate_into_unwritable_cache_dir_warns(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(blocker / "cache"))
-    monkeypatch.setattr(planner, "_time_direct", lambda: {})  # keep it quick
+    monkeypatch.setattr(planner, "_time_direct", dict)  # keep it quick
     with pytest.warns(CacheWarning, match="cannot save the planner profile"):
         m = fftconv.calibrate(budget_s=8)
     assert planner.machine() is m  # used for this process anyway

@@ -32,7 +32,7 @@ import numpy as np
 from .. import _fftw
 from .._pad import source_index
 from .._problem import Problem
-from .fft import _buffer_shape, _finite, _zero_tail, convolve_fft, kernel_spectrum
+from .fft import _buffer_shape, _finite, _zero_tail, convolve_fft, lent_kernel_spectrum
 
 
 def block_layout(problem: Problem, lengths) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -68,7 +68,8 @@ def convolve_oa(
         return convolve_fft(problem, a, k, out, threads)
     steps, counts = block_layout(problem, lengths)
     if kspec is None:
-        kspec = kernel_spectrum(problem, k, lengths, threads)
+        with lent_kernel_spectrum(problem, k, lengths, threads) as spec:
+            return convolve_oa(problem, a, k, out, threads, lengths, spec, workers)
     nblocks = math.prod(counts)
     workers = max(1, min(threads if workers is None else workers, nblocks))
     fftw_threads = max(1, threads // workers)
