@@ -113,9 +113,10 @@ def _import_kernels():
 def precompile(dtypes=("float32", "float64")) -> bool:
     """Compile every compiled kernel for `dtypes` into numba's on-disk cache.
 
-    Complex problems run on the float32 / float64 kernels. Compiling takes a few seconds per dtype, once per machine; afterwards a fresh
-    process loads the machine code in well under a second.  Returns False when
-    numba is not installed.
+    Complex problems run on the float32 / float64 kernels.  Compiling takes a
+    few seconds per dtype, once per machine; afterwards a fresh process loads
+    the machine code in well under a second.  Returns False when numba is not
+    installed.
 
     Examples
     --------
