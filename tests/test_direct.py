@@ -277,3 +277,22 @@ def test_complex_non_finite_takes_the_exact_path():
     got = _run(a, k, "same", "wrap")
     with np.errstate(invalid="ignore"):
         assert_close(got, reference(a, k, "same", "wrap"), np.complex128)
+
+
+def test_works_in_a_process_without_numba():
+    probe = textwrap.dedent("""
+        import sys
+        sys.modules["numba"] = None  # import numba raises ImportError
+        import numpy as np
+        import fftconv
+        from fftconv.methods import direct
+        assert direct.kernels() is None
+        a = np.arange(20.0).reshape(4, 5)
+        got = fftconv.convolve(a, np.ones((3, 3)), "same", "mirror")
+        print(got[1, 1], got[0, 0])
+    """)
+    res = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    ref = reference(np.arange(20.0).reshape(4, 5), np.ones((3, 3)), "same", "mirror")
+    assert [float(x) for x in res.stdout.split()] == [ref[1, 1], ref[0, 0]]
