@@ -65,9 +65,11 @@ def test_threads_give_identical_results(threads):
 def test_wide_rows_cross_chunks():
     # more output columns than the compiled kernel's row chunk
     rng = np.random.default_rng(2)
-    a, k = _data(rng, (6, 2 * 1024 + 37), np.float64), _data(rng, (3, 4), np.float64)
-    for b in BOUNDARIES:
-        assert_close(_run(a, k, "full", b, 2.0), reference(a, k, "full", b, 2.0), np.float64)
+    a = _data(rng, (13, 2 * 1024 + 37), np.float64)
+    for kshape in ((3, 4), (7, 9)):  # pairs of output rows; four at a time
+        k = _data(rng, kshape, np.float64)
+        for b in BOUNDARIES:
+            assert_close(_run(a, k, "full", b, 2.0), reference(a, k, "full", b, 2.0), np.float64)
 
 
 def test_batched_channels_and_axes():
