@@ -123,10 +123,7 @@ def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> 
             y = inv.output_array
             crop = [slice(None)] * y.ndim
             for ax, k, (pb, pa), n, o in zip(
-                problem.axes,
-                problem.kernel_shape,
-                pads,
-                problem.image_shape,
+                problem.axes, problem.kernel_shape, pads, problem.image_shape,
                 (out.shape[ax] for ax in problem.axes),
             ):
                 start = k - 1 - (pb if virtual else 0)
@@ -142,7 +139,9 @@ def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
     P = padded(a, problem.axes, pads, problem.boundary, problem.fillvalue, dtype=cdtype)
     bad = ~np.isfinite(P)
     clean = np.where(bad, 0, P)
-    valid = replace(problem, in1_shape=P.shape, mode="valid", boundary="fill", fillvalue=0)
+    valid = replace(
+        problem, in1_shape=P.shape, mode="valid", boundary="fill", fillvalue=0
+    )
     convolve_fft(valid, clean, k, out, threads)
     kk = effective_kernel(problem, k)
     plain = replace(valid, correlate=False, dtype=np.dtype(np.float64))
@@ -152,11 +151,8 @@ def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
             return np.zeros(out.shape, bool)
         res = np.empty(plain.out_shape, np.float64)
         convolve_fft(
-            replace(plain, in2_shape=kmask.shape),
-            mask.astype(np.float64),
-            kmask.astype(np.float64),
-            res,
-            threads,
+            replace(plain, in2_shape=kmask.shape), mask.astype(np.float64),
+            kmask.astype(np.float64), res, threads,
         )
         return np.broadcast_to(res > 0.5, out.shape)
 
