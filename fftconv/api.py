@@ -146,9 +146,7 @@ def convolve(
            [1., 2., 1.],
            [1., 1., 2.]])
     """
-    return _run(
-        in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, False
-    )
+    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, False)
 
 
 def correlate(
