@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/direct_table.py                       # 4096x4096, float32 and float64, all boundaries
+    python bench/direct_table.py                  # 4096x4096, float32+float64, all boundaries
     python bench/direct_table.py --size 2048 --repeat 3 --dtypes float32 --boundaries mirror
 
 Every row is one (dtype, boundary, kernel) on the same image, mode 'same'.

@@ -65,9 +65,11 @@ def test_threads_give_identical_results(threads):
 def test_wide_rows_cross_chunks():
     # more output columns than the compiled kernel's row chunk
     rng = np.random.default_rng(2)
-    a, k = _data(rng, (6, 2 * 1024 + 37), np.float64), _data(rng, (3, 4), np.float64)
-    for b in BOUNDARIES:
-        assert_close(_run(a, k, "full", b, 2.0), reference(a, k, "full", b, 2.0), np.float64)
+    a = _data(rng, (13, 2 * 1024 + 37), np.float64)
+    for kshape in ((3, 4), (7, 9)):  # pairs of output rows; four at a time
+        k = _data(rng, kshape, np.float64)
+        for b in BOUNDARIES:
+            assert_close(_run(a, k, "full", b, 2.0), reference(a, k, "full", b, 2.0), np.float64)
 
 
 def test_batched_channels_and_axes():
@@ -212,24 +214,24 @@ _CACHE_PROBE = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_compiled_code_is_cached_on_disk(tmp_path):
-    """A second fresh process loads the kernels from numba's on-disk cache."""
+def test_compiled_code_is_cached_on_disk():
+    """A fresh process loads the kernels from numba's on-disk cache: nothing compiled.
+
+    The first run fills the cache if the earlier tests have not (same cache
+    directory as the test session), the second must only load from it.
+    """
     import json
 
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     runs = []
     for _ in range(2):
         res = subprocess.run(
             [sys.executable, "-c", _CACHE_PROBE],
-            env=env,
             check=True,
             capture_output=True,
             text=True,
             timeout=300,
         )
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    assert runs[0]["misses"] >= 1  # compiled into an empty cache directory
-    assert any(tmp_path.rglob("*.nbi"))
     assert runs[1]["misses"] == 0 and runs[1]["hits"] >= 1
     # the whole one-off call, imports included, within the bound docs/readme/direct.md states
     assert runs[1]["seconds"] < 5.0
@@ -267,3 +269,32 @@ def test_precompile_reports_availability(monkeypatch):
     assert direct.precompile(["float32"]) is True
     monkeypatch.setattr(direct, "USE_NUMBA", False)
     assert direct.precompile(["float32"]) is False
+
+
+def test_complex_non_finite_takes_the_exact_path():
+    rng = np.random.default_rng(9)
+    a = (rng.standard_normal((12, 13)) + 1j * rng.standard_normal((12, 13))).astype(np.complex128)
+    a[4, 4] = complex(np.inf, 0)
+    k = rng.standard_normal((3, 3))
+    got = _run(a, k, "same", "wrap")
+    with np.errstate(invalid="ignore"):
+        assert_close(got, reference(a, k, "same", "wrap"), np.complex128)
+
+
+def test_works_in_a_process_without_numba():
+    probe = textwrap.dedent("""
+        import sys
+        sys.modules["numba"] = None  # import numba raises ImportError
+        import numpy as np
+        import fftconv
+        from fftconv.methods import direct
+        assert direct.kernels() is None
+        a = np.arange(20.0).reshape(4, 5)
+        got = fftconv.convolve(a, np.ones((3, 3)), "same", "mirror")
+        print(got[1, 1], got[0, 0])
+    """)
+    res = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    ref = reference(np.arange(20.0).reshape(4, 5), np.ones((3, 3)), "same", "mirror")
+    assert [float(x) for x in res.stdout.split()] == [ref[1, 1], ref[0, 0]]

@@ -142,7 +142,7 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
     factors : list of (col, row), optional
         ``kernel_factors(k2d, problem.dtype)`` of the 2-D kernel `k` as passed,
         when one kernel serves the whole batch; computed here otherwise.
-        Kernels without factors are summed directly.
+        Kernels without factors, and complex problems, are summed directly.
 
     Examples
     --------
@@ -157,6 +157,7 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
     """
     if (
         len(problem.axes) != 2
+        or problem.is_complex  # complex kernels: real direct passes (see convolve_direct)
         or not compiled_available(problem)
         or kernels() is None
         or not np.isfinite(problem.fillvalue)
@@ -217,7 +218,7 @@ def separable_cost(problem: Problem, rank: int, consts: dict | None = None, thre
     True
     """
     consts = consts or DEFAULT_CONSTS
-    if len(problem.axes) != 2 or rank < 1 or not compiled_available(problem):
+    if len(problem.axes) != 2 or rank < 1 or problem.is_complex or not compiled_available(problem):
         return math.inf, 0
     kh, kw = problem.kernel_shape
     out_size = math.prod(problem.out_shape)
