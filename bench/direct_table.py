@@ -41,8 +41,8 @@ import scipy.ndimage as ndi
 import scipy.signal as sig
 
 import fftconv
-from fftconv import api
 from fftconv._problem import make_problem
+from fftconv.planner import plan_problem
 
 try:
     import cv2
@@ -131,7 +131,7 @@ def rows(args):
             for name, (k2, factors) in ks.items():
                 k = k2.astype(dtype)
                 p, _, kk = make_problem(img, k, "same", boundary, 0, None, None, False)
-                chosen = api._choose_method(p, kk, args.threads)[0]
+                chosen = plan_problem(p, args.threads, kernel=kk).method
                 fns = {
                     "fftconv": lambda k=k, b=boundary, img=img: fftconv.convolve(
                         img, k, "same", b, threads=args.threads

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from . import kernels
 from ._convolver import Convolver
 from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .planner import Plan, calibrate, plan
+from .tiles import convolve_tiled
+
+# fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io are submodules,
+# imported on use: `import fftconv` does not load scipy.signal or Pillow.
 
 __version__ = "0.1.0"
 
@@ -17,6 +22,8 @@ __all__ = [
     "__version__",
     "calibrate",
     "convolve",
+    "convolve_tiled",
     "correlate",
+    "kernels",
     "plan",
 ]

@@ -194,13 +194,13 @@ class Plan:
             "",
             ("candidates (predicted time, its ratio to the best, working memory beyond the "
              "inputs and output):"),
-            f"  {'method':<8} {'predicted':>10} {'x best':>7} {'memory':>10}  how",
+            f"  {'method':<9} {'predicted':>10} {'x best':>7} {'memory':>10}  how",
         ]
         best = self.candidates[0].seconds if self.candidates else 1.0
         for c in self.candidates:
             mark = "*" if _same(c, self) else " "
             lines.append(
-                f"{mark} {c.method:<8} {_secs(c.seconds):>10} {c.seconds / best:>7.2f} "
+                f"{mark} {c.method:<9} {_secs(c.seconds):>10} {c.seconds / best:>7.2f} "
                 f"{_bytes(c.peak_bytes):>10}  {_describe(c, p)}"
             )
         src = ("calibrated on this machine" if self.calibrated
@@ -489,7 +489,7 @@ def plan(
     chosen: fft (one FFT of the padded image at 512x512, zero padding not written), ...
     <BLANKLINE>
     candidates (predicted time, its ratio to the best, working memory beyond the inputs and output):
-      method    predicted  x best     memory  how
+      method     predicted  x best     memory  how
     * fft ...
     """
     shape1, shape2 = _as_shape(in1_shape, "in1_shape"), _as_shape(in2_shape, "in2_shape")

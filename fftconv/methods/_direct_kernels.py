@@ -287,4 +287,4 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
     return bad
 
 
-from . import _direct_small as small  # noqa: F401  (kernels().small; imports the above)
+from . import _direct_small as small  # noqa: E402, F401  (kernels().small; imports the above)
