@@ -67,15 +67,27 @@ def direct_reference(x, k, mode="full", boundary="fill", fillvalue=0, correlate=
     return out
 
 
+#: The name the method tests use.
+reference = direct_reference
+
+
 def tolerance(dtype) -> float:
-    """The README's stated tolerance, relative to max|reference|."""
+    """The README's stated tolerance, relative to max|reference| (its finite part)."""
     return 1e-5 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-10
 
 
 def assert_close(result, ref, dtype=None):
+    """Equal within the stated tolerance; non-finite values equal exactly."""
     dtype = result.dtype if dtype is None else dtype
+    result = np.asarray(result)
     ref = np.asarray(ref)
     assert result.shape == ref.shape, (result.shape, ref.shape)
-    scale = max(float(np.max(np.abs(ref))), 1e-300) if ref.size else 1.0
-    err = float(np.max(np.abs(result - ref))) if ref.size else 0.0
+    if not ref.size:
+        return
+    fin = np.isfinite(ref)
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(ref))
+    inf = ~fin & ~np.isnan(ref)
+    np.testing.assert_array_equal(result[inf], ref[inf])
+    scale = max(float(np.max(np.abs(ref[fin]))) if fin.any() else 1.0, 1e-300)
+    err = float(np.max(np.abs(result[fin] - ref[fin]))) if fin.any() else 0.0
     assert err <= tolerance(dtype) * scale, f"max error {err:.3g} > {tolerance(dtype)} x {scale:.3g}"

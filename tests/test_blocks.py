@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _ref_planner import assert_close, reference
+from reference import assert_close, reference
 
 import fftconv
 from fftconv._problem import make_problem

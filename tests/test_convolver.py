@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from _ref_planner import assert_close, reference
+from reference import assert_close, reference
 
 import fftconv
 import fftconv.methods.blocks as blocks_mod

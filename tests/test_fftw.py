@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyfftw
 import pytest
-from _ref_planner import assert_close, reference
+from reference import assert_close, reference
 
 import fftconv
 from fftconv import _fftw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _ref_direct import assert_close, reference
+from reference import assert_close, reference
 
 import fftconv
 from fftconv._problem import make_problem
