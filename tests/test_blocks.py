@@ -6,12 +6,12 @@ import itertools
 
 import numpy as np
 import pytest
-from reference import assert_close, reference
 
 import fftconv
 from fftconv._problem import make_problem
 from fftconv.methods.blocks import block_layout, convolve_oa
 from fftconv.methods.fft import circular_ok, convolve_circular
+from reference import assert_close, reference
 
 MODES = ("full", "same", "valid")
 BOUNDARIES = ("fill", "wrap", "symmetric", "mirror", "nearest")

@@ -7,12 +7,12 @@ import threading
 
 import numpy as np
 import pytest
-from reference import assert_close, reference
 
 import fftconv
 import fftconv.methods.blocks as blocks_mod
 import fftconv.methods.fft as fft_mod
 from fftconv import _convolver, planner
+from reference import assert_close, reference
 
 
 @pytest.mark.parametrize("method", ("auto", "direct", "fft", "oa"))

@@ -9,12 +9,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from reference import assert_close, reference
 
 import fftconv
 from fftconv._problem import make_problem
 from fftconv.methods import direct
 from fftconv.methods.direct import calibrate, convolve_direct, direct_cost
+from reference import assert_close, reference
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 MODES = ["full", "same", "valid"]

@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pyfftw
 import pytest
-from reference import assert_close, reference
 
 import fftconv
 from fftconv import _fftw
 from fftconv._cachedir import CacheWarning
+from reference import assert_close, reference
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import assert_close, reference
 
 import fftconv
 from fftconv._problem import make_problem
@@ -15,6 +14,7 @@ from fftconv.methods.separable import (
     separable_cost,
     tolerance,
 )
+from reference import assert_close, reference
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 MODES = ["full", "same", "valid"]
