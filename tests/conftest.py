@@ -10,3 +10,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# CI runs the same hypothesis examples every time (a red CI must be reproducible);
+# local runs keep exploring new ones.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
