@@ -156,7 +156,7 @@ class Plan:
 
     Attributes
     ----------
-    method : 'direct', 'fft' or 'oa' (or a method a later engineer registers).
+    method : 'direct', 'separable', 'lowrank', 'fft' or 'oa' (or a method registered with `candidate`).
     transform_shape : the FFT lengths on the convolved axes: of the whole
         (padded) image for 'fft', of one block for 'oa'; None for 'direct'.
     block_shape : outputs per block on each convolved axis ('oa' only).
