@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--dtype", type=_dtype_arg, default="same", help="output dtype (as apply)")
 
     cal = sub.add_parser(
-        "calibrate", help="measure this machine's cost constants for the planner (~20 s)",
+        "calibrate", help="measure this machine's cost constants for the planner (seconds; at most ~20)",
         description="Time FFTW transforms, memory copies, the direct and separable kernels and "
                     "overlap-add blocks on this machine, fit the planner's cost model and save "
                     "it to the cache directory ($FFTCONV_CACHE_DIR or the user cache).",
