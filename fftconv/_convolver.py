@@ -7,7 +7,6 @@ import threading
 import numpy as np
 
 from ._problem import check_out, make_problem, normalize_method, normalize_threads
-from .methods.fft import kernel_spectrum, transform_lengths
 
 
 class Convolver:
@@ -74,18 +73,15 @@ class Convolver:
 
     def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
-        from .api import _execute, _unswap
+        from .api import _compute
 
         problem, a, k = make_problem(
             image, self.kernel, self.mode, self.boundary, self.fillvalue, self.axes,
             self.channel_axis, self.correlate,
         )
         check_out(out, problem)
-        plan, kspec = self._prepare(problem, k)
-        result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
-        _execute(problem, plan, a, k, result, self.threads, kspec=kspec)
-        _unswap(problem, result)
-        return result
+        plan, prepared = self._prepare(problem, k)
+        return _compute(problem, plan, a, k, out, self.threads, prepared)
 
     def plan_for(self, shape, dtype=None):
         """The `Plan` used for images of `shape` (and `dtype`, default the kernel's)."""
@@ -97,25 +93,19 @@ class Convolver:
         return self._prepare(problem, k)[0]
 
     def _prepare(self, problem, k):
+        from .api import prepare_kernel
         from .planner import plan_problem
 
         with self._lock:
             got = self._prepared.get(problem)
         if got is not None:
             return got
-        plan = plan_problem(problem, self.threads, self.method)
-        kspec = None
-        if not problem.swapped and plan.method in ("fft", "oa") and np.isfinite(k).all():
-            if plan.method == "oa":
-                lengths = plan.transform_shape
-            elif plan.circular:
-                lengths = problem.image_shape
-            else:
-                lengths = transform_lengths(problem)
-            kspec = kernel_spectrum(problem, k, lengths, self.threads, circular=plan.circular)
+        plan = plan_problem(problem, self.threads, self.method, kernel=k)
+        # Swapped 'valid' inputs make the image the "kernel": nothing to keep then.
+        prepared = None if problem.swapped else prepare_kernel(problem, plan, k, self.threads)
         with self._lock:
-            self._prepared[problem] = (plan, kspec)
-        return plan, kspec
+            self._prepared[problem] = (plan, prepared)
+        return plan, prepared
 
     def __repr__(self) -> str:
         kind = "correlate" if self.correlate else "convolve"

@@ -14,40 +14,59 @@ from ._problem import (
 )
 from .methods.blocks import convolve_oa
 from .methods.direct import convolve_direct
-from .methods.fft import convolve_circular, convolve_fft
-from .methods.separable import convolve_separable, kernel_2d, kernel_factors
+from .methods.fft import convolve_circular, convolve_fft, kernel_spectrum, transform_lengths
+from .methods.separable import convolve_separable
 from .planner import Plan, plan_problem
 
 
-def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, kspec=None) -> None:
-    """Run the executor `plan` names; `kspec` is the kernel spectrum at the plan's
-    transform shape when the caller kept one."""
+def prepare_kernel(problem: Problem, plan: Plan, k, threads: int):
+    """What executing `plan` computes from the kernel alone, computed once: the kernel's
+    spectrum at the plan's transform shape ('fft', 'oa'), its factor pairs
+    ('separable', 'lowrank', found by the planner), or None (direct summation, and
+    non-finite kernels, which every executor sums directly)."""
+    if plan.method in ("separable", "lowrank"):
+        return plan.factors
+    if plan.method not in ("fft", "oa") or not np.isfinite(k).all():
+        return None
+    if plan.method == "oa":
+        lengths = plan.transform_shape
+    elif plan.circular:
+        lengths = problem.image_shape
+    else:
+        lengths = transform_lengths(problem)
+    return kernel_spectrum(problem, k, lengths, threads, circular=plan.circular)
+
+
+def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None) -> None:
+    """Run the executor `plan` names; `prepared` is `prepare_kernel`'s result when the
+    caller kept one (a `Convolver`, the tiles of one call)."""
     if plan.method == "direct":
         convolve_direct(problem, a, k, out, threads)
     elif plan.method in ("separable", "lowrank"):
-        k2 = kernel_2d(problem, k)
-        factors = None
-        if k2 is not None:
-            factors = kernel_factors(k2, problem.dtype, 1 if plan.method == "separable" else None)
         # Without factors (the kernel does not factor) this sums directly: still exact.
-        convolve_separable(problem, a, k, out, threads, factors or None)
+        convolve_separable(problem, a, k, out, threads, list(prepared or plan.factors or ()) or None)
     elif plan.method == "oa":
-        convolve_oa(problem, a, k, out, threads, plan.transform_shape, kspec=kspec)
+        convolve_oa(problem, a, k, out, threads, plan.transform_shape, kspec=prepared)
     elif plan.method == "fft" and plan.circular:
-        convolve_circular(problem, a, k, out, threads, kspec=kspec)
+        convolve_circular(problem, a, k, out, threads, kspec=prepared)
     elif plan.method == "fft":
-        convolve_fft(problem, a, k, out, threads, kspec=kspec)
+        convolve_fft(problem, a, k, out, threads, kspec=prepared)
     else:
         raise ValueError(f"no executor for method {plan.method!r}")
 
 
-def _unswap(problem: Problem, result) -> None:
+def _compute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None):
+    """Execute `plan` into `out` (or a new array) and undo SciPy's 'valid' swap."""
+    result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
+    _execute(problem, plan, a, k, result, threads, prepared)
     if problem.swapped and problem.correlate:
-        # scipy.signal.correlate2d: correlate the swapped inputs, then reverse.
+        # scipy.signal.correlate2d: correlate the swapped inputs, then reverse
+        # (numpy buffers the overlapping assignment itself).
         flip = tuple(
             slice(None, None, -1) if d in problem.axes else slice(None) for d in range(result.ndim)
         )
-        result[...] = result[flip].copy()
+        result[...] = result[flip]
+    return result
 
 
 def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate,
@@ -62,11 +81,7 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
         tiled = maybe_tiled(problem, a, k, out, method, threads, max_memory)
         if tiled is not None:
             return tiled
-    chosen = plan_problem(problem, threads, method, kernel=k)
-    result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
-    _execute(problem, chosen, a, k, result, threads)
-    _unswap(problem, result)
-    return result
+    return _compute(problem, plan_problem(problem, threads, method, kernel=k), a, k, out, threads)
 
 
 def convolve(

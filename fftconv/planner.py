@@ -148,6 +148,8 @@ class Candidate:
     n_blocks: int = 1
     circular: bool = False
     note: str = ""
+    #: 'separable' / 'lowrank': the kernel's (col, row) factor pairs, found while pricing.
+    factors: tuple | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ class Plan:
     threads : the threads the plan was priced for.
     calibrated : whether the constants were measured on this machine.
     problem : the `Problem` planned for.
+    factors : 'separable' / 'lowrank' only: the kernel's ``(col, row)`` factor
+        pairs, so that executing the plan does not factor the kernel again.
     """
 
     method: str
@@ -181,6 +185,7 @@ class Plan:
     threads: int
     calibrated: bool
     problem: Problem = field(repr=False)
+    factors: tuple | None = field(default=None, compare=False, repr=False)
 
     def explain(self) -> str:
         """A table of every candidate, its predicted time and memory; the choice marked."""
@@ -323,7 +328,8 @@ def _separable_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candi
     name = "separable" if len(factors) == 1 else "lowrank"
     return Candidate(name, seconds, int(peak),
                      note=f"{len(factors)} pair(s) of 1-D passes ({k2.shape[0]} + {k2.shape[1]}"
-                          f" taps each), the kernel's rank {len(factors)} factors")
+                          f" taps each), the kernel's rank {len(factors)} factors",
+                     factors=tuple(factors))
 
 
 def _numpy_direct_cost(problem: Problem, m: Machine) -> Candidate:
@@ -584,6 +590,7 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
         threads=threads,
         calibrated=m.calibrated,
         problem=problem,
+        factors=best.factors,
     )
 
 

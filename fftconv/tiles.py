@@ -536,8 +536,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
                           tile=fit, kernel=k, **sizes)
     src, cache_bytes = _with_chunk_cache(src, max_memory - plan.memory)
     plan = replace(plan, memory=plan.memory + cache_bytes)
-    from .api import _execute
-    from .methods.fft import kernel_spectrum, transform_lengths
+    from .api import _execute, prepare_kernel
 
     # Tiles are computed with the channels (the axes not convolved) first:
     # interleaved channels as the innermost axis make FFTW's batched transforms
@@ -555,9 +554,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
     # Every tile runs the executor the planner chose for the first: one method, one
     # kernel spectrum, the same answer as the whole-array call within tolerance.
     tile_plan = _tile_plan(tp, plan.fft_threads, plan.method, k)
-    kspec = None
-    if tile_plan.method == "fft" and not tile_plan.circular and np.isfinite(k).all():
-        kspec = kernel_spectrum(tp, k, transform_lengths(tp), plan.fft_threads)
+    prepared = prepare_kernel(tp, tile_plan, k, plan.fft_threads)
     tile_out = list(problem.out_shape)
     for a, t in zip(problem.axes, plan.tile):
         tile_out[a] = t
@@ -576,7 +573,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         if not identity:
             block = np.ascontiguousarray(block.transpose(perm))
         res = np.empty(tile_out, problem.dtype)
-        _execute(tp, tile_plan, block, k, res, plan.fft_threads, kspec)
+        _execute(tp, tile_plan, block, k, res, plan.fft_threads, prepared)
         del block
         if not identity:
             res = res.transpose(inverse)

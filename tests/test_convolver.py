@@ -11,7 +11,7 @@ import pytest
 import fftconv
 import fftconv.methods.blocks as blocks_mod
 import fftconv.methods.fft as fft_mod
-from fftconv import _convolver, planner
+from fftconv import api, planner
 from reference import assert_close, reference
 
 
@@ -47,7 +47,7 @@ def test_second_image_costs_no_planning_and_no_kernel_transform(monkeypatch):
         return real_lent(*a, **kw)
 
     monkeypatch.setattr(planner, "plan_problem", counting_plan)
-    for mod in (fft_mod, _convolver):
+    for mod in (fft_mod, api):  # api.prepare_kernel computes a Convolver's spectra
         monkeypatch.setattr(mod, "kernel_spectrum", counting_kspec)
     for mod in (fft_mod, blocks_mod):
         monkeypatch.setattr(mod, "lent_kernel_spectrum", counting_lent)
