@@ -255,7 +255,8 @@ def _valid_swap(shape1, shape2, axes) -> bool:
     if not (ok1 or ok2):
         raise ValueError(
             "For 'valid' mode, one must be at least as large as the other in every "
-            f"convolved dimension; got in1 shape {tuple(shape1)} and in2 shape {tuple(shape2)}"
+            f"dimension (of the convolved axes {tuple(axes)}); got in1 shape {tuple(shape1)} "
+            f"and in2 shape {tuple(shape2)}"
         )
     return not ok1
 

@@ -50,15 +50,10 @@ def _exact_integer(a, k, mode, boundary, fillvalue, axes, correlate) -> np.ndarr
     problem, aa, kk = make_problem(a, k, mode, boundary, 0, axes, None, correlate)
     problem = replace(problem, dtype=np.dtype(np.int64), fillvalue=int(fillvalue))
     out = np.empty(problem.out_shape, np.int64)
-    # numpy's tap-by-tap summation: integer arithmetic in any dtype (a compiled
-    # executor, where there is one, is built for floats)
-    summation = getattr(_direct, "_convolve_numpy", _direct.convolve_direct)
-    summation(problem, aa.astype(np.int64), kk.astype(np.int64), out)
-    if problem.swapped and problem.correlate:
-        flip = tuple(
-            slice(None, None, -1) if d in problem.axes else slice(None) for d in range(out.ndim)
-        )
-        out = out[flip].copy()
+    # numpy's tap-by-tap summation: integer arithmetic in any dtype (the compiled
+    # executors are built for floats); it casts the kernel itself
+    _direct._convolve_numpy(problem, aa.astype(np.int64, copy=False), kk, out)
+    api._unswap(problem, out)
     return out
 
 
@@ -104,7 +99,6 @@ def run_engine(
     axes=None,
     method: str = "auto",
     correlate: bool = False,
-    integer_cast: str = "round",
 ) -> np.ndarray:
     """fftconv's convolution (or correlate2d-style correlation) with SciPy's output dtype.
 
@@ -122,7 +116,7 @@ def run_engine(
             res = _exact_integer(a, k, mode, boundary, fillvalue, axes, correlate)
         else:
             res = func(a, k, mode, boundary, fillvalue, axes=axes, method=method)
-        return to_integer(res, out_dtype, integer_cast)
+        return to_integer(res, out_dtype, "round")
     res = func(a, k, mode, boundary, fillvalue, axes=axes, method=method)
     if res.dtype != out_dtype:
         if res.dtype.kind == "c" and out_dtype.kind != "c":

@@ -59,14 +59,18 @@ def _compute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=Non
     """Execute `plan` into `out` (or a new array) and undo SciPy's 'valid' swap."""
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
     _execute(problem, plan, a, k, result, threads, prepared)
+    _unswap(problem, result)
+    return result
+
+
+def _unswap(problem: Problem, result) -> None:
+    """scipy.signal.correlate2d's 'valid' rule: correlating swapped inputs, then
+    reversing the result on the convolved axes (numpy buffers the overlap)."""
     if problem.swapped and problem.correlate:
-        # scipy.signal.correlate2d: correlate the swapped inputs, then reverse
-        # (numpy buffers the overlapping assignment itself).
         flip = tuple(
             slice(None, None, -1) if d in problem.axes else slice(None) for d in range(result.ndim)
         )
         result[...] = result[flip]
-    return result
 
 
 def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate,

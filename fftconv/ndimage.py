@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ._scipy_compat import run_engine
+from ._scipy_compat import run_engine, to_integer
 
 __all__ = ["convolve", "correlate"]
 
@@ -93,14 +93,14 @@ def _get_output(output, input: np.ndarray, complex_output: bool) -> np.ndarray:
         if complex_output and np.dtype(output).kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=4)
             output = np.promote_types(output, np.complex64)
-        return np.zeros(shape, dtype=output)
+        return np.empty((0,) * len(shape), dtype=output)  # a dtype carrier, as for None
     if isinstance(output, str):
         dt = np.dtype(output)
         if complex_output and dt.kind != "c":
             raise RuntimeError(f"output must have complex dtype; got output={output!r}")
         if not issubclass(dt.type, np.number):
             raise RuntimeError(f"output must have numeric dtype; got output={output!r}")
-        return np.zeros(shape, dtype=dt)
+        return np.empty((0,) * len(shape), dtype=dt)
     out = np.asarray(output)
     if out.shape != shape:
         raise RuntimeError(f"output shape not correct: got {out.shape}, input has {shape}")
@@ -176,7 +176,8 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     if tiny.any():
         weights = np.where(tiny, 0, weights)
 
-    fresh = output is None  # `out` is only a dtype carrier until the result exists
+    # `out` is only a dtype carrier until the result exists, unless the caller gave an array
+    fresh = output is None or isinstance(output, (type, np.dtype, str))
     if input.size == 0:
         return np.zeros(input.shape, out.dtype) if fresh else out
     if input.ndim == 0:
@@ -184,8 +185,6 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     else:
         res = _engine(input, weights, axes, full_origins, mode, cval, convolution, out.dtype)
     if out.dtype.kind in "biu" and res.dtype.kind not in "biu":
-        from ._scipy_compat import to_integer
-
         res = to_integer(res, out.dtype, "trunc")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
@@ -216,7 +215,7 @@ def _engine(input, weights, axes, origins, mode, cval, convolution, out_dtype):
     else:
         u = weights[(slice(None, None, -1),) * weights.ndim]
         starts = [(weights.shape[d] - 1) // 2 - origins[d] for d in range(input.ndim)]
-    work = np.result_type(input.dtype, u.dtype, np.float64)
+    work = np.result_type(input.dtype, u.dtype)  # the weights are float64 or complex128
     kw = dict(boundary=boundary, fillvalue=cval, axes=conv_axes, out_dtype=work)
     if all(starts[d] == (u.shape[d] - 1) // 2 for d in conv_axes):
         return run_engine(input, u, mode="same", **kw)

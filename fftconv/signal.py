@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import scipy.signal as _scipy_signal
 
-from ._problem import make_problem, normalize_threads, result_dtype
+from ._problem import _valid_swap, make_problem, normalize_threads, result_dtype
 from ._scipy_compat import engine_unsupported, run_engine
 from .planner import plan_problem
 
@@ -73,19 +73,11 @@ def _check_mode(mode, message: str = _MODE_MSG) -> None:
 
 
 def _swap_needed(mode, shape1, shape2, axes=None) -> bool:
-    """SciPy's rule for 'valid' mode: the larger input goes first; neither larger raises."""
+    """SciPy's rule for 'valid' mode (`_problem._valid_swap`): the larger input goes
+    first; neither larger raises."""
     if mode != "valid" or not shape1:
         return False
-    if axes is None:
-        axes = range(len(shape1))
-    ok1 = all(shape1[i] >= shape2[i] for i in axes)
-    ok2 = all(shape2[i] >= shape1[i] for i in axes)
-    if not (ok1 or ok2):
-        raise ValueError(
-            "For 'valid' mode, one must be at least as large as the other in every "
-            f"dimension; got shapes {tuple(shape1)} and {tuple(shape2)}"
-        )
-    return not ok1
+    return _valid_swap(shape1, shape2, range(len(shape1)) if axes is None else axes)
 
 
 def _reverse_and_conj(x: np.ndarray) -> np.ndarray:
@@ -205,25 +197,15 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
             f"in1 and in2 should have the same dimensionality; got {a.ndim} and {k.ndim} "
             "dimensions"
         )
-    _check_mode(mode)
-    if method not in ("auto", "direct", "fft"):
-        raise ValueError(f"{_METHOD_MSG} Got method={method!r}.")
     if a.size == 0 or k.size == 0 or engine_unsupported(a, k):
         return _SCIPY["correlate"](a, k, mode, method)
-    return convolve(a, _reverse_and_conj(k), mode, method)
+    return convolve(a, _reverse_and_conj(k), mode, method)  # checks mode and method
 
 
 def _fft_dtype(dt1: np.dtype, dt2: np.dtype) -> np.dtype:
-    """fftconvolve's result dtype: each input as scipy.fft sees it, then promoted."""
-
-    def as_fft(dt):
-        if dt.kind in "biu":
-            return np.dtype(np.float64)
-        if dt == np.float16:
-            return np.dtype(np.float32)
-        return dt
-
-    return np.result_type(as_fft(dt1), as_fft(dt2)).newbyteorder("=")
+    """fftconvolve's result dtype: each input as scipy.fft sees it (the engine's rule for
+    one input), then promoted; uint8 with float32 gives float64 here, float32 in fftconv."""
+    return result_dtype(result_dtype(dt1, dt1), result_dtype(dt2, dt2))
 
 
 def _to_engine_dtype(a: np.ndarray, k: np.ndarray, target: np.dtype):
