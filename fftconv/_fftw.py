@@ -85,10 +85,6 @@ def complex_dtype(dtype) -> np.dtype:
     return np.result_type(dtype, np.complex64)
 
 
-def real_dtype(dtype) -> np.dtype:
-    return np.empty(0, dtype).real.dtype
-
-
 def _key(shape, dtype, axes, direction, threads):
     # Everything that makes two plans different; the buffers are always C-contiguous
     # and allocated here, so their strides follow from the shape and the alignment.
@@ -105,8 +101,8 @@ def _key(shape, dtype, axes, direction, threads):
 def set_effort(effort: str) -> str:
     """Set how hard FFTW plans new transforms; returns the previous setting.
 
-    'auto' (the default) plans in milliseconds and measures small, often used
-    transforms in the background; 'estimate' never measures; 'measure' and
+    'estimate' (the default) plans in milliseconds and never measures; 'auto'
+    (opt-in) also measures small, often used transforms in the background; 'measure' and
     'patient' time candidate algorithms for every new transform (seconds for
     large ones). Measured plans are saved as wisdom, so later processes reuse
     them without planning again.
@@ -193,7 +189,7 @@ def transform(shape, dtype, axes, direction: str, threads: int):
     if plan is None:
         load_wisdom()
         plan = _build(key[0], dtype, key[2], direction, threads)
-    if "FFTW_ESTIMATE" in plan.flags:
+    if _effort == "auto" and "FFTW_ESTIMATE" in plan.flags:
         _count_use(key, dtype)
     try:
         yield plan

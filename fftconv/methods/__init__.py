@@ -2,9 +2,50 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from .._problem import Problem
+from .._problem import Problem, default_threads
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid: int | None = None
+
+
+def run_on_cores(work, workers: int) -> None:
+    """Run `work` (which takes its jobs from a shared queue until none is left) on the
+    caller's thread and ``workers - 1`` threads of one process-wide pool.
+
+    The caller works too, so a call finishes even when every pool thread is busy with
+    other callers' work; helpers that start late find the queue empty. The pool is
+    rebuilt in a forked child, whose copies of the parent's threads never run.
+    """
+    global _pool, _pool_pid
+    if workers <= 1:
+        work()
+        return
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max(1, default_threads()), thread_name_prefix="fftconv")
+            _pool_pid = os.getpid()
+        pool = _pool
+    helpers = [pool.submit(work) for _ in range(workers - 1)]
+    try:
+        work()
+    finally:
+        for f in helpers:
+            f.result()
+
+
+def finite(x) -> bool:
+    """Whether every sample of `x` is finite, from one sum: a sum is non-finite when
+    any term is (or on overflow, which only costs the slower exact path), and unlike
+    ``np.isfinite(x).all()`` it allocates nothing image-sized."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(x, axis=None)))
 
 
 def effective_kernel(problem: Problem, k: np.ndarray) -> np.ndarray:

@@ -25,14 +25,14 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .. import _fftw
 from .._pad import source_index
 from .._problem import Problem
-from .fft import _buffer_shape, _finite, _zero_tail, convolve_fft, lent_kernel_spectrum
+from . import finite, run_on_cores
+from .fft import _buffer_shape, _zero_tail, convolve_fft, lent_kernel_spectrum, product_shape
 
 
 def block_layout(problem: Problem, lengths) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -63,24 +63,24 @@ def convolve_oa(
     workers : blocks in flight at once; default ``min(threads, blocks)``.
     """
     lengths = tuple(int(x) for x in lengths)
-    if not np.isfinite(k).all() or not _finite(a) or not np.isfinite(problem.fillvalue):
+    if not np.isfinite(k).all() or not finite(a) or not np.isfinite(problem.fillvalue):
         # The whole-array path propagates non-finite samples exactly.
         return convolve_fft(problem, a, k, out, threads)
-    steps, counts = block_layout(problem, lengths)
+    layout = block_layout(problem, lengths)  # checks `lengths` before any transform
     if kspec is None:
         with lent_kernel_spectrum(problem, k, lengths, threads) as spec:
-            return convolve_oa(problem, a, k, out, threads, lengths, spec, workers)
+            return _blocks(problem, a, spec, out, threads, lengths, layout, workers)
+    _blocks(problem, a, kspec, out, threads, lengths, layout, workers)
+
+
+def _blocks(problem: Problem, a, kspec, out, threads: int, lengths, layout, workers) -> None:
+    steps, counts = layout
     nblocks = math.prod(counts)
     workers = max(1, min(threads if workers is None else workers, nblocks))
     fftw_threads = max(1, threads // workers)
     starts = list(itertools.product(*(range(0, c * s, s) for c, s in zip(counts, steps))))
     shape = _buffer_shape(a.shape, problem, lengths)
-    ones = [1] * len(lengths)
-    yshape = _buffer_shape(
-        np.broadcast_shapes(_buffer_shape(a.shape, problem, ones),
-                            _buffer_shape(kspec.shape, problem, ones)),
-        problem, lengths,
-    )
+    yshape = product_shape(a.shape, kspec.shape, problem, lengths)
     pending = iter(starts)
     lock = threading.Lock()
 
@@ -95,34 +95,7 @@ def convolve_oa(
                     return
                 _one_block(problem, a, kspec, out, t0, steps, fwd, inv)
 
-    if workers == 1:
-        work()
-        return
-    # The caller works too, so the call finishes even when every pool thread is busy
-    # with other callers' blocks; helpers that start late find no blocks left.
-    helpers = [_pool().submit(work) for _ in range(workers - 1)]
-    try:
-        work()
-    finally:
-        for f in helpers:
-            f.result()
-
-
-_pool_lock = threading.Lock()
-_pool_obj: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """One process-wide pool of block workers (as many as cores), started on first use."""
-    global _pool_obj
-    with _pool_lock:
-        if _pool_obj is None:
-            from .._problem import default_threads
-
-            _pool_obj = ThreadPoolExecutor(
-                max_workers=max(1, default_threads()), thread_name_prefix="fftconv-oa"
-            )
-        return _pool_obj
+    run_on_cores(work, workers)
 
 
 def _one_block(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> None:

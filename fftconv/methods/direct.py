@@ -32,14 +32,13 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from .._pad import padded, source_index
 from .._problem import Problem
-from . import effective_kernel
+from . import effective_kernel, finite, run_on_cores
 
 #: Set to False to force the numpy engine (tests use it to check the fallback).
 USE_NUMBA = True
@@ -47,8 +46,6 @@ USE_NUMBA = True
 _lock = threading.Lock()
 _kernels_module = None
 _kernels_tried = False
-_pools: dict = {}
-_pool_pid = None
 
 #: Below this many multiply-adds a call runs on one thread (thread start-up costs more).
 _MIN_PARALLEL_MADDS = 1 << 18
@@ -203,7 +200,7 @@ def _convolve_complex(problem: Problem, a, k, out, threads: int) -> None:
     rd = np.dtype(np.float32) if problem.dtype == np.complex64 else np.dtype(np.float64)
     kk = effective_kernel(problem, k)
     fv = complex(problem.fillvalue)
-    if not (_finite(a) and _finite(kk) and np.isfinite(fv)):
+    if not (finite(a) and finite(kk) and np.isfinite(fv)):
         _convolve_numpy(problem, a, k, out)
         return
     a_parts = (a.real, a.imag if a.dtype.kind == "c" else None)
@@ -229,12 +226,6 @@ def _convolve_complex(problem: Problem, a, k, out, threads: int) -> None:
     out.real = re
     out.imag = im
 
-
-def _finite(x) -> bool:
-    # A sum is non-finite when any term is (or on overflow, which only costs the
-    # slower exact path); unlike np.isfinite(x).all() it allocates nothing.
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(x, axis=None)))
 
 
 def _convolve_numpy(problem: Problem, a, k, out) -> None:
@@ -312,25 +303,6 @@ def _batch(problem: Problem, a, k, out):
         yield ai, a_m[ai], k_m[ki], o_m[idx]
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A thread pool of `threads - 1` workers (the caller's thread is the last one).
-
-    Pools are kept per size and rebuilt in a forked child, whose copies of the
-    parent's worker threads do not run.
-    """
-    global _pool_pid
-    with _lock:
-        if _pool_pid != os.getpid():
-            _pools.clear()
-            _pool_pid = os.getpid()
-        pool = _pools.get(threads)
-        if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(
-                max_workers=threads - 1, thread_name_prefix="fftconv-direct"
-            )
-        return pool
-
-
 def run_bands(tasks, threads: int) -> list:
     """Run the zero-argument callables `tasks` on `threads` threads; their results in order.
 
@@ -352,12 +324,7 @@ def run_bands(tasks, threads: int) -> list:
                 return
             results[i] = tasks[i]()
 
-    helpers = min(threads, len(tasks)) - 1
-    pool = _pool(helpers + 1)
-    futures = [pool.submit(worker) for _ in range(helpers)]
-    worker()
-    for f in futures:
-        f.result()
+    run_on_cores(worker, min(threads, len(tasks)))
     return results
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from .. import _fftw
 from .._pad import pad_into, padded
 from .._problem import Problem
-from . import effective_kernel
+from . import effective_kernel, finite
 
 
 def virtual_padding(problem: Problem) -> bool:
@@ -53,6 +53,16 @@ def _buffer_shape(shape, problem: Problem, lengths) -> tuple[int, ...]:
     for a, n in zip(problem.axes, lengths):
         out[a] = n
     return tuple(out)
+
+
+def product_shape(a_shape, kspec_shape, problem: Problem, lengths) -> tuple[int, ...]:
+    """Shape of the spectrum product (and of the inverse transform): the image's and the
+    kernel's non-convolved axes broadcast, `lengths` on the convolved ones."""
+    ones = [1] * len(lengths)
+    shape = np.broadcast_shapes(
+        _buffer_shape(a_shape, problem, ones), _buffer_shape(kspec_shape, problem, ones)
+    )
+    return _buffer_shape(shape, problem, lengths)
 
 
 def _zero_tail(buf, problem: Problem, used) -> None:
@@ -121,7 +131,7 @@ def convolve_fft(problem: Problem, a, k, out, threads: int, kspec=None) -> None:
         from .direct import convolve_direct
 
         return convolve_direct(problem, a, k, out)
-    if not _finite(a) or not np.isfinite(problem.fillvalue):
+    if not finite(a) or not np.isfinite(problem.fillvalue):
         return _convolve_nonfinite(problem, a, k, out, threads)
     lengths = transform_lengths(problem)
     if kspec is not None:
@@ -130,12 +140,6 @@ def convolve_fft(problem: Problem, a, k, out, threads: int, kspec=None) -> None:
         _convolve_finite(problem, a, spec, lengths, out, threads)
 
 
-def _finite(a) -> bool:
-    # A sum is non-finite when any term is (or on overflow, which only costs the
-    # slower exact path); unlike np.isfinite(a).all() it allocates nothing.
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(a, axis=None)))
-
 
 def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> None:
     virtual = virtual_padding(problem)
@@ -143,11 +147,7 @@ def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> 
     explicit = tuple((0, 0) for _ in pads) if virtual else pads
     used = [n + pb + pa for n, (pb, pa) in zip(problem.image_shape, explicit)]
     shape = _buffer_shape(a.shape, problem, lengths)
-    yshape = np.broadcast_shapes(
-        _buffer_shape(a.shape, problem, [1] * len(lengths)),
-        _buffer_shape(kspec.shape, problem, [1] * len(lengths)),
-    )
-    yshape = _buffer_shape(yshape, problem, lengths)
+    yshape = product_shape(a.shape, kspec.shape, problem, lengths)
     dtype = problem.dtype
     with _fftw.transform(shape, dtype, problem.axes, "forward", threads) as fwd:
         buf = fwd.input_array
@@ -221,17 +221,17 @@ def convolve_circular(problem: Problem, a, k, out, threads: int, kspec=None) -> 
     if not circular_ok(problem):
         raise ValueError(f"circular convolution needs boundary='wrap' and mode 'full' or "
                          f"'same'; got boundary={problem.boundary!r}, mode={problem.mode!r}")
-    if not np.isfinite(k).all() or not _finite(a):
+    if not np.isfinite(k).all() or not finite(a):
         return convolve_fft(problem, a, k, out, threads)
-    lengths = problem.image_shape
     if kspec is None:
-        with lent_kernel_spectrum(problem, k, lengths, threads, circular=True) as spec:
-            return convolve_circular(problem, a, k, out, threads, kspec=spec)
-    yshape = np.broadcast_shapes(
-        _buffer_shape(a.shape, problem, [1] * len(lengths)),
-        _buffer_shape(kspec.shape, problem, [1] * len(lengths)),
-    )
-    yshape = _buffer_shape(yshape, problem, lengths)
+        with lent_kernel_spectrum(problem, k, problem.image_shape, threads, circular=True) as spec:
+            return _circular(problem, a, spec, out, threads)
+    _circular(problem, a, kspec, out, threads)
+
+
+def _circular(problem: Problem, a, kspec, out, threads: int) -> None:
+    lengths = problem.image_shape
+    yshape = product_shape(a.shape, kspec.shape, problem, lengths)
     with _fftw.transform(a.shape, problem.dtype, problem.axes, "forward", threads) as fwd:
         fwd.input_array[...] = a
         fwd.execute()
