@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from ._problem import check_out, make_problem, normalize_method, normalize_threads
 
+#: Image shapes a Convolver keeps plans and kernel spectra for.
+MAX_SHAPES = 8
 
 class Convolver:
     """A callable that convolves (or correlates) many images with one kernel.
@@ -69,7 +72,9 @@ class Convolver:
         make_problem(np.broadcast_to(np.zeros((), kernel.dtype), _image_like(kernel, channel_axis)),
                      kernel, mode, boundary, fillvalue, axes, channel_axis, correlate)
         self._lock = threading.Lock()
-        self._prepared: dict = {}
+        # plan and kernel spectrum per image shape; a spectrum can be as large as the
+        # image, so only the most recently used shapes are kept
+        self._prepared: OrderedDict = OrderedDict()
 
     def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
@@ -98,13 +103,16 @@ class Convolver:
 
         with self._lock:
             got = self._prepared.get(problem)
-        if got is not None:
-            return got
+            if got is not None:
+                self._prepared.move_to_end(problem)
+                return got
         plan = plan_problem(problem, self.threads, self.method, kernel=k)
         # Swapped 'valid' inputs make the image the "kernel": nothing to keep then.
         prepared = None if problem.swapped else prepare_kernel(problem, plan, k, self.threads)
         with self._lock:
             self._prepared[problem] = (plan, prepared)
+            while len(self._prepared) > MAX_SHAPES:
+                self._prepared.popitem(last=False)
         return plan, prepared
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from ._problem import (
 )
 from .methods.blocks import convolve_oa
 from .methods.direct import convolve_direct
-from .methods.fft import convolve_circular, convolve_fft, kernel_spectrum, transform_lengths
+from .methods.fft import convolve_circular, convolve_fft, kernel_spectrum
 from .methods.separable import convolve_separable
 from .planner import Plan, plan_problem
 
@@ -28,13 +28,7 @@ def prepare_kernel(problem: Problem, plan: Plan, k, threads: int):
         return plan.factors
     if plan.method not in ("fft", "oa") or not np.isfinite(k).all():
         return None
-    if plan.method == "oa":
-        lengths = plan.transform_shape
-    elif plan.circular:
-        lengths = problem.image_shape
-    else:
-        lengths = transform_lengths(problem)
-    return kernel_spectrum(problem, k, lengths, threads, circular=plan.circular)
+    return kernel_spectrum(problem, k, plan.transform_shape, threads, circular=plan.circular)
 
 
 def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None) -> None:
@@ -43,8 +37,9 @@ def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=Non
     if plan.method == "direct":
         convolve_direct(problem, a, k, out, threads)
     elif plan.method in ("separable", "lowrank"):
-        # Without factors (the kernel does not factor) this sums directly: still exact.
-        convolve_separable(problem, a, k, out, threads, list(prepared or plan.factors or ()) or None)
+        # No factors (the kernel does not factor) sums directly: still exact.
+        factors = prepared if prepared is not None else plan.factors
+        convolve_separable(problem, a, k, out, threads, None if factors is None else list(factors))
     elif plan.method == "oa":
         convolve_oa(problem, a, k, out, threads, plan.transform_shape, kspec=prepared)
     elif plan.method == "fft" and plan.circular:

@@ -528,12 +528,17 @@ _VALUE_PLANNING_TAPS = 128 * 128
 
 
 class _KernelKey:
-    """A kernel as a cache key: equal when shape, dtype and values are."""
+    """A kernel as a cache key: equal when shape, dtype and values are.
 
-    __slots__ = ("array", "_key")
+    It holds the values as bytes, never the caller's array (which may be a view of
+    a large one): `live` lends the array to the candidates during the one call that
+    plans, and is cleared after it.
+    """
+
+    __slots__ = ("live", "_key")
 
     def __init__(self, array: np.ndarray):
-        self.array = array
+        self.live = array
         self._key = (array.shape, array.dtype.str, array.tobytes())
 
     def __hash__(self) -> int:
@@ -546,16 +551,19 @@ class _KernelKey:
 def plan_problem(problem: Problem, threads: int, method: str = "auto", kernel=None) -> Plan:
     """`plan` for a validated `Problem` (what `convolve` calls)."""
     m = machine()
-    key = None
-    if kernel is not None and np.size(kernel) <= _VALUE_PLANNING_TAPS and len(problem.axes) == 2:
-        key = _KernelKey(np.asarray(kernel))
-    return _plan_cached(problem, threads, method, m, key)
+    if kernel is None or np.size(kernel) > _VALUE_PLANNING_TAPS or len(problem.axes) != 2:
+        return _plan_cached(problem, threads, method, m, None)
+    key = _KernelKey(np.asarray(kernel))
+    try:
+        return _plan_cached(problem, threads, method, m, key)
+    finally:
+        key.live = None
 
 
 @functools.lru_cache(maxsize=1024)
 def _plan_cached(problem: Problem, threads: int, method: str, m: Machine, key) -> Plan:
     # Plans depend only on their arguments; repeated calls of one shape skip the search.
-    return _plan(problem, threads, method, None if key is None else key.array, m)
+    return _plan(problem, threads, method, None if key is None else key.live, m)
 
 
 def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Plan:
