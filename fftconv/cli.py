@@ -227,7 +227,7 @@ class _Job:
         try:
             return plan_tiles(self.problem, max_memory=budget, threads=self.threads,
                               method=self.method, src_itemsize=self.in_dtype.itemsize,
-                              out_itemsize=self.out_dtype.itemsize, kernel=self.kernel)
+                              out_itemsize=self.out_dtype.itemsize, kernel=self.k)
         except ValueError as exc:
             raise _Usage(str(exc)) from None
 
@@ -328,12 +328,8 @@ def _cmd_plan(args) -> int:
           f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
           f"{job.problem.boundary}; computed in {job.compute}, written as {job.out_dtype}")
     print(plan)
-    from .planner import plan_problem
-    from .tiles import _tile_problem
-
-    one = _tile_problem(job.problem, plan.tile)
     print(f"\nhow one {'x'.join(map(str, plan.tile))} tile is computed:")
-    print(plan_problem(one, plan.fft_threads, kernel=kernel if kernel.ndim == 2 else None))
+    print(plan.tile_plan)
     return 0
 
 

@@ -24,7 +24,7 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from . import _fftw
 from ._pad import source_index
 from ._problem import Problem, make_problem, normalize_method, normalize_threads
 from .io import cast_to
+from .planner import Plan, plan_problem
 
 __all__ = [
     "TilePlan",
@@ -276,6 +277,8 @@ class TilePlan:
     dtype: np.dtype
     memory: int
     budget: int
+    #: the planner's Plan for one tile, channels first, as `run_tiled` executes it
+    tile_plan: Plan | None = field(default=None, compare=False, repr=False)
 
     @property
     def tiles(self) -> int:
@@ -304,11 +307,20 @@ def _tile_problem(problem: Problem, tile) -> Problem:
     return replace(problem, in1_shape=tuple(shape), mode="valid", boundary="fill", fillvalue=0)
 
 
-def _tile_plan(problem: Problem, threads: int, method: str, kernel):
-    """The planner's Plan for one tile (a 'valid' problem)."""
-    from .planner import plan_problem
-
-    return plan_problem(problem, threads, method, kernel=kernel)
+def _channels_first(problem: Problem, tile, k=None):
+    """One tile's 'valid' problem with the non-convolved axes first (and `k` so
+    transposed), and that permutation: interleaved channels as the innermost axis make
+    FFTW's batched transforms strided and direct summation's rows three samples long."""
+    conv = problem.axes
+    perm = tuple(d for d in range(problem.ndim) if d not in conv) + conv
+    tp = _tile_problem(problem, tile)
+    if perm != tuple(range(problem.ndim)):
+        tp = replace(tp, in1_shape=tuple(tp.in1_shape[d] for d in perm),
+                     in2_shape=tuple(tp.in2_shape[d] for d in perm),
+                     axes=tuple(range(problem.ndim - len(conv), problem.ndim)))
+        if k is not None:
+            k = np.ascontiguousarray(np.asarray(k).transpose(perm))
+    return tp, k, perm
 
 
 def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "auto",
@@ -330,14 +342,15 @@ def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "aut
     grid = tuple(-(-n // t) for n, t in zip(extents, tile))
     workers = max(1, min(workers, math.prod(grid)))
     fft_threads = max(1, threads // workers)
-    tp = _tile_problem(problem, tile)
-    method = _tile_plan(tp, fft_threads, method, kernel).method
+    tp, kp, _ = _channels_first(problem, tile, kernel)
+    tile_plan = plan_problem(tp, fft_threads, method, kernel=kp)
     per = _bytes_per_sample(c, src_itemsize or c, out_itemsize or c)
     samples = math.prod(_fftw.fast_length(t + k - 1) for t, k in zip(tile, problem.kernel_shape))
     memory = (workers * per + c) * channels * samples + _OVERHEAD
     return TilePlan(out_shape=out_shape, axes=axes, tile=tile, kernel=problem.kernel_shape,
-                    grid=grid, workers=workers, fft_threads=fft_threads, method=method,
-                    dtype=problem.dtype, memory=memory, budget=int(max_memory))
+                    grid=grid, workers=workers, fft_threads=fft_threads,
+                    method=tile_plan.method, dtype=problem.dtype, memory=memory,
+                    budget=int(max_memory), tile_plan=tile_plan)
 
 
 def _check_tile(tile, extents) -> tuple[int, ...]:
@@ -538,22 +551,12 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
     plan = replace(plan, memory=plan.memory + cache_bytes)
     from .api import _execute, prepare_kernel
 
-    # Tiles are computed with the channels (the axes not convolved) first:
-    # interleaved channels as the innermost axis make FFTW's batched transforms
-    # strided and numpy's loops in direct summation three samples long.
-    conv = problem.axes
-    perm = tuple(d for d in range(problem.ndim) if d not in conv) + conv
+    tp, k, perm = _channels_first(problem, plan.tile, k)
     identity = perm == tuple(range(problem.ndim))
     inverse = tuple(int(i) for i in np.argsort(perm))
-    tp = _tile_problem(problem, plan.tile)
-    if not identity:
-        tp = replace(tp, in1_shape=tuple(tp.in1_shape[d] for d in perm),
-                     in2_shape=tuple(tp.in2_shape[d] for d in perm),
-                     axes=tuple(range(problem.ndim - len(conv), problem.ndim)))
-        k = np.ascontiguousarray(k.transpose(perm))
-    # Every tile runs the executor the planner chose for the first: one method, one
-    # kernel spectrum, the same answer as the whole-array call within tolerance.
-    tile_plan = _tile_plan(tp, plan.fft_threads, plan.method, k)
+    # Every tile runs the plan made for one tile: one method, one kernel spectrum (or
+    # one set of factors), the same answer as the whole-array call within tolerance.
+    tile_plan = plan.tile_plan
     prepared = prepare_kernel(tp, tile_plan, k, plan.fft_threads)
     tile_out = list(problem.out_shape)
     for a, t in zip(problem.axes, plan.tile):
