@@ -82,20 +82,13 @@ def run_files(size: int, outdir: str, threads: int | None = None, *, max_memory=
     return rows
 
 
-def _gaussian(sigma: float) -> np.ndarray:
-    r = int(4 * sigma + 0.5)
-    g = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    g /= g.sum()
-    return np.outer(g, g).astype(np.float32)
-
-
 def run(size: int = 4096, outdir: str | None = None, threads: int | None = None, *,
         max_memory=2 * 10**9, quiet: bool = False) -> list[dict]:
     """Run the demo jobs through files, then in memory against scipy.signal.fftconvolve;
     print and return the timings."""
     import scipy.signal
 
-    from . import convolve
+    from . import convolve, io, kernels
 
     if outdir is None:
         outdir = tempfile.mkdtemp(prefix="fftconv-demo-")
@@ -106,11 +99,12 @@ def run(size: int = 4096, outdir: str | None = None, threads: int | None = None,
     print(f"fftconv demo: in memory, a {size}x{size} grey float32 photo-like image "
           f"({img.nbytes / 2**20:.0f} MiB)")
     jobs = [
-        ("gaussian blur sigma=8 (65x65)", _gaussian(8.0), "symmetric"),
-        ("laplace edges (3x3)", np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32), "nearest"),
-        ("sharpen (3x3)", np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], np.float32), "mirror"),
+        ("gaussian blur sigma=8 (65x65)", kernels.gaussian(8.0), "symmetric"),
+        ("laplace edges (3x3)", kernels.laplace(), "nearest"),
+        ("sharpen (3x3)", kernels.sharpen(), "mirror"),
     ]
     for name, kernel, boundary in jobs:
+        kernel = kernel.astype(np.float32)
         t0 = time.perf_counter()
         res = convolve(img, kernel, mode="same", boundary=boundary, threads=threads)
         t_first = time.perf_counter() - t0
@@ -129,8 +123,8 @@ def run(size: int = 4096, outdir: str | None = None, threads: int | None = None,
         print(f"  {name:32s} boundary={boundary:9s} first {t_first:6.3f} s, "
               f"warm {t_fc:6.3f} s; scipy.signal.fftconvolve {t_sp:6.3f} s "
               f"({t_sp / t_fc:4.1f}x); max |diff| {err:.1e}; dtype {res.dtype}")
-        if outdir is not None:
-            path = Path(outdir) / (name.split(" (")[0].replace(" ", "_").replace("=", "") + ".npy")
-            np.save(path, res)
-            print(f"    wrote {path}")
+        path = Path(outdir) / (name.split(" (")[0].replace(" ", "_").replace("=", "") + ".npy")
+        with io.create_output(path, res.shape, res.dtype, force=True) as dst:  # atomic
+            dst.array[...] = res
+        print(f"    wrote {path}")
     return rows
