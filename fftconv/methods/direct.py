@@ -303,32 +303,28 @@ def _batch(problem: Problem, a, k, out):
         yield ai, a_m[ai], k_m[ki], o_m[idx]
 
 
-def run_bands(tasks, threads: int) -> list:
-    """Run the zero-argument callables `tasks` on `threads` threads; their results in order.
+def run_bands(tasks, threads: int) -> None:
+    """Run the zero-argument callables `tasks` on `threads` threads.
 
     The caller's thread and ``threads - 1`` pool threads take the next task
     until none is left, so a thread that the OS delays costs one small band,
     not a fixed share of the work.
     """
-    if threads <= 1 or len(tasks) <= 1:
-        return [t() for t in tasks]
-    results = [None] * len(tasks)
-    order = iter(range(len(tasks)))
+    order = iter(tasks)
     take = threading.Lock()
 
     def worker():
         while True:
             with take:
-                i = next(order, None)
-            if i is None:
+                task = next(order, None)
+            if task is None:
                 return
-            results[i] = tasks[i]()
+            task()
 
     run_on_cores(worker, min(threads, len(tasks)))
-    return results
 
 
-def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> list:
+def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> None:
     """Split every 2-D image of the batch into row bands and run ``make_task`` bands.
 
     ``make_task(geometry, image, kernel, out2d, fill, i0, i1)`` returns a callable.
@@ -360,10 +356,9 @@ def _run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> list:
         for i0, i1 in itertools.pairwise(edges):
             if i1 > i0:
                 tasks.append(make_task(geo, img, ker, dst, fill, int(i0), int(i1)))
-    results = run_bands(tasks, threads)
+    run_bands(tasks, threads)
     for o2, dst in copies:
         np.copyto(o2, dst, casting="unsafe")
-    return results
 
 
 def _direct_task(geo: Geometry, img, ker, dst, fill, i0, i1):
@@ -416,7 +411,8 @@ def direct_cost(problem: Problem, consts: dict | None = None, threads: int = 1):
     memory = traffic_bytes(problem) / consts.get("copy_bytes_per_s", 8e9)
     seconds = max(compute, memory) + consts.get("call_overhead_s", 2e-5)
     if compiled:
-        # Per-thread row buffers, plus a converted copy when the input dtype differs.
+        # Per-thread row buffers. (An input of another dtype or layout is converted
+        # once, a copy of the image this shape-only model cannot see.)
         peak = threads * 4096 * item
     else:
         padded_size = math.prod(

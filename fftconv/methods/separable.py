@@ -167,9 +167,10 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
     dtype = problem.dtype
     found: dict = {}
 
-    def correlation_factors(ker):
+    def per_kernel(ker):
         # `ker` is the convolution kernel of one batch item; the compiled passes
-        # correlate, so the factors are reversed.
+        # correlate, so the factors and the fallback's weights are reversed. Computed
+        # once per kernel, not per row band; `ker` is kept so that its id stays unique.
         key = id(ker)
         if key not in found:
             if factors is not None:
@@ -178,18 +179,16 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
                     fs = [(np.conj(c)[::-1], np.conj(r)[::-1]) for c, r in fs]
             else:
                 fs = kernel_factors(ker, dtype)
+            sep = None
             if fs:
-                cols = np.ascontiguousarray([c[::-1] for c, _ in fs], dtype=dtype)
-                rows = np.ascontiguousarray([r[::-1] for _, r in fs], dtype=dtype)
-                found[key] = (cols, rows)
-            else:
-                found[key] = None
-        return found[key]
+                sep = (np.ascontiguousarray([c[::-1] for c, _ in fs], dtype=dtype),
+                       np.ascontiguousarray([r[::-1] for _, r in fs], dtype=dtype))
+            found[key] = (ker, sep, np.ascontiguousarray(ker[::-1, ::-1]))
+        return found[key][1:]
 
     def make_task(geo, img, ker, dst, fill, i0, i1):
         kern = kernels()
-        fs = correlation_factors(ker)
-        w = np.ascontiguousarray(ker[::-1, ::-1])
+        fs, w = per_kernel(ker)
         args = (dst, geo.rowmap, geo.colmap, fill, geo.px, geo.jl, geo.jr, i0, i1)
 
         def task():
