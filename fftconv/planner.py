@@ -417,9 +417,7 @@ def _oa_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | 
         workers = min(threads, nblocks)
         n = math.prod(lengths)
         nc = _spectrum_len(lengths, problem)
-        one = fft_seconds(lengths, ba + by, problem.dtype, m, 1)
-        one += m.mem * (2 * n * ba * isz + 3 * nc * by * csz + 2 * math.prod(steps) * by * isz)
-        one += m.block
+        one = _block_seconds(problem, m, lengths, steps) + m.block
         t = nblocks * one / (1.0 + m.parallel * (workers - 1))
         t += fft_seconds(lengths, bk, problem.dtype, m, threads) + m.call + 1e-4 * (workers > 1)
         if best is None or t < best[0]:
@@ -429,6 +427,17 @@ def _oa_cost(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | 
         return None
     t, peak, lengths, steps, nblocks = best
     return Candidate("oa", t, peak, lengths, block_shape=steps, n_blocks=nblocks)
+
+
+def _block_seconds(problem: Problem, m: Machine, lengths, steps) -> float:
+    """One overlap-add block on one thread: its two transforms and its streaming passes
+    (load the block, the spectrum product, write its outputs). `calibrate` fits
+    ``m.block`` against this same model."""
+    ba, _, by = _batches(problem)
+    isz, csz = problem.dtype.itemsize, _complex_item(problem.dtype)
+    n, nc = math.prod(lengths), _spectrum_len(lengths, problem)
+    return fft_seconds(lengths, ba + by, problem.dtype, m, 1) + m.mem * (
+        2 * n * ba * isz + 3 * nc * by * csz + 2 * math.prod(steps) * by * isz)
 
 
 def _product(options):
@@ -812,10 +821,5 @@ def _time_blocks(vals: dict) -> dict:
 
 
 def _oa_fixed_lengths(problem: Problem, m: Machine, lengths) -> float:
-    ba, _, by = _batches(problem)
-    isz, csz = problem.dtype.itemsize, _complex_item(problem.dtype)
     steps, counts = block_layout(problem, lengths)
-    n, nc = math.prod(lengths), _spectrum_len(lengths, problem)
-    one = fft_seconds(lengths, ba + by, problem.dtype, m, 1)
-    one += m.mem * (2 * n * ba * isz + 3 * nc * by * csz + 2 * math.prod(steps) * by * isz)
-    return math.prod(counts) * one
+    return math.prod(counts) * _block_seconds(problem, m, lengths, steps)
