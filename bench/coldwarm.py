@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+from _common import geomean, machine, save_json
 
 CHILD = r"""
 import json, sys, time
@@ -107,7 +106,7 @@ def main(argv=None) -> int:
     kernels = args.kernels or ([15, 63] if args.quick else [15, 31, 63, 127])
     import fftconv
 
-    print(f"# fftconv {fftconv.__version__} vs scipy, {platform.machine()} {os.cpu_count()} cores, "
+    print(f"# fftconv {fftconv.__version__} vs scipy, {machine()}, "
           f"float32, mode 'same', fftconv threads {args.threads or 'all'}, SciPy single-threaded "
           f"(its default), warm = median of {args.repeat} interleaved\n")
     rows = []
@@ -142,15 +141,10 @@ def main(argv=None) -> int:
             cells += ["-", "-", "-"]
         print("| " + " | ".join(cells) + " |")
 
-    def gm(x):
-        return math.exp(sum(map(math.log, x)) / len(x))
-
-    print(f"\ngeometric mean warm speed-up: {gm(sp):.2f}x vs fftconvolve, {gm(so):.2f}x vs "
-          f"oaconvolve" + (f"; cold/warm geometric mean {gm(cw):.2f}, worst {max(cw):.2f}"
+    print(f"\ngeometric mean warm speed-up: {geomean(sp):.2f}x vs fftconvolve, {geomean(so):.2f}x vs "
+          f"oaconvolve" + (f"; cold/warm geometric mean {geomean(cw):.2f}, worst {max(cw):.2f}"
                            if cw else ""))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    save_json(args.json, rows)
     return 0
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ import time
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.signal as sig
+from _common import machine
 
 import fftconv
 from fftconv._problem import make_problem
@@ -219,8 +219,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print(
         f"# {args.size}x{args.size}, mode 'same', threads={args.threads}, "
-        f"median of {args.repeat} interleaved runs; {platform.processor() or platform.machine()}"
-        f", {os.cpu_count()} CPUs; numpy {np.__version__}, "
+        f"median of {args.repeat} interleaved runs; {machine()}; numpy {np.__version__}, "
         f"OpenCV {cv2.__version__ if cv2 else 'absent'}; python {sys.version.split()[0]}"
     )
     print(

@@ -16,7 +16,6 @@ the numbers: they move with core count and with other load.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import scipy
 import scipy.ndimage
 import scipy.signal
+from _common import machine
 
 import fftconv
 from fftconv import ndimage as f_ndimage
@@ -94,8 +94,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=7, help="interleaved timed calls per row")
     p.add_argument("--quick", action="store_true", help="smaller arrays (CI smoke run)")
     opts = p.parse_args(argv)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {cpus} cores usable; "
+    print(f"machine: {machine()}; "
           f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"fftconv {fftconv.__version__}; median of {opts.repeat} interleaved calls\n")
     print("| SciPy call | inputs | SciPy (ms) | fftconv (ms) | speed-up | fftconv first call (ms) "

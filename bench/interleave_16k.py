@@ -13,19 +13,14 @@ import time
 import cv2
 import numpy as np
 import scipy.signal
+from _common import gaussian_kernel, test_image
 
 import fftconv
 
 
 def main(n: int = 16384, ks: int = 63, repeats: int = 3) -> dict:
-    img = np.empty((n, n), np.float32)
-    rng = np.random.default_rng(0)
-    for r in range(0, n, 1024):
-        img[r:r + 1024] = rng.random((min(1024, n - r), n), dtype=np.float32)
-    y = np.arange(ks) - ks // 2
-    g = np.exp(-0.5 * (y / (ks / 6)) ** 2)
-    k = np.outer(g, g).astype(np.float32)
-    k /= k.sum()
+    img = test_image(n)
+    k = gaussian_kernel(ks)
     flipped = np.ascontiguousarray(k[::-1, ::-1])  # filter2D correlates
     calls = {
         "fftconv max_memory=512MB": lambda: fftconv.convolve(img, k, "same", max_memory="512MB"),

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine  # noqa: E402
 
 CHILD = textwrap.dedent("""
     import json, sys, time
@@ -51,16 +52,11 @@ CHILD = textwrap.dedent("""
 
     import scipy.signal
     import fftconv
+    from _common import gaussian_kernel, test_image
     if name.startswith("cv2"):
         import cv2
-    img = np.empty((n, n), np.float32)
-    rng = np.random.default_rng(0)
-    for r in range(0, n, 1024):
-        img[r:r + 1024] = rng.random((min(1024, n - r), n), dtype=np.float32)
-    y = np.arange(ksize) - ksize // 2
-    g = np.exp(-0.5 * (y / (ksize / 6)) ** 2)
-    k = np.outer(g, g).astype(np.float32)
-    k /= k.sum()
+    img = test_image(n)
+    k = gaussian_kernel(ksize)
     base = status("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -84,15 +80,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {mem:.0f} GiB RAM, {platform.system()}"
 
 
 def _save(key: str, value) -> None:
@@ -109,7 +96,8 @@ def inmem(args) -> None:
     for name in names:
         env = dict(os.environ)
         t0 = time.time()
-        res = subprocess.run([sys.executable, "-c", CHILD, name, str(args.size), str(args.kernel)],
+        res = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
+                              + CHILD, name, str(args.size), str(args.kernel)],
                              capture_output=True, text=True, env=env, timeout=args.timeout,
                              check=False)
         if res.returncode != 0:
@@ -123,7 +111,7 @@ def inmem(args) -> None:
               f"(process {time.time() - t0:.0f} s), probe {m['probe']:.6f}", flush=True)
     print()
     print(f"{args.size}x{args.size} float32 ({args.size**2 * 4 / 2**30:.2f} GiB), "
-          f"{args.kernel}x{args.kernel} kernel, mode 'same'; {_machine()}")
+          f"{args.kernel}x{args.kernel} kernel, mode 'same'; {machine()}")
     print()
     print("| call | extra peak memory (x input, output included) | time (s) |")
     print("| --- | --- | --- |")
@@ -136,7 +124,7 @@ def inmem(args) -> None:
     path = HERE / "memory_results.json"
     old = json.loads(path.read_text()).get(key, {}).get("rows", []) if path.exists() else []
     names = {m["name"] for m in rows}
-    _save(key, dict(machine=_machine(), rows=[m for m in old if m["name"] not in names] + rows))
+    _save(key, dict(machine=machine(), rows=[m for m in old if m["name"] not in names] + rows))
 
 
 def _generate(path: Path, side: int, tile: int = 1024) -> float:
@@ -182,7 +170,7 @@ def ooc(args) -> None:
                              check=False)
     except subprocess.TimeoutExpired:
         print(f"did not finish within {args.timeout} s; {out} exists: {out.exists()}")
-        _save(f"ooc_{args.side}", dict(machine=_machine(), timeout=args.timeout,
+        _save(f"ooc_{args.side}", dict(machine=machine(), timeout=args.timeout,
                                        finished=False, out_exists=out.exists()))
         return
     wall = time.perf_counter() - t0
@@ -212,14 +200,14 @@ def ooc(args) -> None:
         ref8 = np.clip(np.rint(ref), 0, 255)
         got = np.asarray(res_img[r0: r0 + 600, c0: c0 + 600]).astype(np.float32)
         worst = max(worst, float(np.abs(got - ref8).max()))
-    row = dict(machine=_machine(), side=args.side, pixels=pixels,
+    row = dict(machine=machine(), side=args.side, pixels=pixels,
                input_bytes=src.stat().st_size, max_memory=args.max_memory,
                max_rss_bytes=rss_kb * 1024, wall_s=wall, elapsed=elapsed, user_s=user,
                system_s=system, mpixel_per_s=pixels / wall / 1e6, max_level_diff=worst)
     _save(f"ooc_{args.side}", row)
     print(f"\n{args.side}x{args.side} uint8 ({pixels / 1e9:.2f} Gpixel, tiled BigTIFF "
           f"{src.stat().st_size / 2**30:.2f} GiB) -> 31x31 Gaussian -> striped BigTIFF; "
-          f"{_machine()}")
+          f"{machine()}")
     print("| image | --max-memory | max RSS (/usr/bin/time -v) | wall | throughput | "
           "CPU (user+sys) | max level diff vs in-memory |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

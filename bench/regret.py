@@ -16,15 +16,14 @@ repeated calls start is allowed to finish (warm means steady state).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
 import statistics
 import sys
 import time
 
 import numpy as np
+from _common import geomean, machine, save_json
 
 import fftconv
 from fftconv.planner import plan
@@ -128,7 +127,7 @@ def print_table(rows, file=sys.stdout) -> None:
     print(file=file)
     for key, label in (("regret", "medians"), ("regret_best", "best times")):
         regrets = [r[key] for r in rows]
-        gm = math.exp(sum(math.log(x) for x in regrets) / len(regrets))
+        gm = geomean(regrets)
         worst = max(rows, key=lambda r: r[key])
         print(f"{len(rows)} cases, by {label}: geometric mean regret {gm:.3f}, worst "
               f"{worst[key]:.2f} ({worst['image'][0]}x{worst['image'][1]} with "
@@ -157,8 +156,8 @@ def main(argv=None) -> int:
     kernels = args.kernels or (QUICK_KERNELS if args.quick else DEFAULT_KERNELS)
     rng = np.random.default_rng(0)
     m = fftconv.planner.machine()
-    print(f"# fftconv {fftconv.__version__} planner regret, {platform.machine()} "
-          f"{os.cpu_count()} cores, python {platform.python_version()}, "
+    print(f"# fftconv {fftconv.__version__} planner regret, {machine()}, "
+          f"python {platform.python_version()}, "
           f"{'calibrated' if m.calibrated else 'default'} constants, dtype {args.dtype}, "
           f"mode {args.mode!r}, boundary {args.boundary!r}, threads {args.threads or 'all'}, "
           f"median of {args.repeat}\n")
@@ -176,9 +175,7 @@ def main(argv=None) -> int:
                   + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["measured"].items()),
                   file=sys.stderr, flush=True)
     print_table(rows)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    save_json(args.json, rows)
     return 0
 
 
