@@ -198,13 +198,19 @@ def _guard(path, size, max_pixels) -> None:
         )
 
 
-def _pillow_to_array(im, Image) -> np.ndarray:
-    mode = im.mode
+def _target_mode(mode: str, transparency: bool) -> str:
+    """The Pillow mode an image of `mode` is read in (one table for reading and probing)."""
     if mode in ("1", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "La"):
-        im = im.convert("RGBA" if ("A" in mode or "transparency" in im.info) else
-                        ("L" if mode == "1" else "RGB"))
-    elif mode in ("I;16B", "I;16L", "I;16N"):
-        im = im.convert("I;16")
+        return "RGBA" if ("A" in mode or transparency) else ("L" if mode == "1" else "RGB")
+    if mode in ("I;16B", "I;16L", "I;16N"):
+        return "I;16"
+    return mode
+
+
+def _pillow_to_array(im, Image) -> np.ndarray:
+    target = _target_mode(im.mode, "transparency" in im.info)
+    if target != im.mode:
+        im = im.convert(target)
     arr = np.asarray(im)
     if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
         arr = arr.astype(np.uint16)
@@ -235,17 +241,15 @@ def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[tuple[i
             with plugin(path) as im:
                 _guard(path, im.size, max_pixels)
                 w, h = im.size
-                mode = im.mode
-                trans = "transparency" in im.info
+                target = _target_mode(im.mode, "transparency" in im.info)
         except (OSError, SyntaxError, ValueError) as exc:
             if isinstance(exc, ImageTooLargeError):
                 raise
             raise ValueError(f"input {path!r}: cannot read as {fmt} ({exc})") from None
-        channels = {"L": 1, "1": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I": 1, "LA": 2,
-                    "RGB": 3, "RGBA": 4, "P": 4 if trans else 3}.get(mode, 3)
-        dtype = np.dtype(np.uint16 if mode.startswith("I") else np.uint8)
-        if mode == "LA":
-            channels = 2
+        from PIL import Image
+
+        channels = Image.getmodebands(target)
+        dtype = np.dtype({"I;16": np.uint16, "I": np.uint16, "F": np.float32}.get(target, np.uint8))
         shape = (h, w) if channels == 1 else (h, w, channels)
         return shape, dtype
     arr = open_image(path)

@@ -174,3 +174,15 @@ def test_planar_colour_tiff_reads_as_channels_last(tmp_path, rgb):
         assert img.shape == rgb.shape
         np.testing.assert_array_equal(img[5:30, 7:44], rgb[5:30, 7:44])
         np.testing.assert_array_equal(np.asarray(img), rgb)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "P+transparency", "I;16", "1"])
+def test_probe_agrees_with_open_image(tmp_path, mode):
+    Image = pytest.importorskip("PIL.Image")
+    im = Image.new(mode.split("+")[0], (7, 5))
+    if mode.endswith("+transparency"):
+        im.info["transparency"] = 0
+    path = tmp_path / "x.png"
+    im.save(path)
+    arr = io.open_image(path)
+    assert io.probe(path) == (tuple(arr.shape), arr.dtype)
