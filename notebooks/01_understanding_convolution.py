@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -93,10 +95,24 @@ offsets = {"full": -half, "same": 0, "valid": half}
 fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), sharex=True, sharey=True, layout="constrained")
 for ax, (m, r) in zip(axes, results.items()):
     o = offsets[m]
-    ax.imshow(r, cmap="gray", vmin=0, vmax=1,
-              extent=(o - 0.5, o + r.shape[1] - 0.5, o + r.shape[0] - 0.5, o - 0.5))
-    ax.add_patch(plt.Rectangle((-0.5, -0.5), grey.shape[1], grey.shape[0], fill=False,
-                               ls="--", color="tab:orange", lw=1.5))
+    ax.imshow(
+        r,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        extent=(o - 0.5, o + r.shape[1] - 0.5, o + r.shape[0] - 0.5, o - 0.5),
+    )
+    ax.add_patch(
+        plt.Rectangle(
+            (-0.5, -0.5),
+            grey.shape[1],
+            grey.shape[0],
+            fill=False,
+            ls="--",
+            color="tab:orange",
+            lw=1.5,
+        )
+    )
     ax.set_title(f"mode={m!r}: {r.shape}")
     ax.set_xlabel("image column")
 axes[0].set_ylabel("image row")
@@ -173,8 +189,13 @@ fade = np.clip(magnitude / np.percentile(magnitude, 90), 0, 1)
 im = axes[1, 1].imshow(angle, cmap="twilight", vmin=-np.pi, vmax=np.pi, alpha=fade)
 axes[1, 1].set_facecolor("black")
 axes[1, 1].set_title("Scharr: angle (faded where weak)")
-cb = fig.colorbar(im, ax=axes[1, 1], shrink=0.85, label="gradient direction (radians)",
-                  ticks=[-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi])
+cb = fig.colorbar(
+    im,
+    ax=axes[1, 1],
+    shrink=0.85,
+    label="gradient direction (radians)",
+    ticks=[-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi],
+)
 cb.ax.set_yticklabels(["-pi", "-pi/2", "0", "pi/2", "pi"])
 cb.solids.set_alpha(1)
 plt.show()
@@ -228,8 +249,12 @@ print("max |convolve - correlate|          =", float(np.abs(conv - corr).max()))
 print("max |convolve - correlate(flipped)| =", float(np.abs(conv - corr_flipped).max()))
 
 lim = float(np.percentile(np.abs(conv), 99.5))
-panels = [("convolve(K)", conv), ("correlate(K)", corr), ("convolve - correlate(K)", conv - corr),
-          ("convolve - correlate(flip K)", conv - corr_flipped)]
+panels = [
+    ("convolve(K)", conv),
+    ("correlate(K)", corr),
+    ("convolve - correlate(K)", conv - corr),
+    ("convolve - correlate(flip K)", conv - corr_flipped),
+]
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.8), layout="constrained")
 for ax, (title, r) in zip(axes, panels):
     im = ax.imshow(r, cmap="RdBu_r", vmin=-2 * lim, vmax=2 * lim)
@@ -254,7 +279,7 @@ plt.show()
 rng = np.random.default_rng(0)
 noisy = astronaut + rng.normal(0, 0.08, astronaut.shape).astype(np.float32)
 top, left, h, w = 88, 178, 24, 32  # the astronaut's right eye (on the viewer's left)
-template = astronaut[top:top + h, left:left + w]
+template = astronaut[top : top + h, left : left + w]
 
 plain = fftconv.correlate(noisy, template, mode="valid")
 score = fftconv.match_template(noisy, template)
@@ -262,16 +287,25 @@ plain_peak = np.unravel_index(np.argmax(plain), plain.shape)
 peak = fftconv.find_peaks(score, num_peaks=1)[0]
 print("template", template.shape, "| score map", score.shape)
 print("plain cross-correlation peak (row, col):", tuple(map(int, plain_peak)))
-print("match_template peak (row, col):", tuple(map(int, peak)), "score", round(float(score[tuple(peak)]), 3))
+print(
+    "match_template peak (row, col):",
+    tuple(map(int, peak)),
+    "score",
+    round(float(score[tuple(peak)]), 3),
+)
 print("the eye is at", (top, left))
 
-fig, (ax_img, ax_t) = plt.subplots(1, 2, figsize=(12, 7.4), width_ratios=[3, 1],
-                                  layout="constrained")
+fig, (ax_img, ax_t) = plt.subplots(
+    1, 2, figsize=(12, 7.4), width_ratios=[3, 1], layout="constrained"
+)
 ax_img.imshow(noisy, cmap="gray", vmin=0, vmax=1)
-for (r, c), edge, label in [(plain_peak, "tab:red", "plain cross-correlation peak"),
-                            (peak, "lime", "match_template peak")]:
-    ax_img.add_patch(plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, color=edge, lw=2,
-                                   label=label))
+for (r, c), edge, label in [
+    (plain_peak, "tab:red", "plain cross-correlation peak"),
+    (peak, "lime", "match_template peak"),
+]:
+    ax_img.add_patch(
+        plt.Rectangle((c - 0.5, r - 0.5), w, h, fill=False, color=edge, lw=2, label=label)
+    )
 ax_img.legend(loc="lower left")
 ax_img.set_title("noisy astronaut (noise sd 0.08): the best match of each score")
 ax_t.imshow(template, cmap="gray", vmin=0, vmax=1)
@@ -279,8 +313,10 @@ ax_t.set_title(f"template {template.shape}\n(cut from the clean photo)")
 plt.show()
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-for ax, (title, m, p) in zip(axes, [("plain cross-correlation", plain, plain_peak),
-                                    ("match_template (normalised)", score, peak)]):
+for ax, (title, m, p) in zip(
+    axes,
+    [("plain cross-correlation", plain, plain_peak), ("match_template (normalised)", score, peak)],
+):
     im = ax.imshow(m, cmap="viridis")
     ax.plot(p[1], p[0], "o", mfc="none", mec="red", ms=12, mew=2)
     ax.set_title(f"{title}: peak at {tuple(map(int, p))}")

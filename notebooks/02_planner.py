@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -46,10 +48,13 @@ kernels = {k: rng.random((k, k), dtype=np.float32) for k in sizes}
 
 def predicted(k):
     """Predicted seconds per method (each forced), and the planner's own choice."""
-    times = {m: fftconv.plan(image.shape, (k, k), image.dtype, mode="same", method=m).seconds
-             for m in methods}
-    return times, fftconv.plan(image.shape, (k, k), image.dtype, mode="same",
-                               kernel=kernels[k]).method
+    times = {
+        m: fftconv.plan(image.shape, (k, k), image.dtype, mode="same", method=m).seconds
+        for m in methods
+    }
+    return times, fftconv.plan(
+        image.shape, (k, k), image.dtype, mode="same", kernel=kernels[k]
+    ).method
 
 
 slow = set()  # methods that took longer than `skip_above` at a smaller kernel
@@ -102,28 +107,52 @@ def fastest_of(times):
 
 def crossovers(winners):
     """(kernel size, from, to) where the winning method changes between two sizes."""
-    return [(np.sqrt(a * b), winners[i], winners[i + 1])
-            for i, (a, b) in enumerate(zip(sizes, sizes[1:])) if winners[i] != winners[i + 1]]
+    return [
+        (np.sqrt(a * b), winners[i], winners[i + 1])
+        for i, (a, b) in enumerate(zip(sizes, sizes[1:]))
+        if winners[i] != winners[i + 1]
+    ]
 
 
 measured_x = crossovers([fastest_of(measured[k]) for k in sizes])
 predicted_x = crossovers([fastest_of(before[k][0]) for k in sizes])
 
-fig, (ax, ax_r) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True, height_ratios=[3, 1],
-                               layout="constrained")
+fig, (ax, ax_r) = plt.subplots(
+    2, 1, figsize=(11, 7.5), sharex=True, height_ratios=[3, 1], layout="constrained"
+)
 for m in methods:
-    ax.plot(sizes, [measured[k][m] * 1e3 for k in sizes], "o-", color=colours[m],
-            label=f"{m}, measured")
-    ax.plot(sizes, [before[k][0][m] * 1e3 for k in sizes], "--", color=colours[m], alpha=0.7,
-            label=f"{m}, predicted")
+    ax.plot(
+        sizes, [measured[k][m] * 1e3 for k in sizes], "o-", color=colours[m], label=f"{m}, measured"
+    )
+    ax.plot(
+        sizes,
+        [before[k][0][m] * 1e3 for k in sizes],
+        "--",
+        color=colours[m],
+        alpha=0.7,
+        label=f"{m}, predicted",
+    )
 for x, a, b in measured_x:
     ax.axvline(x, color="grey", ls=":", lw=1.2)
-    ax.annotate(f"{a} → {b}\nat ~{x:.0f}", (x, 0.98), xycoords=("data", "axes fraction"),
-                ha="center", va="top", fontsize=9,
-                bbox=dict(boxstyle="round", fc="white", ec="grey", alpha=0.9))
+    ax.annotate(
+        f"{a} → {b}\nat ~{x:.0f}",
+        (x, 0.98),
+        xycoords=("data", "axes fraction"),
+        ha="center",
+        va="top",
+        fontsize=9,
+        bbox=dict(boxstyle="round", fc="white", ec="grey", alpha=0.9),
+    )
 for x, _, _ in predicted_x:
-    ax.plot([x], [0.02], marker="^", color="black", ms=9, transform=ax.get_xaxis_transform(),
-            clip_on=False)
+    ax.plot(
+        [x],
+        [0.02],
+        marker="^",
+        color="black",
+        ms=9,
+        transform=ax.get_xaxis_transform(),
+        clip_on=False,
+    )
 ax.plot([], [], "^", color="black", label="predicted crossover")
 ax.set_xscale("log")
 ax.set_yscale("log")
@@ -182,22 +211,38 @@ print(fftconv.plan(image.shape, (33, 33), image.dtype, mode="same").explain().sp
 
 def error(pred):
     """Geometric mean of predicted / measured over the timed cells, per method."""
-    return {m: float(np.exp(np.nanmean([np.log(pred[k][0][m] / measured[k][m]) for k in sizes])))
-            for m in methods}
+    return {
+        m: float(np.exp(np.nanmean([np.log(pred[k][0][m] / measured[k][m]) for k in sizes])))
+        for m in methods
+    }
 
 
-print("predicted / measured (geometric mean), before:",
-      {m: round(v, 2) for m, v in error(before).items()})
-print("predicted / measured (geometric mean), after: ",
-      {m: round(v, 2) for m, v in error(after).items()})
+print(
+    "predicted / measured (geometric mean), before:",
+    {m: round(v, 2) for m, v in error(before).items()},
+)
+print(
+    "predicted / measured (geometric mean), after: ",
+    {m: round(v, 2) for m, v in error(after).items()},
+)
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True, layout="constrained")
 for ax, m in zip(axes, methods):
     ax.plot(sizes, [measured[k][m] * 1e3 for k in sizes], "o-", color=colours[m], label="measured")
-    ax.plot(sizes, [before[k][0][m] * 1e3 for k in sizes], "--", color="grey",
-            label="predicted, shipped constants")
-    ax.plot(sizes, [after[k][0][m] * 1e3 for k in sizes], "-.", color="black",
-            label="predicted, calibrated here")
+    ax.plot(
+        sizes,
+        [before[k][0][m] * 1e3 for k in sizes],
+        "--",
+        color="grey",
+        label="predicted, shipped constants",
+    )
+    ax.plot(
+        sizes,
+        [after[k][0][m] * 1e3 for k in sizes],
+        "-.",
+        color="black",
+        label="predicted, calibrated here",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_title(m)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,8 +41,14 @@ import fftconv
 from fftconv import kernels, tiles
 
 MB = 10**6  # the unit of max_memory='64MB' and of the printed plans
-photos = [skimage.data.camera(), skimage.data.astronaut(), skimage.data.coffee(),
-          skimage.data.chelsea(), skimage.data.rocket(), skimage.data.coins()]
+photos = [
+    skimage.data.camera(),
+    skimage.data.astronaut(),
+    skimage.data.coffee(),
+    skimage.data.chelsea(),
+    skimage.data.rocket(),
+    skimage.data.coins(),
+]
 side = 2048
 squares = []
 for p in photos:
@@ -65,8 +73,10 @@ kernel = kernels.gaussian(6.0).astype(np.float32)
 budget = "64MB"
 plan = tiles.plan_for(photo.shape, photo.dtype, kernel, max_memory=budget)
 whole = fftconv.plan(photo.shape, kernel.shape, np.float32, mode="same", boundary="symmetric")
-print(f"kernel {kernel.shape}; in memory: {whole.method}, a float32 result of "
-      f"{photo.size * 4 / MB:.0f} MB + {whole.peak_bytes / MB:.0f} MB working memory")
+print(
+    f"kernel {kernel.shape}; in memory: {whole.method}, a float32 result of "
+    f"{photo.size * 4 / MB:.0f} MB + {whole.peak_bytes / MB:.0f} MB working memory"
+)
 display(plan)  # noqa: F821 (IPython's display)
 
 # %% [markdown]
@@ -84,14 +94,17 @@ proc = psutil.Process()
 out = np.zeros_like(photo)
 rss_before = proc.memory_info().rss
 tracemalloc.start()
-blurred = tiles.convolve_tiled(photo, kernel, out, mode="same", boundary="symmetric",
-                               max_memory=budget, progress=True)
+blurred = tiles.convolve_tiled(
+    photo, kernel, out, mode="same", boundary="symmetric", max_memory=budget, progress=True
+)
 _, tiled_peak = tracemalloc.get_traced_memory()
 tracemalloc.stop()
 rss_after = proc.memory_info().rss
-print(f"tiled: peak {tiled_peak / MB:.1f} MB allocated during the call "
-      f"(budget {tiles.parse_memory(budget) / MB:.0f} MB, predicted {plan.memory / MB:.1f} MB); "
-      f"resident memory {rss_before / MB:.0f} -> {rss_after / MB:.0f} MB")
+print(
+    f"tiled: peak {tiled_peak / MB:.1f} MB allocated during the call "
+    f"(budget {tiles.parse_memory(budget) / MB:.0f} MB, predicted {plan.memory / MB:.1f} MB); "
+    f"resident memory {rss_before / MB:.0f} -> {rss_after / MB:.0f} MB"
+)
 
 # %% [markdown]
 # The same blur in memory, for comparison (and to check the tiled result: both are
@@ -105,7 +118,9 @@ _, whole_peak = tracemalloc.get_traced_memory()
 tracemalloc.stop()
 diff = np.abs(blurred.astype(np.float32) - reference)
 print(f"in memory: peak {whole_peak / MB:.0f} MB allocated during the call")
-print(f"largest difference, tiled (uint8) against in memory (float32): {diff.max():.3f} grey levels")
+print(
+    f"largest difference, tiled (uint8) against in memory (float32): {diff.max():.3f} grey levels"
+)
 assert diff.max() <= 0.5 + 1e-3
 del reference, diff
 
@@ -116,6 +131,7 @@ del reference, diff
 # kernel spectrum serves every tile; the last tile on each axis is shifted back to end
 # at the edge and writes only what its neighbour did not. One tile's block (the tile
 # and its halo) is drawn in orange.
+
 
 # %%
 def starts(n, t):
@@ -128,16 +144,30 @@ kh, kw = kernel.shape
 step = 8  # draw a downsampled view
 fig, axes = plt.subplots(1, 2, figsize=(13, 6.6), layout="constrained")
 for ax, img, title in [(axes[0], photo, "photo"), (axes[1], blurred, "blurred, tile by tile")]:
-    ax.imshow(img[::step, ::step], cmap="gray", vmin=0, vmax=255,
-              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+    ax.imshow(
+        img[::step, ::step],
+        cmap="gray",
+        vmin=0,
+        vmax=255,
+        extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5),
+    )
     ax.set_title(f"{title} {img.shape}")
     ax.set_xlabel("column")
 for r in starts(photo.shape[0], th):
     for c in starts(photo.shape[1], tw):
         axes[1].add_patch(plt.Rectangle((c, r), tw, th, fill=False, color="cyan", lw=0.6))
 r0, c0 = starts(photo.shape[0], th)[2], starts(photo.shape[1], tw)[3]
-axes[1].add_patch(plt.Rectangle((c0 - kw // 2, r0 - kh // 2), tw + kw - 1, th + kh - 1,
-                                fill=False, color="orange", lw=2, label="one block (tile + halo)"))
+axes[1].add_patch(
+    plt.Rectangle(
+        (c0 - kw // 2, r0 - kh // 2),
+        tw + kw - 1,
+        th + kh - 1,
+        fill=False,
+        color="orange",
+        lw=2,
+        label="one block (tile + halo)",
+    )
+)
 axes[1].plot([], [], color="cyan", label=f"{plan.tiles} tiles of {th}x{tw}")
 axes[1].legend(loc="lower right")
 for ax in axes:
@@ -150,7 +180,12 @@ plt.show()
 # ## Memory
 
 # %%
-labels = ["photo (uint8)", "result (uint8)", "in memory:\npeak of the call", "tiled:\npeak of the call"]
+labels = [
+    "photo (uint8)",
+    "result (uint8)",
+    "in memory:\npeak of the call",
+    "tiled:\npeak of the call",
+]
 values = np.array([photo.nbytes, blurred.nbytes, whole_peak, tiled_peak]) / MB
 fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
 bars = ax.bar(labels, values, color=["grey", "grey", "tab:red", "tab:green"])
