@@ -7,6 +7,7 @@ from ._convolver import Convolver
 from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .planner import Plan, calibrate, plan
+from .template import find_peaks, match_template
 from .tiles import convolve_tiled
 
 # fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io are submodules,
@@ -24,6 +25,8 @@ __all__ = [
     "convolve",
     "convolve_tiled",
     "correlate",
+    "find_peaks",
     "kernels",
+    "match_template",
     "plan",
 ]
