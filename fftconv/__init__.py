@@ -8,6 +8,7 @@ from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .methods.direct import precompile
 from .planner import Plan, calibrate, plan
+from .template import find_peaks, match_template
 from .tiles import convolve_tiled
 
 # fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io are submodules,
@@ -55,7 +56,9 @@ __all__ = [
     "convolve",
     "convolve_tiled",
     "correlate",
+    "find_peaks",
     "kernels",
+    "match_template",
     "plan",
     "precompile",
     "set_fftw_effort",
