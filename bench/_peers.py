@@ -19,7 +19,7 @@ import fftconv
 
 #: Multiply-adds above which the direct-summation peers (convolve2d, ndimage) are not
 #: run: minutes per call for large kernels.
-DIRECT_LIMIT = 4e8
+DIRECT_LIMIT = 1.2e8
 #: fftconv's forced 'direct' is run when predicted below this many seconds.
 FORCED_DIRECT_LIMIT = 1.0
 

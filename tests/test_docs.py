@@ -71,3 +71,38 @@ def test_every_page_is_in_a_toctree(site):
     index = (site / "index.html").read_text()
     for page in ("guide/getting_started.html", "api/index.html", "engine/measurements.html"):
         assert page in index, page
+
+
+def _readme():
+    return (ROOT / "README.md").read_text()
+
+
+def test_readme_is_a_front_page():
+    assert len(_readme().splitlines()) <= 250
+
+
+def test_readme_quick_start_is_what_ci_runs():
+    # .ci/run runs the quick start's two commands verbatim
+    block = _readme().split("## Quick start", 1)[1].split("```", 2)[1].strip().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert len(block) == 2
+    for command in block:
+        assert command.strip() in ci, command
+
+
+def test_readme_example_runs():
+    import numpy as np
+
+    code = _readme().split("## Example", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["soft"].dtype == np.float32
+    assert list(namespace["best"]) == [500, 700]
+
+
+def test_readme_links_exist():
+    import re
+
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", _readme()):
+        if "://" not in target:
+            assert (ROOT / target).exists(), target
