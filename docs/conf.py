@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Document the checkout this file belongs to, not whatever fftconv is installed.
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The notebooks' kernels inherit this environment: their figures must be inline PNGs
+# even where MPLBACKEND names a non-interactive backend (Agg shows nothing).
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 import fftconv  # noqa: E402
 
