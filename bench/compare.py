@@ -64,6 +64,22 @@ QUICK = dict(
     kinds=["random"],
 )
 
+#: One colour per contender, the same in every plot.
+COLOURS = {
+    "fftconv": "black",
+    "FFT floor": "grey",
+    "fftconv[direct]": "tab:blue",
+    "fftconv[separable]": "tab:cyan",
+    "fftconv[fft]": "tab:orange",
+    "fftconv[oa]": "tab:green",
+    "scipy.signal.fftconvolve": "tab:red",
+    "scipy.signal.oaconvolve": "tab:purple",
+    "scipy.signal.convolve2d": "tab:brown",
+    "scipy.ndimage.convolve": "tab:pink",
+    "cv2.filter2D": "tab:olive",
+    "cv2.sepFilter2D": "gold",
+}
+
 COLD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -274,10 +290,10 @@ def plot(cells, out: Path, force: bool) -> list[Path]:
             for name in which:
                 xs = [c["kernel"] for c in sel if name in c["medians"]]
                 ys = [c["medians"][name] * 1e3 for c in sel if name in c["medians"]]
-                style = dict(lw=2.5, color="black") if name == "fftconv" else {}
-                if name == "FFT floor":
-                    style = dict(ls="--", color="grey")
-                ax.plot(xs, ys, "o-" if name != "FFT floor" else "--", label=name, **style)
+                style = dict(color=COLOURS.get(name, "tab:cyan"))
+                if name == "fftconv":
+                    style["lw"] = 2.5
+                ax.plot(xs, ys, "--" if name == "FFT floor" else "o-", label=name, **style)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("kernel size (k x k)")
@@ -303,6 +319,9 @@ def save(path: Path, write, force: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's files are private; results are not
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -351,6 +370,7 @@ def main(argv=None) -> int:
         return 2
     command = "python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.time()
+    load_start = os.getloadavg()[0]
     cells = []
     for n in grid["sizes"]:
         for dtype in grid["dtypes"]:
@@ -371,7 +391,8 @@ def main(argv=None) -> int:
     load = os.getloadavg()
     desc = (
         f"{machine()}; Python {platform.python_version()}, numpy {np.__version__}, "
-        f"fftconv {fftconv.__version__}; load average {load[0]:.1f} at the end; "
+        f"fftconv {fftconv.__version__}; load average {load_start:.1f} at the start, "
+        f"{load[0]:.1f} at the end; "
         f"{time.time() - started:.0f} s"
     )
     md = "\n".join(
