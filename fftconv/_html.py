@@ -27,5 +27,7 @@ def table(title: str, head, rows, notes=(), marked=()) -> str:
         style = ' style="font-weight:bold"' if i in marked else ""
         body.append(f"<tr{style}>{tds}</tr>")
     foot = "".join(f"<p>{escape(str(n))}</p>" for n in notes)
-    return (f'<div class="fftconv-table"><p><b>{escape(title)}</b></p><table><thead><tr>{cells}'
-            f"</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}</div>")
+    return (
+        f'<div class="fftconv-table"><p><b>{escape(title)}</b></p><table><thead><tr>{cells}'
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table>{foot}</div>"
+    )
