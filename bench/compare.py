@@ -26,7 +26,9 @@ Columns, per cell:
 Writes ``compare.md`` (the table, the machine, the command), ``compare.json`` (every
 sample) and ``compare-<size>-<dtype>-<kind>.png`` (time against kernel size per method
 and per peer) into ``--out`` (default ``bench/results``); existing files are kept unless
-``--force``. ``--quick`` (1 and 4 megapixels, float32 and uint8, four kernel sizes)
+``--force``. Template-matching cells (``--templates``, none to skip) time fftconv.match_template
+beside skimage.feature.match_template and cv2.matchTemplate in a second table.
+``--quick`` (1 and 4 megapixels, float32 and uint8, four kernel sizes, one template size)
 takes a couple of minutes on two cores.
 """
 
@@ -56,12 +58,14 @@ FULL = dict(
     kernels=[3, 5, 7, 11, 15, 31, 63, 127, 255],
     dtypes=["float32", "float64", "complex64", "uint8"],
     kinds=["random", "gaussian"],
+    templates=[15, 63],
 )
 QUICK = dict(
     sizes=[1024, 2048],
     kernels=[3, 9, 31, 127],
     dtypes=["float32", "uint8"],
     kinds=["random"],
+    templates=[31],
 )
 
 #: One colour per contender, the same in every plot.
@@ -212,6 +216,58 @@ def run_cell(n, ks, dtype, kind, args) -> dict:
     return cell
 
 
+def run_template_cell(n, ts, dtype, args) -> dict:
+    """Template matching (zero-normalised cross-correlation, 'valid' positions): fftconv,
+    scikit-image and OpenCV on the same image and template; each must find the template
+    where it was cut from."""
+    a = _peers.image(n, dtype)
+    r0, c0 = n // 3, n // 4
+    t = np.ascontiguousarray(a[r0 : r0 + ts, c0 : c0 + ts])
+    calls = _peers.template_peers(a, t)
+    found = {}
+    for name, f in calls.items():  # the check, and the warm-up
+        score = np.asarray(f())
+        found[name] = tuple(int(i) for i in np.unravel_index(np.argmax(score), score.shape))
+    wrong = sorted(name for name, p in found.items() if p != (r0, c0))
+    calls = {name: f for name, f in calls.items() if name not in wrong}
+    samples = time_interleaved(calls, args.repeat, warm=False)
+    med = {name: statistics.median(v) for name, v in samples.items()}
+    cell = dict(
+        size=n, template=ts, dtype=dtype, samples=samples, medians=med, found=found, excluded=wrong
+    )
+    ours = med.get("fftconv.match_template")
+    peers = {name: v for name, v in med.items() if name != "fftconv.match_template"}
+    if ours is not None and peers:
+        best = min(peers, key=peers.get)
+        cell.update(fastest_peer=best, ratios=dict(fastest_peer=ours / peers[best]))
+        if "skimage.feature.match_template" in peers:
+            cell["ratios"]["skimage"] = ours / peers["skimage.feature.match_template"]
+    return cell
+
+
+def template_table(cells) -> str:
+    head = (
+        "| image | dtype | template | fftconv (ms) | skimage (ms) | cv2.matchTemplate (ms) "
+        "| vs fastest peer | vs skimage |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for c in cells:
+        m, r = c["medians"], c.get("ratios", {})
+
+        def cell_ms(name, m=m):
+            return ms(m[name]) if name in m else "-"
+
+        def ratio(key, r=r):
+            return f"{r[key]:.2f}" if key in r else "-"
+
+        lines.append(
+            f"| {c['size']}x{c['size']} | {c['dtype']} | {c['template']}x{c['template']} "
+            f"| {cell_ms('fftconv.match_template')} | {cell_ms('skimage.feature.match_template')} "
+            f"| {cell_ms('cv2.matchTemplate')} | {ratio('fastest_peer')} | {ratio('skimage')} |"
+        )
+    return "\n".join(lines)
+
+
 def ms(t) -> str:
     return f"{t * 1e3:.1f}" if t < 10 else f"{t * 1e3:.0f}"
 
@@ -335,6 +391,12 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", type=int, nargs="+", help="kernel sides (odd)")
     ap.add_argument("--dtypes", nargs="+", choices=FULL["dtypes"])
     ap.add_argument("--kinds", nargs="+", choices=FULL["kinds"])
+    ap.add_argument(
+        "--templates",
+        type=int,
+        nargs="*",
+        help="template sides for the template-matching cells (none: skip them)",
+    )
     ap.add_argument("--repeat", type=int, help="interleaved rounds (default 5; --quick 3)")
     ap.add_argument("--threads", type=int, help="threads of the FFT floor (default: all cores)")
     ap.add_argument(
@@ -350,8 +412,8 @@ def main(argv=None) -> int:
     grid = dict(QUICK if args.quick else FULL)
     if args.repeat is None:
         args.repeat = 3 if args.quick else 5
-    for key in ("sizes", "kernels", "dtypes", "kinds"):
-        if getattr(args, key):
+    for key in ("sizes", "kernels", "dtypes", "kinds", "templates"):
+        if getattr(args, key) is not None:
             grid[key] = getattr(args, key)
     if any(k % 2 == 0 for k in grid["kernels"]):
         print(
@@ -388,6 +450,17 @@ def main(argv=None) -> int:
                         f"regret {r['regret']:.2f}",
                         flush=True,
                     )
+    template_cells = []
+    for n in grid["sizes"]:
+        for dtype in [d for d in grid["dtypes"] if d in ("float32", "uint8")]:
+            for ts in grid["templates"]:
+                if ts < n:
+                    template_cells.append(run_template_cell(n, ts, dtype, args))
+                    print(
+                        f"{n}x{n} {dtype} template {ts}x{ts}:",
+                        template_cells[-1].get("ratios"),
+                        flush=True,
+                    )
     load = os.getloadavg()
     desc = (
         f"{machine()}; Python {platform.python_version()}, numpy {np.__version__}, "
@@ -411,9 +484,29 @@ def main(argv=None) -> int:
             summary(cells),
             "",
         ]
+        + (
+            [
+                "## Template matching",
+                "",
+                "fftconv.match_template beside skimage.feature.match_template and "
+                "cv2.matchTemplate (TM_CCOEFF_NORMED), same image and template, interleaved; "
+                "each must find the template where it was cut from.",
+                "",
+                template_table(template_cells),
+                "",
+            ]
+            if template_cells
+            else []
+        )
     )
     save(args.out / "compare.md", lambda f: f.write(md.encode()), args.force)
-    doc = {"command": command.strip(), "machine": desc, "repeat": args.repeat, "cells": cells}
+    doc = {
+        "command": command.strip(),
+        "machine": desc,
+        "repeat": args.repeat,
+        "cells": cells,
+        "template_cells": template_cells,
+    }
     save(
         args.out / "compare.json", lambda f: f.write(json.dumps(doc, indent=1).encode()), args.force
     )

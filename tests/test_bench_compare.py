@@ -53,6 +53,10 @@ def test_compare_writes_table_samples_and_plots(tmp_path):
     assert all(len(s) == 2 for s in cell["samples"].values())
     assert all(e < 1e-4 for e in cell["errors"].values()), cell["errors"]
     assert set(cell["ratios"]) == {"fastest_peer", "fftconvolve", "fft_floor", "regret"}
+    templates = doc["template_cells"]
+    assert [(c["dtype"], c["template"]) for c in templates] == [("float32", 15), ("uint8", 15)]
+    assert not templates[0]["excluded"] and "fftconv.match_template" in templates[0]["medians"]
+    assert "## Template matching" in md
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["compare-48-float32-gaussian.png", "compare-48-uint8-gaussian.png"]
     assert (tmp_path / pngs[0]).read_bytes()[:4] == b"\x89PNG"
