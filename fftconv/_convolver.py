@@ -7,7 +7,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ._execute import compute, prepare_kernel
 from ._problem import check_out, make_problem, normalize_method, normalize_threads
+from .planner import plan_problem
 
 #: Image shapes a Convolver keeps plans and kernel spectra for.
 MAX_SHAPES = 8
@@ -78,15 +80,13 @@ class Convolver:
 
     def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
-        from .api import _compute
-
         problem, a, k = make_problem(
             image, self.kernel, self.mode, self.boundary, self.fillvalue, self.axes,
             self.channel_axis, self.correlate,
         )
         check_out(out, problem)
         plan, prepared = self._prepare(problem, k)
-        return _compute(problem, plan, a, k, out, self.threads, prepared)
+        return compute(problem, plan, a, k, out, self.threads, prepared)
 
     def plan_for(self, shape, dtype=None):
         """The `Plan` used for images of `shape` (and `dtype`, default the kernel's)."""
@@ -98,9 +98,6 @@ class Convolver:
         return self._prepare(problem, k)[0]
 
     def _prepare(self, problem, k):
-        from .api import prepare_kernel
-        from .planner import plan_problem
-
         with self._lock:
             got = self._prepared.get(problem)
             if got is not None:

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import api
+from ._execute import unswap
 from ._problem import make_problem
 from .methods import direct as _direct
 
@@ -53,7 +54,7 @@ def _exact_integer(a, k, mode, boundary, fillvalue, axes, correlate) -> np.ndarr
     # numpy's tap-by-tap summation: integer arithmetic in any dtype (the compiled
     # executors are built for floats); it casts the kernel itself
     _direct._convolve_numpy(problem, aa.astype(np.int64, copy=False), kk, out)
-    api._unswap(problem, out)
+    unswap(problem, out)
     return out
 
 

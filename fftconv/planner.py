@@ -172,6 +172,9 @@ class Plan:
     problem : the `Problem` planned for.
     factors : 'separable' / 'lowrank' only: the kernel's ``(col, row)`` factor
         pairs, so that executing the plan does not factor the kernel again.
+    finite : False for the exact path of data holding NaN or infinity, which the
+        execute layer (`fftconv._execute.for_data`) substitutes for the planner's
+        choice; the planner's own plans are True.
     """
 
     method: str
@@ -186,6 +189,7 @@ class Plan:
     calibrated: bool
     problem: Problem = field(repr=False)
     factors: tuple | None = field(default=None, compare=False, repr=False)
+    finite: bool = True
 
     def explain(self) -> str:
         """A table of every candidate, its predicted time and memory; the choice marked."""
@@ -194,7 +198,7 @@ class Plan:
             (f"fftconv plan: {'correlate' if p.correlate else 'convolve'} image {p.in1_shape} "
              f"with kernel {p.in2_shape} on axes {p.axes}, {p.dtype}, mode={p.mode!r}, "
              f"boundary={p.boundary!r}, threads={self.threads}"),
-            (f"chosen: {self.method} ({_describe(_chosen(self), p)}), "
+            (f"chosen: {self.method} ({self._how()}), "
              f"predicted {_secs(self.seconds)} and {_bytes(self.peak_bytes)} of working memory"),
             "",
             ("candidates (predicted time, its ratio to the best, working memory beyond the "
@@ -216,6 +220,14 @@ class Plan:
 
     def __str__(self) -> str:
         return self.explain()
+
+    def _how(self) -> str:
+        if self.finite:
+            return _describe(_chosen(self), self.problem)
+        if self.method == "fft":
+            return ("non-finite data: one FFT of the finite part of the padded image, then "
+                    "the outputs a NaN or infinity reaches set as direct summation gives them")
+        return "non-finite data: direct summation, which propagates NaN and infinity exactly"
 
 
 def _chosen(p: Plan) -> Candidate:

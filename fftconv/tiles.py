@@ -29,9 +29,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _fftw
+from ._execute import execute, prepare_kernel
 from ._pad import source_index
 from ._problem import Problem, make_problem, normalize_method, normalize_threads
 from .io import cast_to
+from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
 
 __all__ = [
@@ -549,8 +551,6 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
                           tile=fit, kernel=k, **sizes)
     src, cache_bytes = _with_chunk_cache(src, max_memory - plan.memory)
     plan = replace(plan, memory=plan.memory + cache_bytes)
-    from .api import _execute, prepare_kernel
-
     tp, k, perm = _channels_first(problem, plan.tile, k)
     identity = perm == tuple(range(problem.ndim))
     inverse = tuple(int(i) for i in np.argsort(perm))
@@ -576,7 +576,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         if not identity:
             block = np.ascontiguousarray(block.transpose(perm))
         res = np.empty(tile_out, problem.dtype)
-        _execute(tp, tile_plan, block, k, res, plan.fft_threads, prepared)
+        execute(tp, tile_plan, block, k, res, plan.fft_threads, prepared)
         del block
         if not identity:
             res = res.transpose(inverse)
@@ -824,8 +824,6 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
 def whole_array_bytes(problem: Problem) -> int:
     """Working memory of an in-memory FFT call (besides input and output): the four
     transform buffers of the padded shape, the kernel spectrum and the padded image."""
-    from .methods.fft import transform_lengths
-
     samples = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
     return 6 * samples * problem.dtype.itemsize
 

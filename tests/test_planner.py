@@ -132,15 +132,15 @@ def test_plan_validates_like_convolve():
 def test_auto_follows_the_plan(monkeypatch):
     rng = np.random.default_rng(0)
     calls = []
-    from fftconv import api
+    from fftconv import _execute
 
-    real = api._execute
+    real = _execute.execute
 
     def spy(problem, chosen, *args, **kw):
         calls.append(chosen.method)
         return real(problem, chosen, *args, **kw)
 
-    monkeypatch.setattr(api, "_execute", spy)
+    monkeypatch.setattr(_execute, "execute", spy)
     for shape, kshape in (((64, 64), (3, 3)), ((700, 500), (15, 15)), ((60, 60), (41, 41))):
         a = rng.standard_normal(shape)
         k = rng.standard_normal(kshape)

@@ -157,7 +157,8 @@ def _numba_installed() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def convolve_direct(problem: Problem, a, k, out, threads: int = 1) -> None:
+def convolve_direct(problem: Problem, a, k, out, threads: int = 1,
+                    finite_data: bool | None = None) -> None:
     """Write the convolution `problem` of `a` and `k` into `out`.
 
     Parameters
@@ -170,6 +171,10 @@ def convolve_direct(problem: Problem, a, k, out, threads: int = 1) -> None:
         Receives the result.
     threads : int
         Threads for the compiled engine.
+    finite_data : bool, optional
+        Whether `a`, `k` and the fill value are all finite, when the caller has
+        checked (`fftconv._execute.for_data`); only complex problems use it (their
+        non-finite data take the numpy engine). None checks here.
 
     Examples
     --------
@@ -184,12 +189,12 @@ def convolve_direct(problem: Problem, a, k, out, threads: int = 1) -> None:
     if not compiled_available(problem) or kernels() is None:
         _convolve_numpy(problem, a, k, out)
     elif problem.is_complex:
-        _convolve_complex(problem, a, k, out, threads)
+        _convolve_complex(problem, a, k, out, threads, finite_data)
     else:
         _run_2d(problem, a, effective_kernel(problem, k), out, threads, _direct_task)
 
 
-def _convolve_complex(problem: Problem, a, k, out, threads: int) -> None:
+def _convolve_complex(problem: Problem, a, k, out, threads: int, finite_data=None) -> None:
     """Complex convolution as real ones: (ar + i ai) * (kr + i ki) is
     ``ar*kr - ai*ki + i (ar*ki + ai*kr)``, two real convolutions when one side is
     real.  The compiled kernels are then built for float32 and float64 only (half
@@ -200,7 +205,9 @@ def _convolve_complex(problem: Problem, a, k, out, threads: int) -> None:
     rd = np.dtype(np.float32) if problem.dtype == np.complex64 else np.dtype(np.float64)
     kk = effective_kernel(problem, k)
     fv = complex(problem.fillvalue)
-    if not (finite(a) and finite(kk) and np.isfinite(fv)):
+    if finite_data is None:
+        finite_data = finite(a) and finite(kk) and np.isfinite(fv)
+    if not finite_data:
         _convolve_numpy(problem, a, k, out)
         return
     a_parts = (a.real, a.imag if a.dtype.kind == "c" else None)

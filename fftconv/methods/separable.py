@@ -143,6 +143,7 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
         ``kernel_factors(k2d, problem.dtype)`` of the 2-D kernel `k` as passed,
         when one kernel serves the whole batch; computed here otherwise.
         Kernels without factors, and complex problems, are summed directly.
+        The fill value must be finite (the execute layer sums directly otherwise).
 
     Examples
     --------
@@ -160,7 +161,6 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
         or problem.is_complex  # complex kernels: real direct passes (see convolve_direct)
         or not compiled_available(problem)
         or kernels() is None
-        or not np.isfinite(problem.fillvalue)
     ):
         return convolve_direct(problem, a, k, out, threads)
     kk = effective_kernel(problem, k)
