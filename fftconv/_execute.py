@@ -60,16 +60,26 @@ def for_data(problem: Problem, plan: Plan, a, k) -> Plan:
         return plan
     if method in ("separable", "lowrank") and not np.isfinite(problem.fillvalue):
         return _nonfinite(plan, "direct")
-    if method == "direct" and problem.is_complex and not (
-        finite(a) and finite(k) and np.isfinite(problem.fillvalue)
+    if (
+        method == "direct"
+        and problem.is_complex
+        and not (finite(a) and finite(k) and np.isfinite(problem.fillvalue))
     ):
         return replace(plan, finite=False)
     return plan
 
 
 def _nonfinite(plan: Plan, method: str) -> Plan:
-    return replace(plan, method=method, transform_shape=None, block_shape=None, n_blocks=1,
-                   circular=False, factors=None, finite=False)
+    return replace(
+        plan,
+        method=method,
+        transform_shape=None,
+        block_shape=None,
+        n_blocks=1,
+        circular=False,
+        factors=None,
+        finite=False,
+    )
 
 
 def execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None) -> None:

@@ -340,9 +340,9 @@ def _cmd_calibrate(args) -> int:
 
     t0 = time.perf_counter()
     m = calibrate(save=not args.no_save)
-    print(f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s")
-    for name, value in vars(m).items():
-        print(f"  {name:10s} {value}")
+    print(f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s; every constant "
+          "the planner uses:")
+    print("  " + m.describe().replace("\n", "\n  "))
     if not args.no_save:
         print(f"saved to {profile_path()}")
     return 0

@@ -18,9 +18,9 @@ from fftconv.planner import Candidate, Machine, fft_flops, plan
 def default_constants(tmp_path, monkeypatch):
     """Every test sees the shipped constants and a private cache directory."""
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path / "cache"))
-    planner._reset_machine()
+    planner.reset_machine()
     yield
-    planner._reset_machine()
+    planner.reset_machine()
 
 
 def test_plan_describes_choice_and_every_candidate():
@@ -153,7 +153,7 @@ def test_calibrate_writes_profile_and_plans_use_it(tmp_path):
     assert m.calibrated
     doc = json.loads((tmp_path / "cache" / "planner-profile.json").read_text())
     assert doc["format"] == "fftconv-planner-profile/1"
-    planner._reset_machine()
+    planner.reset_machine()
     assert planner.machine() == m
     assert plan((100, 100), (5, 5)).calibrated
     assert "calibrated on this machine" in str(plan((100, 100), (5, 5)))
@@ -183,7 +183,7 @@ def test_calibrate_into_unwritable_cache_dir_warns(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(blocker / "cache"))
-    monkeypatch.setattr(planner, "_time_direct", dict)  # keep it quick
+    monkeypatch.setattr(planner.profile, "_time_direct", dict)  # keep it quick
     with pytest.warns(CacheWarning, match="cannot save the planner profile"):
         m = fftconv.calibrate(budget_s=8)
     assert planner.machine() is m  # used for this process anyway
