@@ -6,6 +6,7 @@ from . import kernels
 from ._convolver import Convolver
 from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
+from .jobs import convolve_file
 from .planner import Plan, calibrate, plan
 from .tiles import convolve_tiled
 
@@ -22,6 +23,7 @@ __all__ = [
     "__version__",
     "calibrate",
     "convolve",
+    "convolve_file",
     "convolve_tiled",
     "correlate",
     "kernels",

@@ -31,7 +31,13 @@ import numpy as np
 from . import _fftw
 from ._execute import execute, prepare_kernel
 from ._pad import source_index
-from ._problem import Problem, make_problem, normalize_method, normalize_threads
+from ._problem import (
+    Problem,
+    kernel_as_problem,
+    make_problem_from_shapes,
+    normalize_method,
+    normalize_threads,
+)
 from .io import cast_to
 from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
@@ -703,11 +709,6 @@ def _aligned(dst, axes, tile) -> bool:
     return all(t % chunks[a] == 0 or t >= dst.shape[a] for a, t in zip(axes, tile))
 
 
-def _dummy(shape, dtype) -> np.ndarray:
-    """A zero-memory stand-in with `shape` and `dtype`, for validation only."""
-    return np.broadcast_to(np.zeros((), dtype), tuple(shape))
-
-
 def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str = "symmetric",
                    fillvalue=0, channel_axis: int | None = None, method: str = "auto",
                    max_memory=DEFAULT_MAX_MEMORY, threads: int | None = None,
@@ -795,14 +796,15 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
         raise TypeError(f"kernel has dtype {kern.dtype}; it must be numeric")
     out_req = dst.dtype if dst is not None else dtype
     cdtype = compute_dtype(sdtype, kern.dtype, out_req)
-    problem, _, k = make_problem(_dummy(shape, cdtype), kern.astype(cdtype), mode, boundary,
-                                 fillvalue, None, channel_axis, correlate)
+    problem = make_problem_from_shapes(shape, kern.shape, cdtype, mode=mode, boundary=boundary,
+                                       fillvalue=fillvalue, channel_axis=channel_axis,
+                                       correlate=correlate)
     if problem.swapped:
         raise ValueError(
             f"mode='valid' needs an image at least as large as the kernel on every axis; "
             f"got image {tuple(shape)} and kernel {kern.shape}"
         )
-    k = np.ascontiguousarray(k)
+    k = np.ascontiguousarray(kernel_as_problem(kern.astype(cdtype), problem, channel_axis))
     threads = normalize_threads(threads)
     method = normalize_method(method)
     budget = parse_memory(max_memory)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._problem import Problem, make_problem, normalize_method, normalize_threads
+from .._problem import Problem, make_problem_from_shapes, normalize_method, normalize_threads
 from . import costs
 from .costs import Candidate
 from .machine import Machine
@@ -238,16 +238,9 @@ def plan(
         dt = np.dtype(dtype)
     except TypeError as exc:
         raise TypeError(f"dtype must be a numpy dtype; got {dtype!r}") from exc
-    zero = np.zeros((), dt)
-    problem, _, _ = make_problem(
-        np.broadcast_to(zero, shape1),
-        np.broadcast_to(zero, shape2),
-        mode,
-        boundary,
-        fillvalue,
-        axes,
-        channel_axis,
-        correlate,
+    problem = make_problem_from_shapes(
+        shape1, shape2, dt, mode=mode, boundary=boundary, fillvalue=fillvalue, axes=axes,
+        channel_axis=channel_axis, correlate=correlate,
     )
     return plan_problem(problem, normalize_threads(threads), normalize_method(method), kernel)
 
