@@ -224,6 +224,7 @@ def test_compiled_code_is_cached_on_disk():
     The first run fills the cache if the earlier tests have not (same cache
     directory as the test session), the second must only load from it.
     """
+    pytest.importorskip("numba")
     import json
 
     runs = []
@@ -257,6 +258,7 @@ _NO_CACHE_DIR_PROBE = textwrap.dedent("""
 
 
 def test_cache_falls_back_to_a_temporary_directory():
+    pytest.importorskip("numba")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     res = subprocess.run(
         [sys.executable, "-c", _NO_CACHE_DIR_PROBE],
@@ -270,6 +272,7 @@ def test_cache_falls_back_to_a_temporary_directory():
 
 
 def test_precompile_reports_availability(monkeypatch):
+    pytest.importorskip("numba")
     assert precompile(["float32"]) is True
     monkeypatch.setattr(rows, "USE_NUMBA", False)
     assert precompile(["float32"]) is False
