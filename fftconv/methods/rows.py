@@ -67,8 +67,14 @@ def _import_kernels():
             tempfile.gettempdir(), f"fftconv-numba-cache-{os.getuid()}"
         )
         from . import _direct_kernels, _direct_small
-    public = {n: f for n, f in vars(_direct_kernels).items() if not n.startswith("_")}
-    return types.SimpleNamespace(**public, small=_direct_small)
+    # The compiled functions of `_direct_kernels` (numba dispatchers), and the generated
+    # unrolled ones as `.small`: one object, so no kernel module imports another's.
+    compiled = {
+        n: f
+        for n, f in vars(_direct_kernels).items()
+        if not n.startswith("_") and hasattr(f, "py_func")
+    }
+    return types.SimpleNamespace(**compiled, small=_direct_small)
 
 
 def compiled_available(problem: Problem) -> bool:
