@@ -14,7 +14,9 @@ single precision throughout.
 Non-finite inputs would spread over the whole result through the transform.
 They are zeroed for the transform, and the outputs whose window holds one are
 set afterwards to what direct summation gives there (NaN, +inf or -inf),
-found by convolving masks of the non-finite samples.
+found by convolving masks of the non-finite samples (`convolve_fft_nonfinite`,
+the path `fftconv._execute.for_data` chooses for such data; `convolve_fft`,
+`convolve_circular` and the blocks take finite data only).
 """
 
 from __future__ import annotations
