@@ -14,6 +14,7 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path, capsys):
+    pytest.importorskip("skimage")  # the notebooks use its bundled photos (the test extra)
     nb = json.loads(path.read_text())
     namespace: dict = {"__name__": "__notebook__"}
     for cell in nb["cells"]:
