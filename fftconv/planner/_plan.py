@@ -239,8 +239,15 @@ def plan(
     except TypeError as exc:
         raise TypeError(f"dtype must be a numpy dtype; got {dtype!r}") from exc
     problem = make_problem_from_shapes(
-        shape1, shape2, dt, mode=mode, boundary=boundary, fillvalue=fillvalue, axes=axes,
-        channel_axis=channel_axis, correlate=correlate,
+        shape1,
+        shape2,
+        dt,
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        axes=axes,
+        channel_axis=channel_axis,
+        correlate=correlate,
     )
     return plan_problem(problem, normalize_threads(threads), normalize_method(method), kernel)
 

@@ -19,24 +19,24 @@ UNITS = {
     "fft32": "s per weighted N log2 N unit, float32 real, in cache",
     "fft64": "s per weighted N log2 N unit, float64 real, in cache",
     "fft_slope": "extra FFT cost per doubling of the buffer beyond `cache`",
-    "cache": "bytes of buffer an FFT runs at in-cache speed",
+    "cache": "bytes of buffer an FFT runs at in-cache speed (shipped, not measured)",
     "parallel": "FFTW thread efficiency: speedup 1 + parallel * (threads - 1)",
     "mem": "s per byte of a streaming pass (copy, product, crop)",
     "madd32": "s per multiply-add, numpy direct summation, float32",
     "madd64": "s per multiply-add, numpy direct summation, float64 (complex: two)",
     "tap": "s per kernel tap, numpy direct summation (Python loop)",
     "block": "s per overlap-add block (slicing, lending)",
-    "call": "s per whole-array FFT call (plan lending, kernel buffer)",
+    "call": "s per whole-array FFT call (plan lending, kernel buffer; shipped, not measured)",
     "direct_float32": "multiply-adds per s per thread, compiled direct, float32",
     "direct_float64": "multiply-adds per s per thread, compiled direct, float64",
     "direct_complex64": "multiply-adds per s per thread, compiled direct, complex64",
     "direct_complex128": "multiply-adds per s per thread, compiled direct, complex128",
     "separable_float32": "multiply-adds per s per thread, compiled 1-D passes, float32",
     "separable_float64": "multiply-adds per s per thread, compiled 1-D passes, float64",
-    "separable_complex64": "multiply-adds per s per thread, compiled 1-D passes, complex64",
-    "separable_complex128": "multiply-adds per s per thread, compiled 1-D passes, complex128",
+    "separable_complex64": "compiled 1-D passes, complex64 (unused: complex sums directly)",
+    "separable_complex128": "compiled 1-D passes, complex128 (unused: complex sums directly)",
     "copy_rate": "bytes per s of memory traffic, all threads (compiled methods' floor)",
-    "direct_call": "s per compiled direct or separable call",
+    "direct_call": "s per compiled direct or separable call (shipped, not measured)",
 }
 
 
@@ -79,7 +79,7 @@ class Machine:
 
     def rate(self, engine: str, dtype) -> float:
         """Multiply-adds per second per thread of the compiled `engine` ('direct' or
-        'separable') for `dtype`."""
+        'separable'; complex problems never take the separable passes) for `dtype`."""
         return getattr(self, f"{engine}_{np.dtype(dtype).name}")
 
     def describe(self) -> str:
