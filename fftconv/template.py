@@ -16,13 +16,22 @@ import numbers
 import numpy as np
 
 from ._problem import default_threads
+from .api import correlate
 
 __all__ = ["find_peaks", "match_template"]
 
 #: numpy.pad modes accepted by `match_template` (scikit-image passes `mode` to numpy.pad).
 PAD_MODES = (
-    "constant", "edge", "reflect", "symmetric", "wrap",
-    "mean", "median", "maximum", "minimum", "linear_ramp",
+    "constant",
+    "edge",
+    "reflect",
+    "symmetric",
+    "wrap",
+    "mean",
+    "median",
+    "maximum",
+    "minimum",
+    "linear_ramp",
 )
 #: Modes whose padded samples copy image samples (the validity mask is padded the same way).
 _INDEX_MODES = ("edge", "reflect", "symmetric", "wrap")
@@ -53,10 +62,13 @@ def _float_dtype(dt: np.dtype) -> np.dtype:
 def _as_real(x, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real (bool, integer or float) array; got dtype {arr.dtype}")
+        raise TypeError(
+            f"{name} must be a real (bool, integer or float) array; got dtype {arr.dtype}"
+        )
     if arr.ndim == 0 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty array with at least one dimension; "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must be a non-empty array with at least one dimension; got shape {arr.shape}"
+        )
     return arr
 
 
@@ -65,8 +77,9 @@ def _check_mode(mode) -> str:
         got = mode if isinstance(mode, str) else str(mode)
         close = difflib.get_close_matches(got, PAD_MODES, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"mode={mode!r} is not one of the numpy.pad modes {_choices(PAD_MODES)}"
-                         f"{hint}")
+        raise ValueError(
+            f"mode={mode!r} is not one of the numpy.pad modes {_choices(PAD_MODES)}{hint}"
+        )
     return mode
 
 
@@ -83,31 +96,39 @@ def _validate(image, template, pad_input, mode, constant_values, mask, image_mas
         if img.ndim != tpl.ndim:
             raise ValueError(
                 f"image and template must have the same number of dimensions; got image shape "
-                f"{img.shape} and template shape {tpl.shape} (colour images: pass channel_axis=)")
+                f"{img.shape} and template shape {tpl.shape} (colour images: pass channel_axis=)"
+            )
         img, tpl = img[..., None], tpl[..., None]
     else:
         if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
             raise TypeError(f"channel_axis must be an int or None; got {channel_axis!r}")
         if img.ndim < 2 or not -img.ndim <= channel_axis < img.ndim:
-            raise ValueError(f"channel_axis={channel_axis!r} is out of range for image shape "
-                             f"{img.shape}")
+            raise ValueError(
+                f"channel_axis={channel_axis!r} is out of range for image shape {img.shape}"
+            )
         c = channel_axis % img.ndim
         img = np.moveaxis(img, c, -1)
         if tpl.ndim == img.ndim:
             tpl = np.moveaxis(tpl, c, -1)
             if tpl.shape[-1] not in (1, img.shape[-1]):
-                raise ValueError(f"template has {tpl.shape[-1]} channels on channel_axis="
-                                 f"{channel_axis}, image has {img.shape[-1]}")
+                raise ValueError(
+                    f"template has {tpl.shape[-1]} channels on channel_axis="
+                    f"{channel_axis}, image has {img.shape[-1]}"
+                )
         elif tpl.ndim == img.ndim - 1:
             tpl = tpl[..., None]
         else:
-            raise ValueError(f"with channel_axis={channel_axis}, template must have "
-                             f"{img.ndim} or {img.ndim - 1} dimensions; got shape {tpl.shape}")
+            raise ValueError(
+                f"with channel_axis={channel_axis}, template must have "
+                f"{img.ndim} or {img.ndim - 1} dimensions; got shape {tpl.shape}"
+            )
         tpl = np.broadcast_to(tpl, tpl.shape[:-1] + img.shape[-1:])
     spatial, tshape = img.shape[:-1], tpl.shape[:-1]
     if not pad_input and any(t > s for t, s in zip(tshape, spatial)):
-        raise ValueError(f"template (spatial shape {tshape}) is larger than image (spatial "
-                         f"shape {spatial}); use a smaller template or pad_input=True")
+        raise ValueError(
+            f"template (spatial shape {tshape}) is larger than image (spatial "
+            f"shape {spatial}); use a smaller template or pad_input=True"
+        )
     w = None if mask is None else _weights(mask, tpl, tshape)
     v = None if image_mask is None else _validity(image_mask, img, spatial)
     return img, tpl, w, v
@@ -130,8 +151,9 @@ def _weights(mask, tpl, tshape):
 def _validity(image_mask, img, spatial):
     v = np.asarray(image_mask)
     if v.dtype.kind not in "biu":
-        raise TypeError(f"image_mask must be a boolean array (True = use the pixel); got dtype "
-                        f"{v.dtype}")
+        raise TypeError(
+            f"image_mask must be a boolean array (True = use the pixel); got dtype {v.dtype}"
+        )
     if v.shape == spatial:
         v = v[..., None]
     elif v.ndim != img.ndim or v.shape[:-1] != spatial:
@@ -147,8 +169,12 @@ def _pad(x, tshape, mode, constant_values, pad_input):
     pads = [(m // 2, m - 1 - m // 2) for m in tshape] + [(0, 0)]
     if mode == "linear_ramp":  # the ramp depends on the pad width: pad as skimage does (m)
         full = np.pad(x, [(m, m) for m in tshape] + [(0, 0)], mode=mode)
-        return full[tuple(slice(m - b, full.shape[d] - m + a)
-                          for d, (m, (b, a)) in enumerate(zip(tshape, pads)))]
+        return full[
+            tuple(
+                slice(m - b, full.shape[d] - m + a)
+                for d, (m, (b, a)) in enumerate(zip(tshape, pads))
+            )
+        ]
     if mode == "constant":
         return np.pad(x, pads, mode=mode, constant_values=constant_values)
     return np.pad(x, pads, mode=mode)
@@ -159,8 +185,12 @@ def _pad_validity(v, padded, tshape, mode, pad_input):
     index modes, every padded sample for the others, and never a non-finite one."""
     if pad_input:
         pads = [(m // 2, m - 1 - m // 2) for m in tshape] + [(0, 0)]
-        v = np.pad(v, pads, mode=mode if mode in _INDEX_MODES else "constant",
-                   **({} if mode in _INDEX_MODES else {"constant_values": True}))
+        v = np.pad(
+            v,
+            pads,
+            mode=mode if mode in _INDEX_MODES else "constant",
+            **({} if mode in _INDEX_MODES else {"constant_values": True}),
+        )
     return v & np.isfinite(padded)
 
 
@@ -299,23 +329,21 @@ def match_template(
     >>> fftconv.match_template(image, template, pad_input=True).shape
     (6, 6)
     """
-    img, tpl, w, v = _validate(image, template, pad_input, mode, constant_values, mask,
-                               image_mask, channel_axis)
+    img, tpl, w, v = _validate(
+        image, template, pad_input, mode, constant_values, mask, image_mask, channel_axis
+    )
     dt = _float_dtype(img.dtype)
     tshape = tpl.shape[:-1]
     has_nan = img.dtype.kind == "f" and not np.isfinite(np.add.reduce(img, axis=None))
     tnan = tpl.dtype.kind == "f" and not np.isfinite(tpl).all()
     if w is not None or v is not None or has_nan or tnan:
-        return _masked(img, tpl, w, v, dt, pad_input, mode, constant_values, method,
-                       max_memory)
+        return _masked(img, tpl, w, v, dt, pad_input, mode, constant_values, method, max_memory)
     return _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory)
 
 
 def _correlate(x, k, method, max_memory):
     """'valid' correlation over the spatial axes of channels-first `x` and `k`,
     summed over the channels: one engine call."""
-    from .api import correlate
-
     if x.shape[0] == 1:
         return correlate(x[0], k[0], "valid", method=method, max_memory=max_memory)
     res = correlate(x, k, "valid", method=method, max_memory=max_memory, channel_axis=0)
@@ -324,7 +352,9 @@ def _correlate(x, k, method, max_memory):
 
 def _centred_template(tpl):
     t = tpl.astype(np.float64)
-    tc = t - t.mean(axis=tuple(range(t.ndim - 1)))
+    axes = tuple(range(t.ndim - 1))
+    tc = t - t.mean(axis=axes)
+    tc -= tc.mean(axis=axes)  # the first mean's rounding, times the image, would bias the score
     tssd = float(np.sum(tc * tc))
     flat = tssd <= tc.size * (TEMPLATE_RTOL * float(np.max(np.abs(t)))) ** 2
     return tc, tssd, flat
@@ -336,8 +366,9 @@ def _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory):
     centre = xp.mean(axis=tuple(range(xp.ndim - 1)), dtype=np.float64)
     # Channels first, less the mean: sums of squares keep the variance of
     # near-flat data, and the cross term's rounding scales with the deviations.
-    x = np.subtract(np.moveaxis(xp, -1, 0), centre.astype(dt).reshape((-1,) + (1,) * len(tshape)),
-                    dtype=dt)
+    x = np.subtract(
+        np.moveaxis(xp, -1, 0), centre.astype(dt).reshape((-1,) + (1,) * len(tshape)), dtype=dt
+    )
     tc, tssd, flat = _centred_template(tpl)
     out_shape = tuple(p - m + 1 for p, m in zip(x.shape[1:], tshape))
     if flat:
@@ -435,11 +466,10 @@ def _masked(img, tpl, w, v, dt, pad_input, mode, constant_values, method, max_me
     wt = w * t
 
     def corr(a, k):
-        from .api import correlate
-
         if a.shape[-1] == 1:
-            return correlate(a[..., 0], k[..., 0], "valid", method=method,
-                             max_memory=max_memory)[..., None]
+            return correlate(a[..., 0], k[..., 0], "valid", method=method, max_memory=max_memory)[
+                ..., None
+            ]
         return correlate(a, k, "valid", method=method, max_memory=max_memory, channel_axis=-1)
 
     count = corr(vf, w)
@@ -452,7 +482,7 @@ def _masked(img, tpl, w, v, dt, pad_input, mode, constant_values, method, max_me
     num = (sxy - sx * sy * inv).sum(axis=-1)
     dx = np.maximum(sxx - sx * sx * inv, 0).sum(axis=-1)
     dy = np.maximum(syy - sy * sy * inv, 0).sum(axis=-1)
-    ok = (dx > MASKED_RTOL * max(float(sxx.sum(axis=-1).max()), 0.0))
+    ok = dx > MASKED_RTOL * max(float(sxx.sum(axis=-1).max()), 0.0)
     ok &= dy > MASKED_RTOL * max(float(syy.sum(axis=-1).max()), 0.0)
     ok &= count.sum(axis=-1) > 1.5
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -460,8 +490,9 @@ def _masked(img, tpl, w, v, dt, pad_input, mode, constant_values, method, max_me
     return np.clip(r, -1, 1).astype(dt)
 
 
-def find_peaks(score, *, min_distance: int = 1, threshold=None, num_peaks=None,
-               exclude_border=True) -> np.ndarray:
+def find_peaks(
+    score, *, min_distance: int = 1, threshold=None, num_peaks=None, exclude_border=True
+) -> np.ndarray:
     """The best matches in a score map: coordinates of its local maxima, best first.
 
     Parameters
@@ -476,7 +507,9 @@ def find_peaks(score, *, min_distance: int = 1, threshold=None, num_peaks=None,
         than that (a plateau, or twins) are reported once: the first in C
         order.
     threshold : float, optional
-        Report only peaks with score >= threshold.
+        Report only peaks with score >= threshold. Without one, peaks must be
+        above the smallest score (a flat background is no peak, as in
+        `peak_local_max`).
     num_peaks : int, optional
         Report at most this many (the best).
     exclude_border : bool or int
@@ -504,22 +537,29 @@ def find_peaks(score, *, min_distance: int = 1, threshold=None, num_peaks=None,
 
     s = np.asarray(score)
     if s.dtype.kind not in "biuf" or s.ndim == 0:
-        raise TypeError(f"score must be a real array with at least one dimension; got dtype "
-                        f"{s.dtype}, shape {s.shape}")
+        raise TypeError(
+            f"score must be a real array with at least one dimension; got dtype "
+            f"{s.dtype}, shape {s.shape}"
+        )
     md = _nonneg_int(min_distance, "min_distance")
     if md < 1:
         raise ValueError(f"min_distance must be >= 1; got {min_distance!r}")
-    border = md if exclude_border is True else (0 if exclude_border is False else
-                                                _nonneg_int(exclude_border, "exclude_border"))
+    border = (
+        md
+        if exclude_border is True
+        else (0 if exclude_border is False else _nonneg_int(exclude_border, "exclude_border"))
+    )
     if num_peaks is not None:
         num_peaks = _nonneg_int(num_peaks, "num_peaks")
     s = s.astype(np.float64)
     s = np.where(np.isnan(s), -np.inf, s)
     size = 2 * md + 1
-    peak = (s == ndimage.maximum_filter(s, size=size, mode="constant", cval=-np.inf))
+    peak = s == ndimage.maximum_filter(s, size=size, mode="constant", cval=-np.inf)
     peak &= s > -np.inf
     if threshold is not None:
         peak &= s >= float(threshold)
+    elif peak.any():
+        peak &= s > s[s > -np.inf].min()
     if border:
         inner = np.zeros_like(peak)
         inner[tuple(slice(border, max(border, n - border)) for n in s.shape)] = True
@@ -531,7 +571,7 @@ def find_peaks(score, *, min_distance: int = 1, threshold=None, num_peaks=None,
     # Two maxima within md of each other are equal (each is the other's window
     # maximum), so only they compete: keep the first in C order of each group.
     crowd = ndimage.uniform_filter(peak.astype(np.float64), size=size, mode="constant")
-    crowded = crowd[tuple(coords.T)] * size ** s.ndim > 1.5
+    crowded = crowd[tuple(coords.T)] * size**s.ndim > 1.5
     keep = np.ones(len(coords), bool)
     if crowded.any():
         from scipy.spatial import cKDTree
@@ -555,6 +595,9 @@ def find_peaks(score, *, min_distance: int = 1, threshold=None, num_peaks=None,
 
 def _nonneg_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise (TypeError if not isinstance(value, numbers.Integral) or isinstance(value, bool)
-               else ValueError)(f"{name} must be a non-negative int; got {value!r}")
+        raise (
+            TypeError
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            else ValueError
+        )(f"{name} must be a non-negative int; got {value!r}")
     return int(value)

@@ -93,7 +93,7 @@ def assert_close(result, ref, dtype=None):
     assert err <= tolerance(dtype) * scale, f"max error {err:.3g} > {tolerance(dtype)} x {scale:.3g}"
 
 
-def zncc_reference(image, template, weights=None, valid=None, flat_rtol=1e-9):
+def zncc_reference(image, template, weights=None, valid=None, flat_rtol=1e-20):
     """Zero-normalised cross-correlation by brute force in float64, 'valid' placements.
 
     `image` and `template` carry the channels on their last axis; `weights`
@@ -141,15 +141,16 @@ def zncc_reference(image, template, weights=None, valid=None, flat_rtol=1e-9):
 def peaks_reference(score, min_distance=1, threshold=None, num_peaks=None, border=0):
     """find_peaks by brute force: every sample that is the largest (NaN ignored)
     within Chebyshev distance `min_distance`, `border` samples away from the edge,
-    at least `threshold`; then, best first (ties in C order), each kept unless a
+    at least `threshold` (or, without one, above the smallest score); then, best first (ties in C order), each kept unless a
     kept one is within `min_distance`."""
     s = np.asarray(score, np.float64)
+    lowest = np.nanmin(s) if np.isfinite(s).any() else np.inf
     cands = []
     for idx in itertools.product(*(range(n) for n in s.shape)):
         val = s[idx]
         if np.isnan(val) or any(i < border or i >= n - border for i, n in zip(idx, s.shape)):
             continue
-        if threshold is not None and val < threshold:
+        if (val < threshold) if threshold is not None else not (val > lowest):
             continue
         win = tuple(slice(max(0, i - min_distance), i + min_distance + 1) for i in idx)
         if np.nanmax(s[win]) == val:
