@@ -333,7 +333,6 @@ def match_template(
         image, template, pad_input, mode, constant_values, mask, image_mask, channel_axis
     )
     dt = _float_dtype(img.dtype)
-    tshape = tpl.shape[:-1]
     has_nan = img.dtype.kind == "f" and not np.isfinite(np.add.reduce(img, axis=None))
     tnan = tpl.dtype.kind == "f" and not np.isfinite(tpl).all()
     if w is not None or v is not None or has_nan or tnan:

@@ -157,7 +157,7 @@ def peaks_reference(score, min_distance=1, threshold=None, num_peaks=None, borde
             cands.append((-val, idx))
     cands.sort()
     kept = []
-    for negval, idx in cands:
+    for _negval, idx in cands:
         if all(max(abs(a - b) for a, b in zip(idx, k)) > min_distance for k in kept):
             kept.append(idx)
     if num_peaks is not None:
