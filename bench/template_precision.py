@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from reference import zncc_reference  # noqa: E402
-
 import fftconv  # noqa: E402
+from reference import zncc_reference  # noqa: E402
 
 
 def _cumsum_zncc(img, t, acc, centre):
@@ -65,12 +65,12 @@ def main() -> None:
             t = img[5:21, 60:76].copy()
             ref = zncc_reference(img[..., None].astype(np.float64), t[..., None])
             ways = {
-                "scikit-image": lambda: sk(img, t),
-                "float64 cumsum, no offset removed": lambda: _cumsum_zncc(
-                    img, t, np.float64, False
+                "scikit-image": partial(sk, img, t),
+                "float64 cumsum, no offset removed": partial(
+                    _cumsum_zncc, img, t, np.float64, False
                 ),
-                "float32 cumsum, mean removed": lambda: _cumsum_zncc(img, t, np.float32, True),
-                "fftconv": lambda: fftconv.match_template(img, t),
+                "float32 cumsum, mean removed": partial(_cumsum_zncc, img, t, np.float32, True),
+                "fftconv": partial(fftconv.match_template, img, t),
             }
             for name, fn in ways.items():
                 r = np.asarray(fn(), np.float64)

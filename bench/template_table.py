@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 from _common import gaussian_kernel, machine, test_image
@@ -77,16 +78,16 @@ def template_table(size: int, repeat: int, slow: float, threads: int) -> None:
     for m in (16, 64, 256):
         t = img[size // 3 : size // 3 + m, size // 5 : size // 5 + m].copy()
         t += 0.1 * rng.random(t.shape, dtype=np.float32)
-        cold = _time(lambda: fftconv.match_template(img, t)) if first else None
+        cold = _time(partial(fftconv.match_template, img, t)) if first else None
         first = False
         ours = fftconv.match_template(img, t)
         d_sk = float(np.abs(ours - sk_match(img, t)).max())
         d_cv = float(np.abs(ours - cv2.matchTemplate(img, t, cv2.TM_CCOEFF_NORMED)).max())
         res = interleaved(
             {
-                "fftconv": lambda: fftconv.match_template(img, t),
-                "skimage": lambda: sk_match(img, t),
-                "opencv": lambda: cv2.matchTemplate(img, t, cv2.TM_CCOEFF_NORMED),
+                "fftconv": partial(fftconv.match_template, img, t),
+                "skimage": partial(sk_match, img, t),
+                "opencv": partial(cv2.matchTemplate, img, t, cv2.TM_CCOEFF_NORMED),
             },
             repeat,
             slow,
@@ -119,17 +120,17 @@ def nan_table(size: int, repeat: int, slow: float, threads: int) -> None:
     for m in (11, 63):
         k = gaussian_kernel(m)
 
-        def ours():
+        def ours(k=k):
             return fftconv.convolve(
                 img, k, "same", "fill", nan_policy="interpolate", threads=threads
             )
 
-        def direct():
+        def direct(k=k):
             return convolve(
                 img, k, boundary="fill", nan_treatment="interpolate", normalize_kernel=False
             )
 
-        def fft():
+        def fft(k=k):
             return convolve_fft(
                 img,
                 k,
