@@ -205,15 +205,20 @@ def test_masked_float32_and_tiles(rng, monkeypatch):
 
 def test_eye_in_noisy_astronaut():
     data = pytest.importorskip("skimage.data")
-    face = data.astronaut().mean(axis=-1) / 255.0
-    eye = face[100:132, 180:212].copy()  # an eye-like patch of the face
+    photo = data.astronaut()
+    face = photo.mean(axis=-1) / 255.0
+    eye = face[88:112, 186:218].copy()  # her right eye, 24 x 32
     rng = np.random.default_rng(3)
     noisy = face + 0.2 * rng.standard_normal(face.shape)
     score = fftconv.match_template(noisy, eye)
     peaks = fftconv.find_peaks(score, min_distance=10, num_peaks=3)
-    assert tuple(peaks[0]) == (100, 180)
+    assert tuple(peaks[0]) == (88, 186)
+    assert score[88, 186] > 0.6 > 0.4 > score[tuple(peaks[1])]
     centred = fftconv.match_template(noisy, eye, pad_input=True)
-    assert tuple(fftconv.find_peaks(centred, num_peaks=1)[0]) == (116, 196)
+    assert tuple(fftconv.find_peaks(centred, num_peaks=1)[0]) == (100, 202)
+    colour = photo + 50 * rng.standard_normal(photo.shape)
+    score3 = fftconv.match_template(colour, photo[88:112, 186:218], channel_axis=-1)
+    assert tuple(fftconv.find_peaks(score3, num_peaks=1)[0]) == (88, 186)
 
 
 def test_errors(rng):
