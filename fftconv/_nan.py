@@ -58,7 +58,8 @@ def run_with_nan_policy(
     if problem.swapped:  # 'valid' with the kernel larger: the engine swapped them
         a, k = k, a
     data = np.asarray(in1)
-    valid = ~np.isnan(data) if data.dtype.kind in "fc" else np.ones(data.shape, bool)
+    # x == x is False exactly at NaN (complex: either part), in one pass
+    valid = data == data if data.dtype.kind in "fc" else np.ones(data.shape, bool)
     if mask is not None:
         valid &= _mask(mask, data.shape)
     real = np.dtype(problem.dtype.char.lower()) if problem.is_complex else problem.dtype
@@ -83,9 +84,10 @@ def run_with_nan_policy(
     fill = 0 if not pad_valid else problem.fillvalue
     result = run(np.where(valid, data, 0), fill, out)
     weights = _weights(run, valid, real, pad_valid, ksum)
-    ok = np.abs(weights) > _rtol(real) * (kabs / np.abs(ksum))
-    np.divide(result, weights, out=result, where=ok)
-    result[~ok] = np.nan
+    small = np.abs(weights) <= (_rtol(real) * kabs / np.abs(ksum)).astype(real)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(result, weights, out=result)
+    np.copyto(result, np.nan, where=small)
     return (result, weights) if return_weights else result
 
 
