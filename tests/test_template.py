@@ -137,6 +137,11 @@ def test_channels_sum_like_opencv(rng):
     # channels first, and one template for all channels
     first = fftconv.match_template(np.moveaxis(img, -1, 0), np.moveaxis(t, -1, 0), channel_axis=0)
     np.testing.assert_allclose(first, got, atol=1e-6)
+    v = rng.random((40, 50)) > 0.1
+    w = rng.random((11, 13)) > 0.2
+    masked = fftconv.match_template(img, t, channel_axis=-1, mask=w, image_mask=v)
+    want = zncc_reference(img, t, np.repeat(w[..., None], 3, -1), np.repeat(v[..., None], 3, -1))
+    np.testing.assert_allclose(masked, want, atol=1e-5)
     shared = fftconv.match_template(img, t[..., 0], channel_axis=2)
     np.testing.assert_allclose(shared, zncc_reference(img, np.repeat(t[..., :1], 3, -1)), atol=1e-5)
 
@@ -160,9 +165,9 @@ def test_masked_against_reference(rng, pad_input):
 def test_weights_and_nan(rng):
     img = rng.random((25, 26))
     t = rng.random((5, 6))
-    wts = rng.random((5, 6))
-    got = fftconv.match_template(img, t, mask=wts)
-    np.testing.assert_allclose(got, _ref(img, t, weights=wts), atol=1e-9)
+    for wts in (rng.random((5, 6)), 1e-3 * rng.random((5, 6))):
+        got = fftconv.match_template(img, t, mask=wts)
+        np.testing.assert_allclose(got, _ref(img, t, weights=wts), atol=1e-9)
     holes = img.copy()
     holes[0, :] = np.nan  # an edge
     holes[10:12, 3] = np.nan
