@@ -321,3 +321,15 @@ def test_peaks_hypothesis(shape, md, seed):
     np.testing.assert_array_equal(
         fftconv.find_peaks(s, min_distance=md, exclude_border=False), peaks_reference(s, md)
     )
+
+
+@pytest.mark.parametrize("md", [1, 3])
+@pytest.mark.parametrize("border", [True, False, 2])
+def test_peaks_like_peak_local_max(rng, md, border):
+    """Without ties (a smooth random score) the peaks are peak_local_max's."""
+    from scipy import ndimage
+
+    s = ndimage.gaussian_filter(rng.standard_normal((60, 70)), 2)
+    want = skf.peak_local_max(s, min_distance=md, exclude_border=border)
+    np.testing.assert_array_equal(fftconv.find_peaks(s, min_distance=md, exclude_border=border),
+                                  want)
