@@ -219,11 +219,11 @@ def match_template(
     ----------
     image : array_like
         The image, any number of dimensions (channels too with
-        `channel_axis`); NaN pixels are left out of every window (see
+        `channel_axis`); NaN and infinite pixels are left out of every window (see
         `image_mask`).
     template : array_like
         The template, as many dimensions as `image` (or one fewer with
-        `channel_axis`: one template for every channel). NaN pixels are left
+        `channel_axis`: one template for every channel). Non-finite pixels are left
         out (weight 0).
     pad_input : bool
         False: the output has shape ``image.shape - template.shape + 1`` and
