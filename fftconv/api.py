@@ -22,8 +22,8 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     if normalize_nan_policy(nan_policy, mask, return_weights) != "propagate":
         from ._nan import run_with_nan_policy
 
-        def run(x, fill, dst):
-            return _run(x, in2, mode, boundary, fill, axes, channel_axis, method, dst, threads,
+        def run(x, k, fill, dst, x_axes, x_channel_axis):
+            return _run(x, k, mode, boundary, fill, x_axes, x_channel_axis, method, dst, threads,
                         correlate, max_memory)
 
         return run_with_nan_policy(run, in1, in2, mode, boundary, fillvalue, axes, channel_axis,
