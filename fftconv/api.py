@@ -55,7 +55,7 @@ def convolve(
     nan_policy: str = "propagate",
     mask=None,
     return_weights: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Convolve `in1` with `in2`, exactly, by the fastest method for the sizes.
 
     Parameters
@@ -152,7 +152,7 @@ def correlate(
     nan_policy: str = "propagate",
     mask=None,
     return_weights: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Cross-correlate `in1` with `in2`; the arguments are those of `convolve`.
 
     The definition is scipy.signal.correlate2d's: convolution with `in2`
