@@ -331,5 +331,26 @@ def test_peaks_like_peak_local_max(rng, md, border):
 
     s = ndimage.gaussian_filter(rng.standard_normal((60, 70)), 2)
     want = skf.peak_local_max(s, min_distance=md, exclude_border=border)
-    np.testing.assert_array_equal(fftconv.find_peaks(s, min_distance=md, exclude_border=border),
-                                  want)
+    np.testing.assert_array_equal(
+        fftconv.find_peaks(s, min_distance=md, exclude_border=border), want
+    )
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    h=st.integers(2, 12),
+    w=st.integers(2, 12),
+    th=st.integers(1, 5),
+    tw=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_hypothesis_masked(h, w, th, tw, seed):
+    r = np.random.default_rng(seed)
+    th, tw = min(th, h), min(tw, w)
+    img, t = r.random((h, w)), r.random((th, tw))
+    wts, v = r.random((th, tw)) > 0.3, r.random((h, w)) > 0.3
+    if not wts.any():
+        return
+    got = fftconv.match_template(img, t, mask=wts, image_mask=v)
+    want = zncc_reference(img[..., None], t[..., None], wts[..., None], v[..., None])
+    np.testing.assert_allclose(got, want, atol=1e-9)
