@@ -386,7 +386,7 @@ def _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory):
 
 def _compiled():
     """The compiled kernels module, or None without numba (the numpy path runs)."""
-    from .methods.direct import kernels
+    from .methods.rows import kernels
 
     if kernels() is None:  # also points numba's cache somewhere writable
         return None
