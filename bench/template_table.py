@@ -44,9 +44,13 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(contenders: dict, repeat: int, slow: float) -> dict:
-    """Median seconds per contender: one warm-up each, then `repeat` rounds A B C."""
-    warm = {name: _time(fn) for name, fn in contenders.items()}
+def interleaved(contenders: dict, repeat: int, slow: float, warm=None) -> dict:
+    """Median seconds per contender: one warm-up each (or the seconds `warm` gives
+    for the ones already run), then `repeat` rounds A B C."""
+    warm = dict(warm or {})
+    for name, fn in contenders.items():
+        if name not in warm:
+            warm[name] = _time(fn)
     times = {name: [] for name in contenders}
     for _ in range(repeat):
         for name, fn in contenders.items():
@@ -141,25 +145,26 @@ def nan_table(size: int, repeat: int, slow: float, threads: int) -> None:
             )
 
         a = ours()
-        b_fft = fft()
-        fin = np.isfinite(a) & np.isfinite(b_fft)
-        d_fft = float(np.abs(a[fin] - b_fft[fin]).max())
+        out, warm = {}, {}
+        for name, fn in (("convolve_fft", fft), ("convolve", direct)):
+            t0 = time.perf_counter()
+            out[name] = fn()
+            warm[name] = time.perf_counter() - t0
+        diffs = []
+        for name in ("convolve", "convolve_fft"):
+            b = out[name]
+            fin = np.isfinite(a) & np.isfinite(b)
+            diffs.append(f"{float(np.abs(a[fin] - b[fin]).max()):.1e}")
+        b_dtype = out["convolve_fft"].dtype
+        del out
         contenders = {"fftconv": ours, "convolve_fft": fft, "convolve": direct}
-        res = interleaved(contenders, repeat, slow)
-        b_dir = direct() if res["_warm"]["convolve"] <= slow else None
-        d_dir = (
-            ""
-            if b_dir is None
-            else (
-                f"{float(np.abs(a[fin & np.isfinite(b_dir)] - b_dir[fin & np.isfinite(b_dir)]).max()):.1e}"
-            )
-        )
+        res = interleaved(contenders, repeat, slow, warm)
         f = res["fftconv"][0]
         best = min(res["convolve"][0], res["convolve_fft"][0])
         print(
             f"| {m}x{m} | {_fmt(*res['fftconv'])} | {_fmt(*res['convolve'])} "
-            f"| {_fmt(*res['convolve_fft'])} | {best / f:.1f} | {a.dtype}, {b_fft.dtype} "
-            f"| {d_dir or 'n/a'}, {d_fft:.1e} |",
+            f"| {_fmt(*res['convolve_fft'])} | {best / f:.1f} | {a.dtype}, {b_dtype} "
+            f"| {', '.join(diffs)} |",
             flush=True,
         )
 

@@ -6,7 +6,8 @@ from . import _fftw, kernels
 from ._convolver import Convolver
 from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
-from .methods.direct import precompile
+from .jobs import convolve_file
+from .methods.precompile import precompile
 from .planner import Plan, calibrate, plan
 from .template import find_peaks, match_template
 from .tiles import convolve_tiled
@@ -54,6 +55,7 @@ __all__ = [
     "__version__",
     "calibrate",
     "convolve",
+    "convolve_file",
     "convolve_tiled",
     "correlate",
     "find_peaks",

@@ -7,7 +7,16 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._problem import check_out, make_problem, normalize_method, normalize_threads
+from ._execute import compute, prepare_kernel
+from ._problem import (
+    check_out,
+    kernel_as_problem,
+    make_problem,
+    make_problem_from_shapes,
+    normalize_method,
+    normalize_threads,
+)
+from .planner import plan_problem
 
 #: Image shapes a Convolver keeps plans and kernel spectra for.
 MAX_SHAPES = 8
@@ -69,8 +78,9 @@ class Convolver:
         self.threads = normalize_threads(threads)
         self.correlate = bool(correlate)
         # Validate the fixed arguments now, against an image the kernel's own size.
-        make_problem(np.broadcast_to(np.zeros((), kernel.dtype), _image_like(kernel, channel_axis)),
-                     kernel, mode, boundary, fillvalue, axes, channel_axis, correlate)
+        make_problem_from_shapes(_image_like(kernel, channel_axis), kernel.shape, kernel.dtype,
+                                 mode=mode, boundary=boundary, fillvalue=fillvalue, axes=axes,
+                                 channel_axis=channel_axis, correlate=correlate)
         self._lock = threading.Lock()
         # plan and kernel spectrum per image shape; a spectrum can be as large as the
         # image, so only the most recently used shapes are kept
@@ -78,29 +88,27 @@ class Convolver:
 
     def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
-        from .api import _compute
-
         problem, a, k = make_problem(
             image, self.kernel, self.mode, self.boundary, self.fillvalue, self.axes,
             self.channel_axis, self.correlate,
         )
         check_out(out, problem)
         plan, prepared = self._prepare(problem, k)
-        return _compute(problem, plan, a, k, out, self.threads, prepared)
+        return compute(problem, plan, a, k, out, self.threads, prepared)
 
     def plan_for(self, shape, dtype=None):
         """The `Plan` used for images of `shape` (and `dtype`, default the kernel's)."""
         dt = np.dtype(dtype) if dtype is not None else self.kernel.dtype
-        problem, _, k = make_problem(
-            np.broadcast_to(np.zeros((), dt), tuple(shape)), self.kernel, self.mode,
-            self.boundary, self.fillvalue, self.axes, self.channel_axis, self.correlate,
+        problem = make_problem_from_shapes(
+            tuple(shape), self.kernel.shape, dt, mode=self.mode, boundary=self.boundary,
+            fillvalue=self.fillvalue, axes=self.axes, channel_axis=self.channel_axis,
+            correlate=self.correlate, dtype2=self.kernel.dtype,
         )
+        # A swapped 'valid' problem's "kernel" is the image: planned from shapes then.
+        k = None if problem.swapped else kernel_as_problem(self.kernel, problem, self.channel_axis)
         return self._prepare(problem, k)[0]
 
     def _prepare(self, problem, k):
-        from .api import prepare_kernel
-        from .planner import plan_problem
-
         with self._lock:
             got = self._prepared.get(problem)
             if got is not None:

@@ -7,7 +7,6 @@ the grey float32 image against scipy.signal.fftconvolve.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -48,7 +47,7 @@ def run_files(size: int, outdir: str, threads: int | None = None, *, max_memory=
     import importlib.util
 
     from . import io
-    from .cli import apply_file
+    from .jobs import convolve_file
 
     # PNG needs Pillow (the io extra); without it the demo writes .npy files.
     ext = ".png" if importlib.util.find_spec("PIL") else ".npy"
@@ -67,12 +66,10 @@ def run_files(size: int, outdir: str, threads: int | None = None, *, max_memory=
     ]
     rows = []
     for name, spec, boundary, fname in jobs:
-        args = argparse.Namespace(
-            kernel=spec, mode="same", boundary=boundary, fillvalue=0.0, method="auto",
-            max_memory=max_memory, threads=threads, correlate=False, max_pixels=size * size,
-            dtype="same", force=True, quiet=quiet)
         dst = os.path.join(outdir, fname)
-        res = apply_file(src, dst, args)
+        res = convolve_file(src, dst, spec, boundary=boundary, max_memory=max_memory,
+                            threads=threads, max_pixels=size * size, force=True,
+                            progress=not quiet)
         mpix = res["pixels"] / res["seconds"] / 1e6
         print(f"  {name:8s} --kernel {spec:17s} --boundary {boundary:9s} -> {dst}: "
               f"{res['seconds']:.2f} s, {mpix:.1f} Mpixel/s")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._problem import make_problem
+from ._problem import check_out, make_problem, normalize_axes
 
 #: 'interpolate': where the valid samples carry at most this fraction of the
 #: kernel's absolute sum, the weight is within the engine's rounding of 0 and the
@@ -50,11 +50,12 @@ def run_with_nan_policy(
     return_weights: bool,
     out,
 ):
-    """The result of `policy` on `in1`; ``run(x, fillvalue, out)`` is one engine call
-    with every other argument the caller's. Returns the result, or (result,
-    weights) with `return_weights`: the fraction ``conv(m, k) / sum(k)`` of the
-    kernel's weight that fell on valid samples (1 where nothing is missing)."""
+    """The result of `policy` on `in1`; ``run(x, k, fillvalue, out, axes, channel_axis)``
+    is one engine call with every other argument the caller's. Returns the result,
+    or (result, weights) with `return_weights`: the fraction ``conv(m, k) / sum(k)``
+    of the kernel's weight that fell on valid samples (1 where nothing is missing)."""
     problem, a, k = make_problem(in1, in2, mode, boundary, fillvalue, axes, channel_axis, correlate)
+    check_out(out, problem)
     if problem.swapped:  # 'valid' with the kernel larger: the engine swapped them
         a, k = k, a
     data = np.asarray(in1)
@@ -65,12 +66,17 @@ def run_with_nan_policy(
     real = np.dtype(problem.dtype.char.lower()) if problem.is_complex else problem.dtype
     fv = complex(problem.fillvalue)
     pad_valid = not (problem.boundary == "fill" and np.isnan(fv))
-    weights = None
+
+    def call(x, fill, dst):
+        return run(x, in2, fill, dst, axes, channel_axis)
+
     if policy == "fill":
-        result = run(np.where(valid, data, problem.fillvalue), problem.fillvalue, out)
-        if return_weights:
-            weights = _weights(run, valid, real, pad_valid, _kernel_sum(problem, k))
-        return (result, weights) if return_weights else result
+        result = call(np.where(valid, data, problem.fillvalue), problem.fillvalue, out)
+        if not return_weights:
+            return result
+        weights = call(valid.astype(real), 1.0 if pad_valid else 0.0, None)
+        weights /= _kernel_sum(problem, k).astype(real)
+        return result, weights
     if np.dtype(k.dtype).kind == "c":
         raise TypeError(f"nan_policy='interpolate' needs a real kernel; got dtype {k.dtype}")
     ksum = _kernel_sum(problem, k)
@@ -81,14 +87,48 @@ def run_with_nan_policy(
             f"but the kernel sums to {np.ravel(ksum)[0]:.3g} (about 0 next to its absolute "
             f"sum {np.ravel(kabs)[0]:.3g}); use nan_policy='fill' for zero-sum kernels"
         )
-    fill = 0 if not pad_valid else problem.fillvalue
-    result = run(np.where(valid, data, 0), fill, out)
-    weights = _weights(run, valid, real, pad_valid, ksum)
+    if problem.swapped or problem.is_complex or (problem.boundary == "fill" and fv != 0):
+        num = call(np.where(valid, data, 0), problem.fillvalue if pad_valid else 0, None)
+        weights = call(valid.astype(real), 1.0 if pad_valid else 0.0, None)
+    else:
+        num, weights = _stacked(run, problem, data, valid, in2, axes, channel_axis, ksum)
+    weights /= ksum.astype(real)
     small = np.abs(weights) <= (_rtol(real) * kabs / np.abs(ksum)).astype(real)
+    if out is not None:
+        result = out
+    elif num.base is None:
+        result = num
+    else:  # a slab of the stack: do not keep the stack alive through the result
+        result = np.empty(num.shape, num.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(result, weights, out=result)
+        np.divide(num, weights, out=result)
     np.copyto(result, np.nan, where=small)
     return (result, weights) if return_weights else result
+
+
+def _stacked(run, problem, data, valid, in2, axes, channel_axis, ksum):
+    """``conv(x * m, k)`` and ``conv(m, k)`` from one engine call on the two stacked
+    along a new first axis (one kernel spectrum, one plan). Padding with 0 serves both
+    for the index boundaries and for 'fill' with fillvalue 0 (padded samples valid):
+    there the stack holds the invalid mask ``1 - m`` and ``conv(m, k) = sum(k) -
+    conv(1 - m, k)``."""
+    stack = np.empty((2,) + data.shape, problem.dtype)
+    np.copyto(stack[0], data, casting="unsafe")
+    np.copyto(stack[0], 0, where=~valid)
+    fill_padded = problem.boundary == "fill"
+    np.copyto(stack[1], ~valid if fill_padded else valid, casting="unsafe")
+    k = np.asarray(in2)
+    if channel_axis is not None:
+        ch = channel_axis % data.ndim + 1
+        ax = None
+    else:
+        ch = None
+        ax = tuple(d + 1 for d in normalize_axes(axes, data.ndim))
+    res = run(stack, k[None], 0, None, ax, ch)
+    num, weights = res[0], res[1]
+    if fill_padded:
+        np.subtract(ksum.astype(weights.dtype), weights, out=weights)
+    return num, weights
 
 
 def _mask(mask, shape) -> np.ndarray:
@@ -103,10 +143,3 @@ def _mask(mask, shape) -> np.ndarray:
 def _kernel_sum(problem, k):
     """The kernel's sum over the convolved axes, shaped to broadcast with the result."""
     return np.sum(k, axis=problem.axes, keepdims=True, dtype=np.float64)
-
-
-def _weights(run, valid, real, pad_valid, ksum):
-    """``conv(m, k) / sum(k)``: one engine call on the validity mask."""
-    w = run(valid.astype(real), 1.0 if pad_valid else 0.0, None)
-    w /= ksum.astype(real)
-    return w

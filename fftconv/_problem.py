@@ -7,6 +7,7 @@ what it produces.
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 import os
 from dataclasses import dataclass
@@ -146,21 +147,26 @@ def as_input(x, name: str) -> np.ndarray:
             arr = np.asarray(x)
         except Exception as exc:  # ragged lists and the like
             raise TypeError(f"{name} must be array-like; got {type(x).__name__}: {exc}") from exc
-    kind = arr.dtype.kind
+    check_input(arr.shape, arr.dtype, name)
+    return arr
+
+
+def check_input(shape, dtype: np.dtype, name: str) -> None:
+    """Check an input's dtype and shape (an array's, or a shape-only problem's)."""
+    kind = dtype.kind
     if kind not in "biufc":
         raise TypeError(
-            f"{name} has dtype {arr.dtype} ({arr.dtype.kind!r}); supported: {_SUPPORTED_KINDS}"
+            f"{name} has dtype {dtype} ({dtype.kind!r}); supported: {_SUPPORTED_KINDS}"
         )
-    if (kind == "f" and arr.dtype.itemsize > 8) or (kind == "c" and arr.dtype.itemsize > 16):
+    if (kind == "f" and dtype.itemsize > 8) or (kind == "c" and dtype.itemsize > 16):
         raise TypeError(
-            f"{name} has dtype {arr.dtype} (long double); supported: {_SUPPORTED_KINDS}. "
+            f"{name} has dtype {dtype} (long double); supported: {_SUPPORTED_KINDS}. "
             "Convert with .astype(np.float64) or .astype(np.complex128)."
         )
-    if arr.ndim == 0:
+    if len(shape) == 0:
         raise ValueError(f"{name} must have at least one dimension; got a 0-d array")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
-    return arr
+    if math.prod(shape) == 0:
+        raise ValueError(f"{name} must not be empty; got shape {tuple(shape)}")
 
 
 def result_dtype(dt1: np.dtype, dt2: np.dtype) -> np.dtype:
@@ -270,7 +276,7 @@ class Problem:
         return tuple(shape)
 
 
-def _valid_swap(shape1, shape2, axes) -> bool:
+def valid_swap(shape1, shape2, axes) -> bool:
     """SciPy's rule (`_inputs_swap_needed`) for 'valid' mode."""
     ok1 = all(shape1[a] >= shape2[a] for a in axes)
     ok2 = all(shape2[a] >= shape1[a] for a in axes)
@@ -289,6 +295,44 @@ def make_problem(
     """Validate every argument and return the Problem and the two arrays to use."""
     a = as_input(in1, "in1")
     k = as_input(in2, "in2")
+    problem, expand = _problem(a.shape, a.dtype, k.shape, k.dtype, mode, boundary, fillvalue,
+                               axes, channel_axis, correlate)
+    if expand is not None:
+        k = np.expand_dims(k, expand)
+    if problem.swapped:
+        a, k = k, a
+    return problem, a, k
+
+
+def make_problem_from_shapes(
+    shape1, shape2, dtype, *, mode="full", boundary="fill", fillvalue=0, axes=None,
+    channel_axis=None, correlate=False, dtype2=None,
+) -> Problem:
+    """The Problem `make_problem` returns for arrays of these shapes and dtypes (`dtype2`
+    for `in2`, default `dtype`), validated the same way, without any array."""
+    dt1 = np.dtype(dtype)
+    dt2 = dt1 if dtype2 is None else np.dtype(dtype2)
+    shape1, shape2 = tuple(int(n) for n in shape1), tuple(int(n) for n in shape2)
+    check_input(shape1, dt1, "in1")
+    check_input(shape2, dt2, "in2")
+    return _problem(shape1, dt1, shape2, dt2, mode, boundary, fillvalue, axes, channel_axis,
+                    correlate)[0]
+
+
+def kernel_as_problem(k: np.ndarray, problem: Problem, channel_axis) -> np.ndarray:
+    """The kernel `k` (not swapped) as `problem`'s executors see it: with the channel
+    axis added when it is one kernel for every channel (as `make_problem` returns it)."""
+    if k.ndim == problem.ndim - 1 and channel_axis is not None:
+        return np.expand_dims(k, channel_axis % problem.ndim)
+    return k
+
+
+def _problem(ashape, adtype, kshape, kdtype, mode, boundary, fillvalue, axes, channel_axis,
+             correlate) -> tuple[Problem, int | None]:
+    """The Problem, and the axis to add to `in2` (a kernel shared by the channels)."""
+    ashape, kshape = tuple(ashape), tuple(kshape)
+    andim = len(ashape)
+    expand = None
     mode = normalize_mode(mode)
     boundary = normalize_boundary(boundary)
     if not isinstance(fillvalue, numbers.Number) or isinstance(fillvalue, bool):
@@ -296,7 +340,7 @@ def make_problem(
         if fv.ndim != 0 or fv.dtype.kind not in "iufc":
             raise TypeError(f"fillvalue must be a real or complex scalar; got {fillvalue!r}")
         fillvalue = fv.item()
-    dtype = result_dtype(a.dtype, k.dtype)
+    dtype = result_dtype(adtype, kdtype)
     if isinstance(fillvalue, complex) and fillvalue.imag != 0:
         if dtype.kind != "c":
             dtype = np.result_type(dtype, np.complex64)
@@ -309,49 +353,50 @@ def make_problem(
             )
         if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
             raise TypeError(f"channel_axis must be an int or None; got {channel_axis!r}")
-        if not -a.ndim <= channel_axis < a.ndim or a.ndim < 2:
+        if not -andim <= channel_axis < andim or andim < 2:
             raise ValueError(
-                f"channel_axis={channel_axis!r} is out of range for in1 with shape {a.shape}"
+                f"channel_axis={channel_axis!r} is out of range for in1 with shape {ashape}"
             )
-        c = channel_axis % a.ndim
-        if k.ndim == a.ndim - 1:
-            k = np.expand_dims(k, c)
-        elif k.ndim == a.ndim:
-            if k.shape[c] not in (1, a.shape[c]):
+        c = channel_axis % andim
+        if len(kshape) == andim - 1:
+            expand = c
+            kshape = kshape[:c] + (1,) + kshape[c:]
+        elif len(kshape) == andim:
+            if kshape[c] not in (1, ashape[c]):
                 raise ValueError(
-                    f"in2 has {k.shape[c]} channels on channel_axis={channel_axis}, in1 has "
-                    f"{a.shape[c]}: give one kernel per channel, or a kernel without a "
+                    f"in2 has {kshape[c]} channels on channel_axis={channel_axis}, in1 has "
+                    f"{ashape[c]}: give one kernel per channel, or a kernel without a "
                     "channel axis"
                 )
         else:
             raise ValueError(
-                f"with channel_axis={channel_axis}, in2 must have {a.ndim - 1} dimensions "
-                f"(one kernel for all channels) or {a.ndim} (one per channel); got shape {k.shape}"
+                f"with channel_axis={channel_axis}, in2 must have {andim - 1} dimensions "
+                f"(one kernel for all channels) or {andim} (one per channel); got shape {kshape}"
             )
-        axes_t = tuple(d for d in range(a.ndim) if d != c)
+        axes_t = tuple(d for d in range(andim) if d != c)
     else:
-        if a.ndim != k.ndim:
+        if andim != len(kshape):
             raise ValueError(
-                f"in1 and in2 must have the same number of dimensions; got in1 shape {a.shape} "
-                f"and in2 shape {k.shape} (for a kernel shared by the channels of an image, "
+                f"in1 and in2 must have the same number of dimensions; got in1 shape {ashape} "
+                f"and in2 shape {kshape} (for a kernel shared by the channels of an image, "
                 "pass channel_axis=)"
             )
-        axes_t = normalize_axes(axes, a.ndim)
-    for d in range(a.ndim):
-        if d not in axes_t and a.shape[d] != k.shape[d] and 1 not in (a.shape[d], k.shape[d]):
+        axes_t = normalize_axes(axes, andim)
+    for d in range(andim):
+        if d not in axes_t and ashape[d] != kshape[d] and 1 not in (ashape[d], kshape[d]):
             raise ValueError(
-                f"in1 shape {a.shape} and in2 shape {k.shape} do not broadcast on axis {d}, "
+                f"in1 shape {ashape} and in2 shape {kshape} do not broadcast on axis {d}, "
                 f"which is not convolved (axes={axes_t})"
             )
 
     swapped = False
     if mode == "valid":
-        swapped = _valid_swap(a.shape, k.shape, axes_t)
+        swapped = valid_swap(ashape, kshape, axes_t)
         if swapped:
-            a, k = k, a
+            ashape, kshape = kshape, ashape
     problem = Problem(
-        in1_shape=tuple(a.shape),
-        in2_shape=tuple(k.shape),
+        in1_shape=ashape,
+        in2_shape=kshape,
         axes=axes_t,
         dtype=np.dtype(dtype),
         mode=mode,
@@ -360,7 +405,7 @@ def make_problem(
         correlate=bool(correlate),
         swapped=swapped,
     )
-    return problem, a, k
+    return problem, expand
 
 
 def check_out(out, problem: Problem) -> None:

@@ -15,8 +15,9 @@ from dataclasses import replace
 import numpy as np
 
 from . import api
+from ._execute import unswap
 from ._problem import make_problem
-from .methods import direct as _direct
+from .methods.direct import convolve_numpy
 
 #: Integer results whose every partial sum stays below this bound are computed
 #: in float64 and rounded: the FFT path's round-off is then far below 0.5.
@@ -52,8 +53,8 @@ def _exact_integer(a, k, mode, boundary, fillvalue, axes, correlate) -> np.ndarr
     out = np.empty(problem.out_shape, np.int64)
     # numpy's tap-by-tap summation: integer arithmetic in any dtype (the compiled
     # executors are built for floats); it casts the kernel itself
-    _direct._convolve_numpy(problem, aa.astype(np.int64, copy=False), kk, out)
-    api._unswap(problem, out)
+    convolve_numpy(problem, aa.astype(np.int64, copy=False), kk, out)
+    unswap(problem, out)
     return out
 
 

@@ -1,7 +1,9 @@
 """Compiled (numba) window statistics for `fftconv.template.match_template`.
 
 This module imports numba; import it only through `fftconv.template._compiled()`,
-which returns None when numba is missing.
+which returns None when numba is missing. The numba settings are the row engine's
+(`fftconv.methods._jit`), with numpy's error model: a division by zero gives inf
+rather than raising, which lets the scoring loop vectorise.
 
 `zncc_band` turns the numerator of the zero-normalised cross-correlation into
 the score for a band of output rows ``[i0, i1)``, in one pass over the image:
@@ -23,8 +25,10 @@ import math
 import numpy as np
 from numba import njit
 
+from .methods._jit import JIT
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+
+@njit(**JIT, inline="always", error_model="numpy")
 def _finish_row(num_row, var, tol, tssd):  # pragma: no cover - compiled
     """Scores of one output row from its window variances: a plain loop that
     vectorises (division and square root of several windows at once)."""
@@ -34,7 +38,7 @@ def _finish_row(num_row, var, tol, tssd):  # pragma: no cover - compiled
         num_row[j] = r if var[j] > tol[j] else 0.0
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
+@njit(**JIT, error_model="numpy")
 def zncc_band(x, num, m0, m1, tssd, rtol, i0, i1, bv, bh):  # pragma: no cover - compiled
     """Score rows ``[i0, i1)`` of `num` in place.
 
@@ -80,7 +84,7 @@ def zncc_band(x, num, m0, m1, tssd, rtol, i0, i1, bv, bh):  # pragma: no cover -
             _finish_row(num[i], var, tol, tssd)
 
 
-@njit(nogil=True, cache=True, inline="always", error_model="numpy")
+@njit(**JIT, inline="always", error_model="numpy")
 def _row_var(cs1, cs2, cmax, var, tol, m1, n, bh, rtol):  # pragma: no cover - compiled
     """Add one channel's window sums of squared deviations along a row to `var`
     (running sums over the column sums, restarted every `bh` columns) and set

@@ -5,68 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
+from ._execute import compute
 from ._problem import (
-    Problem,
     check_out,
     make_problem,
     normalize_method,
     normalize_nan_policy,
     normalize_threads,
 )
-from .methods.blocks import convolve_oa
-from .methods.direct import convolve_direct
-from .methods.fft import convolve_circular, convolve_fft, kernel_spectrum
-from .methods.separable import convolve_separable
-from .planner import Plan, plan_problem
-
-
-def prepare_kernel(problem: Problem, plan: Plan, k, threads: int):
-    """What executing `plan` computes from the kernel alone, computed once: the kernel's
-    spectrum at the plan's transform shape ('fft', 'oa'), its factor pairs
-    ('separable', 'lowrank', found by the planner), or None (direct summation, and
-    non-finite kernels, which every executor sums directly)."""
-    if plan.method in ("separable", "lowrank"):
-        return plan.factors
-    if plan.method not in ("fft", "oa") or not np.isfinite(k).all():
-        return None
-    return kernel_spectrum(problem, k, plan.transform_shape, threads, circular=plan.circular)
-
-
-def _execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None) -> None:
-    """Run the executor `plan` names; `prepared` is `prepare_kernel`'s result when the
-    caller kept one (a `Convolver`, the tiles of one call)."""
-    if plan.method == "direct":
-        convolve_direct(problem, a, k, out, threads)
-    elif plan.method in ("separable", "lowrank"):
-        # No factors (the kernel does not factor) sums directly: still exact.
-        factors = prepared if prepared is not None else plan.factors
-        convolve_separable(problem, a, k, out, threads, None if factors is None else list(factors))
-    elif plan.method == "oa":
-        convolve_oa(problem, a, k, out, threads, plan.transform_shape, kspec=prepared)
-    elif plan.method == "fft" and plan.circular:
-        convolve_circular(problem, a, k, out, threads, kspec=prepared)
-    elif plan.method == "fft":
-        convolve_fft(problem, a, k, out, threads, kspec=prepared)
-    else:
-        raise ValueError(f"no executor for method {plan.method!r}")
-
-
-def _compute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None):
-    """Execute `plan` into `out` (or a new array) and undo SciPy's 'valid' swap."""
-    result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
-    _execute(problem, plan, a, k, result, threads, prepared)
-    _unswap(problem, result)
-    return result
-
-
-def _unswap(problem: Problem, result) -> None:
-    """scipy.signal.correlate2d's 'valid' rule: correlating swapped inputs, then
-    reversing the result on the convolved axes (numpy buffers the overlap)."""
-    if problem.swapped and problem.correlate:
-        flip = tuple(
-            slice(None, None, -1) if d in problem.axes else slice(None) for d in range(result.ndim)
-        )
-        result[...] = result[flip]
+from .planner import plan_problem
+from .tiles import maybe_tiled
 
 
 def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate,
@@ -74,8 +22,8 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     if normalize_nan_policy(nan_policy, mask, return_weights) != "propagate":
         from ._nan import run_with_nan_policy
 
-        def run(x, fill, dst):
-            return _run(x, in2, mode, boundary, fill, axes, channel_axis, method, dst, threads,
+        def run(x, k, fill, dst, x_axes, x_channel_axis):
+            return _run(x, k, mode, boundary, fill, x_axes, x_channel_axis, method, dst, threads,
                         correlate, max_memory)
 
         return run_with_nan_policy(run, in1, in2, mode, boundary, fillvalue, axes, channel_axis,
@@ -85,12 +33,10 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     threads = normalize_threads(threads)
     check_out(out, problem)
     if max_memory is not None:
-        from .tiles import maybe_tiled
-
         tiled = maybe_tiled(problem, a, k, out, method, threads, max_memory)
         if tiled is not None:
             return tiled
-    return _compute(problem, plan_problem(problem, threads, method, kernel=k), a, k, out, threads)
+    return compute(problem, plan_problem(problem, threads, method, kernel=k), a, k, out, threads)
 
 
 def convolve(
@@ -109,7 +55,7 @@ def convolve(
     nan_policy: str = "propagate",
     mask=None,
     return_weights: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Convolve `in1` with `in2`, exactly, by the fastest method for the sizes.
 
     Parameters
@@ -206,7 +152,7 @@ def correlate(
     nan_policy: str = "propagate",
     mask=None,
     return_weights: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Cross-correlate `in1` with `in2`; the arguments are those of `convolve`.
 
     The definition is scipy.signal.correlate2d's: convolution with `in2`

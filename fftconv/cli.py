@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import time
 
 import numpy as np
 
@@ -36,10 +35,6 @@ dtype, rounded and clipped (--dtype float32 keeps negative edge responses).
 The RGB channels of colour images are filtered independently; an alpha
 channel is copied unchanged. IN is never modified; OUT appears only when
 complete, and an existing OUT is replaced only with --force."""
-
-
-class _Usage(Exception):
-    """A bad argument: exit 2 with a one-line message."""
 
 
 def _dtype_arg(text: str) -> str:
@@ -145,144 +140,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- commands
 
 
-def _rss() -> int:
-    """This process's resident memory now, bytes."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _kernel(spec: str) -> np.ndarray:
-    from .kernels import parse_spec
-
-    try:
-        return parse_spec(spec)
-    except (ValueError, TypeError) as exc:
-        raise _Usage(str(exc)) from None
-
-
-def _channel_kernel(kernel: np.ndarray, channels: int, correlate: bool) -> np.ndarray:
-    """One kernel per channel: `kernel` for the colour channels, the identity for an
-    alpha channel (the last of 2 or 4), so transparency is kept as it is."""
-    delta = np.zeros(kernel.shape, kernel.dtype)
-    centre = tuple((k // 2) if correlate else (k - 1) // 2 for k in kernel.shape)
-    delta[centre] = 1
-    ks = [kernel] * (channels - 1) + [delta]
-    return np.stack(ks, axis=-1)
-
-
-def _out_dtype(choice: str, in_dtype: np.dtype, compute) -> np.dtype:
-    if choice != "same":
-        return np.dtype(choice)
-    if in_dtype.kind in "u" and in_dtype.itemsize <= 2:
-        return in_dtype
-    return np.dtype(compute).type(0).real.dtype if np.dtype(compute).kind == "c" else compute
-
-
-class _Job:
-    """Everything `apply` and `plan` decide before touching pixels."""
-
-    def __init__(self, shape, in_dtype, kernel, args):
-        from ._problem import make_problem, normalize_threads
-        from .tiles import _dummy, compute_dtype
-
-        self.shape = tuple(shape)
-        self.in_dtype = np.dtype(in_dtype)
-        if len(self.shape) not in (2, 3):
-            raise _Usage(f"input has shape {self.shape}; expected a 2-d grey or 3-d colour image")
-        if kernel.ndim != 2:
-            raise _Usage(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
-        channels = self.shape[2] if len(self.shape) == 3 else 0
-        self.complex = kernel.dtype.kind == "c"
-        req = None if args.dtype == "same" else np.dtype(args.dtype)
-        self.compute = compute_dtype(self.in_dtype, kernel.dtype, req)
-        k = kernel.astype(self.compute)
-        if channels in (2, 4):
-            k = _channel_kernel(k, channels, args.correlate)
-        self.kernel = k
-        self.channel_axis = -1 if channels else None
-        try:
-            self.problem, _, self.k = make_problem(
-                _dummy(self.shape, self.compute), k, args.mode, args.boundary, args.fillvalue,
-                None, self.channel_axis, args.correlate)
-        except (ValueError, TypeError) as exc:
-            raise _Usage(str(exc)) from None
-        if self.problem.swapped:
-            raise _Usage(f"--mode valid needs an image at least as large as the kernel; got "
-                         f"image {self.shape} and kernel {kernel.shape}")
-        self.out_dtype = _out_dtype(args.dtype, self.in_dtype, self.compute)
-        self.threads = normalize_threads(args.threads)
-        self.method = args.method
-
-    def plan(self, budget: int):
-        from .tiles import plan_tiles
-
-        try:
-            return plan_tiles(self.problem, max_memory=budget, threads=self.threads,
-                              method=self.method, src_itemsize=self.in_dtype.itemsize,
-                              out_itemsize=self.out_dtype.itemsize, kernel=self.k)
-        except ValueError as exc:
-            raise _Usage(str(exc)) from None
-
-
-def _budget(total: int, in_memory: int) -> int:
-    """The working-memory budget left of `total` once this process's own resident
-    memory (interpreter, libraries, images decoded in memory) is counted."""
-    left = total - _rss() - in_memory
-    if left <= 0:
-        raise _Usage(
-            f"--max-memory {total / 1e6:.0f}MB is too small: the process already uses "
-            f"{(_rss() + in_memory) / 1e6:.0f}MB before computing"
-        )
-    return left
-
-
-def apply_file(inp: str, out: str, args) -> dict:
-    """Run `apply` and return what it did (for the demo's report)."""
-    from . import io
-    from .tiles import run_tiled
-
-    kernel = _kernel(args.kernel)
-    if os.path.exists(out) and os.path.exists(inp) and os.path.samefile(inp, out):
-        raise _Usage(f"OUT {out!r} is IN: fftconv never modifies its input; choose another OUT")
-    max_pixels = args.max_pixels if args.max_pixels is not None else io.DEFAULT_MAX_PIXELS
-    try:
-        src = io.open_image(inp, max_pixels=max_pixels)
-    except (FileNotFoundError, ValueError, ImportError) as exc:
-        raise _Usage(str(exc)) from None
-    job = _Job(src.shape, src.dtype, kernel, args)
-    shape = job.problem.out_shape
-    # PNG and JPEG results are held in memory until they are encoded.
-    encoded = str(out).lower().endswith((".png", ".jpg", ".jpeg"))
-    in_memory = int(np.prod(shape)) * job.out_dtype.itemsize if encoded else 0
-    plan = job.plan(_budget(args.max_memory, in_memory))
-    # zarr chunks of one tile each: every tile writes whole chunks, in parallel.
-    chunks = tuple(plan.tile) + tuple(shape[2:])
-    try:
-        dst = io.create_output(out, shape, job.out_dtype, force=args.force, chunks=chunks)
-    except (OSError, ValueError) as exc:
-        raise _Usage(str(exc)) from None
-    with dst:
-        t0 = time.perf_counter()
-        run_tiled(job.problem, src, job.k, dst.array, max_memory=plan.budget,
-                  threads=job.threads, method=job.method, tile=plan.tile,
-                  progress=not getattr(args, "quiet", False), magnitude=job.complex)
-        dst.commit()
-        seconds = time.perf_counter() - t0
-    pixels = int(np.prod(job.problem.out_shape[:2]))
-    return dict(plan=plan, seconds=seconds, pixels=pixels, shape=job.problem.out_shape,
-                dtype=job.out_dtype, complex=job.complex)
+def _run_options(args) -> dict:
+    """The options `apply` and `plan` share, as `fftconv.jobs` keywords."""
+    return dict(mode=args.mode, boundary=args.boundary, fillvalue=args.fillvalue,
+                correlate=args.correlate, method=args.method, threads=args.threads,
+                dtype=args.dtype)
 
 
 def _cmd_apply(args) -> int:
-    res = apply_file(args.input, args.output, args)
+    from .jobs import convolve_file
+
+    res = convolve_file(args.input, args.output, args.kernel, **_run_options(args),
+                        max_memory=args.max_memory, force=args.force,
+                        progress=not args.quiet, max_pixels=args.max_pixels)
     if not args.quiet:
         note = " (modulus of the complex result)" if res["complex"] else ""
         print(f"fftconv: wrote {args.output}: {'x'.join(map(str, res['shape']))} "
@@ -303,26 +176,27 @@ def _parse_shape(text: str):
 
 def _cmd_plan(args) -> int:
     from . import io
+    from .jobs import FileJob, JobError, as_kernel
 
-    kernel = _kernel(args.kernel)
+    kernel = as_kernel(args.kernel)
     shape = _parse_shape(args.input)
     if shape is not None:
         try:
             in_dtype = np.dtype(args.in_dtype)
         except TypeError:
-            raise _Usage(f"--in-dtype {args.in_dtype!r} is not a dtype") from None
+            raise JobError(f"--in-dtype {args.in_dtype!r} is not a dtype") from None
         where = "shape"
     else:
         max_pixels = args.max_pixels if args.max_pixels is not None else io.DEFAULT_MAX_PIXELS
         try:
             shape, in_dtype = io.probe(args.input, max_pixels=max_pixels)
         except (FileNotFoundError, ValueError, ImportError) as exc:
-            raise _Usage(str(exc)) from None
+            raise JobError(str(exc)) from None
         where = args.input
-    job = _Job(shape, in_dtype, kernel, args)
+    job = FileJob(shape, in_dtype, kernel, **_run_options(args))
     in_memory = int(np.prod(shape)) * in_dtype.itemsize if str(where).lower().endswith(
         (".png", ".jpg", ".jpeg")) else 0
-    plan = job.plan(_budget(args.max_memory, in_memory))
+    plan = job.plan(args.max_memory, in_memory)
     print(f"input   {where}: {'x'.join(map(str, shape))} {in_dtype}")
     print(f"kernel  {args.kernel}: {'x'.join(map(str, kernel.shape))} {kernel.dtype}, "
           f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
@@ -340,9 +214,9 @@ def _cmd_calibrate(args) -> int:
 
     t0 = time.perf_counter()
     m = calibrate(save=not args.no_save)
-    print(f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s")
-    for name, value in vars(m).items():
-        print(f"  {name:10s} {value}")
+    print(f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s; every constant "
+          "the planner uses:")
+    print("  " + m.describe().replace("\n", "\n  "))
     if not args.no_save:
         print(f"saved to {profile_path()}")
     return 0
@@ -350,9 +224,10 @@ def _cmd_calibrate(args) -> int:
 
 def _cmd_demo(args) -> int:
     from . import _demo
+    from .jobs import JobError
 
     if args.size < 16:
-        raise _Usage(f"--size must be >= 16; got {args.size}")
+        raise JobError(f"--size must be >= 16; got {args.size}")
     _demo.run(args.size, args.out, args.threads, max_memory=args.max_memory, quiet=args.quiet)
     return 0
 
@@ -384,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         pass
     commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo,
                 "calibrate": _cmd_calibrate}
+    from .jobs import JobError
+
     try:
         return commands[args.command](args)
-    except _Usage as exc:
+    except JobError as exc:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import scipy.signal as _scipy_signal
 
-from ._problem import _valid_swap, make_problem, normalize_threads, result_dtype
+from ._problem import make_problem, normalize_threads, result_dtype, valid_swap
 from ._scipy_compat import engine_unsupported, run_engine
 from .planner import plan_problem
 
@@ -73,11 +73,11 @@ def _check_mode(mode, message: str = _MODE_MSG) -> None:
 
 
 def _swap_needed(mode, shape1, shape2, axes=None) -> bool:
-    """SciPy's rule for 'valid' mode (`_problem._valid_swap`): the larger input goes
+    """SciPy's rule for 'valid' mode (`_problem.valid_swap`): the larger input goes
     first; neither larger raises."""
     if mode != "valid" or not shape1:
         return False
-    return _valid_swap(shape1, shape2, range(len(shape1)) if axes is None else axes)
+    return valid_swap(shape1, shape2, range(len(shape1)) if axes is None else axes)
 
 
 def _reverse_and_conj(x: np.ndarray) -> np.ndarray:

@@ -136,11 +136,11 @@ def _validate(image, template, pad_input, mode, constant_values, mask, image_mas
 
 def _weights(mask, tpl, tshape):
     w = _as_real(mask, "mask")
-    if w.shape == tshape:
-        w = w[..., None]
-    elif w.shape != tpl.shape[:-1] + (w.shape[-1],) or w.ndim != tpl.ndim:
-        raise ValueError(f"mask must have the template's shape {tshape}; got {w.shape}")
-    w = np.broadcast_to(w.astype(np.float64), tpl.shape)
+    if w.shape != tshape:
+        raise ValueError(
+            f"mask must have the template's shape {tshape} (without a channel axis); got {w.shape}"
+        )
+    w = np.broadcast_to(w.astype(np.float64)[..., None], tpl.shape)
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("mask must hold finite, non-negative weights (True/1 = use the pixel)")
     if not w.any():
@@ -154,11 +154,12 @@ def _validity(image_mask, img, spatial):
         raise TypeError(
             f"image_mask must be a boolean array (True = use the pixel); got dtype {v.dtype}"
         )
-    if v.shape == spatial:
-        v = v[..., None]
-    elif v.ndim != img.ndim or v.shape[:-1] != spatial:
-        raise ValueError(f"image_mask must have the image's shape {spatial}; got {v.shape}")
-    return np.broadcast_to(v.astype(bool), img.shape)
+    if v.shape != spatial:
+        raise ValueError(
+            f"image_mask must have the image's shape {spatial} (without a channel axis); "
+            f"got {v.shape}"
+        )
+    return np.broadcast_to(v.astype(bool)[..., None], img.shape)
 
 
 def _pad(x, tshape, mode, constant_values, pad_input):
@@ -218,11 +219,11 @@ def match_template(
     ----------
     image : array_like
         The image, any number of dimensions (channels too with
-        `channel_axis`); NaN pixels are left out of every window (see
+        `channel_axis`); NaN and infinite pixels are left out of every window (see
         `image_mask`).
     template : array_like
         The template, as many dimensions as `image` (or one fewer with
-        `channel_axis`: one template for every channel). NaN pixels are left
+        `channel_axis`: one template for every channel). Non-finite pixels are left
         out (weight 0).
     pad_input : bool
         False: the output has shape ``image.shape - template.shape + 1`` and
@@ -238,10 +239,11 @@ def match_template(
         The padding value for mode='constant'.
     mask : array_like, optional
         Non-negative weights of the template's pixels (bool: which pixels
-        count), the template's shape. The score becomes the weighted
-        correlation coefficient.
+        count), the template's shape without a channel axis. The score
+        becomes the weighted correlation coefficient.
     image_mask : array_like of bool, optional
-        Which image pixels count (True = use), the image's shape. With
+        Which image pixels count (True = use), the image's shape without a
+        channel axis. With
         `mask` and `image_mask` the score is Padfield's masked normalised
         cross-correlation: each placement correlates only the pixels valid in
         both.
@@ -384,7 +386,7 @@ def _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory):
 
 def _compiled():
     """The compiled kernels module, or None without numba (the numpy path runs)."""
-    from .methods.direct import kernels
+    from .methods.rows import kernels
 
     if kernels() is None:  # also points numba's cache somewhere writable
         return None
@@ -472,18 +474,20 @@ def _masked(img, tpl, w, v, dt, pad_input, mode, constant_values, method, max_me
         return correlate(a, k, "valid", method=method, max_memory=max_memory, channel_axis=-1)
 
     count = corr(vf, w)
-    if np.array_equal(w, w.astype(bool)):
+    binary = np.array_equal(w, w.astype(bool))
+    if binary:
         count = np.round(count)  # integer counts: rounding removes the FFT's error
+    pixels = count if binary else np.round(corr(vf, (w > 0).astype(np.float64)))
     sx, sy = corr(x, w), corr(vf, wt)
     sxy, sxx, syy = corr(x, wt), corr(x * x, w), corr(vf, wt * t)
     with np.errstate(invalid="ignore", divide="ignore"):
-        inv = np.where(count > 0.5, 1.0 / count, 0.0)
+        inv = np.where(pixels > 0.5, 1.0 / count, 0.0)
     num = (sxy - sx * sy * inv).sum(axis=-1)
     dx = np.maximum(sxx - sx * sx * inv, 0).sum(axis=-1)
     dy = np.maximum(syy - sy * sy * inv, 0).sum(axis=-1)
     ok = dx > MASKED_RTOL * max(float(sxx.sum(axis=-1).max()), 0.0)
     ok &= dy > MASKED_RTOL * max(float(syy.sum(axis=-1).max()), 0.0)
-    ok &= count.sum(axis=-1) > 1.5
+    ok &= pixels.sum(axis=-1) > 1.5
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(ok, num / np.sqrt(dx * dy), 0.0)
     return np.clip(r, -1, 1).astype(dt)

@@ -29,9 +29,17 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _fftw
+from ._execute import execute, prepare_kernel
 from ._pad import source_index
-from ._problem import Problem, make_problem, normalize_method, normalize_threads
+from ._problem import (
+    Problem,
+    kernel_as_problem,
+    make_problem_from_shapes,
+    normalize_method,
+    normalize_threads,
+)
 from .io import cast_to
+from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
 
 __all__ = [
@@ -562,8 +570,6 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
                           tile=fit, kernel=k, **sizes)
     src, cache_bytes = _with_chunk_cache(src, max_memory - plan.memory)
     plan = replace(plan, memory=plan.memory + cache_bytes)
-    from .api import _execute, prepare_kernel
-
     tp, k, perm = _channels_first(problem, plan.tile, k)
     identity = perm == tuple(range(problem.ndim))
     inverse = tuple(int(i) for i in np.argsort(perm))
@@ -589,7 +595,7 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
         if not identity:
             block = np.ascontiguousarray(block.transpose(perm))
         res = np.empty(tile_out, problem.dtype)
-        _execute(tp, tile_plan, block, k, res, plan.fft_threads, prepared)
+        execute(tp, tile_plan, block, k, res, plan.fft_threads, prepared)
         del block
         if not identity:
             res = res.transpose(inverse)
@@ -716,11 +722,6 @@ def _aligned(dst, axes, tile) -> bool:
     return all(t % chunks[a] == 0 or t >= dst.shape[a] for a, t in zip(axes, tile))
 
 
-def _dummy(shape, dtype) -> np.ndarray:
-    """A zero-memory stand-in with `shape` and `dtype`, for validation only."""
-    return np.broadcast_to(np.zeros((), dtype), tuple(shape))
-
-
 def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str = "symmetric",
                    fillvalue=0, channel_axis: int | None = None, method: str = "auto",
                    max_memory=DEFAULT_MAX_MEMORY, threads: int | None = None,
@@ -822,22 +823,24 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
 def _tiled_problem(shape, sdtype, kernel, out_dtype, mode, boundary, fillvalue, channel_axis,
                    method, max_memory, threads, correlate):
     """`convolve_tiled`'s arguments, checked: the Problem (in the compute dtype), the
-    kernel, the threads, the method and the budget in bytes."""
+    kernel as the Problem has it, the threads, the method and the budget in bytes."""
     if isinstance(correlate, np.bool_):
         correlate = bool(correlate)
     kern = np.asarray(kernel)
     if kern.dtype.kind not in "biufc":
         raise TypeError(f"kernel has dtype {kern.dtype}; it must be numeric")
     cdtype = compute_dtype(sdtype, kern.dtype, out_dtype)
-    problem, _, k = make_problem(_dummy(shape, cdtype), kern.astype(cdtype), mode, boundary,
-                                 fillvalue, None, channel_axis, correlate)
+    problem = make_problem_from_shapes(shape, kern.shape, cdtype, mode=mode, boundary=boundary,
+                                       fillvalue=fillvalue, channel_axis=channel_axis,
+                                       correlate=correlate)
     if problem.swapped:
         raise ValueError(
             f"mode='valid' needs an image at least as large as the kernel on every axis; "
             f"got image {tuple(shape)} and kernel {kern.shape}"
         )
-    return (problem, np.ascontiguousarray(k), normalize_threads(threads),
-            normalize_method(method), parse_memory(max_memory))
+    k = np.ascontiguousarray(kernel_as_problem(kern.astype(cdtype), problem, channel_axis))
+    return (problem, k, normalize_threads(threads), normalize_method(method),
+            parse_memory(max_memory))
 
 
 def plan_for(shape, dtype, kernel, *, mode: str = "same", boundary: str = "symmetric",
@@ -874,8 +877,6 @@ def plan_for(shape, dtype, kernel, *, mode: str = "same", boundary: str = "symme
 def whole_array_bytes(problem: Problem) -> int:
     """Working memory of an in-memory FFT call (besides input and output): the four
     transform buffers of the padded shape, the kernel spectrum and the padded image."""
-    from .methods.fft import transform_lengths
-
     samples = math.prod(transform_lengths(problem)) * math.prod(problem.batch_shape)
     return 6 * samples * problem.dtype.itemsize
 

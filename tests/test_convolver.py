@@ -11,7 +11,7 @@ import pytest
 import fftconv
 import fftconv.methods.blocks as blocks_mod
 import fftconv.methods.fft as fft_mod
-from fftconv import api, planner
+from fftconv import _convolver, _execute, planner
 from reference import assert_close, reference
 
 
@@ -46,8 +46,9 @@ def test_second_image_costs_no_planning_and_no_kernel_transform(monkeypatch):
         counts["kspec"] += 1
         return real_lent(*a, **kw)
 
-    monkeypatch.setattr(planner, "plan_problem", counting_plan)
-    for mod in (fft_mod, api):  # api.prepare_kernel computes a Convolver's spectra
+    for mod in (planner, _convolver):
+        monkeypatch.setattr(mod, "plan_problem", counting_plan)
+    for mod in (fft_mod, _execute):  # _execute.prepare_kernel computes a Convolver's spectra
         monkeypatch.setattr(mod, "kernel_spectrum", counting_kspec)
     for mod in (fft_mod, blocks_mod):
         monkeypatch.setattr(mod, "lent_kernel_spectrum", counting_lent)

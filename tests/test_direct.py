@@ -6,14 +6,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import fftconv
 from fftconv._problem import make_problem
-from fftconv.methods import direct
-from fftconv.methods.direct import calibrate, convolve_direct, direct_cost
+from fftconv.methods import direct, rows
+from fftconv.methods.direct import convolve_direct
+from fftconv.methods.precompile import precompile
+from fftconv.planner import Machine, direct_cost
+from fftconv.planner.profile import compiled_rates
 from reference import assert_close, reference
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
@@ -142,7 +146,7 @@ def test_numpy_fallback_without_numba(monkeypatch):
     rng = np.random.default_rng(8)
     a, k = rng.standard_normal((14, 9)), rng.standard_normal((4, 3))
     compiled = _run(a, k, "same", "symmetric")
-    monkeypatch.setattr(direct, "USE_NUMBA", False)
+    monkeypatch.setattr(rows, "USE_NUMBA", False)
     assert direct.kernels() is None
     p, _, _ = make_problem(a, k, "same", "symmetric", 0, None, None, False)
     assert not direct.compiled_available(p)
@@ -160,8 +164,8 @@ def test_numpy_fallback_without_numba(monkeypatch):
 
 
 def test_import_error_means_no_compiled_engine(monkeypatch):
-    monkeypatch.setattr(direct, "_kernels_tried", True)
-    monkeypatch.setattr(direct, "_kernels_module", None)
+    monkeypatch.setattr(rows, "_kernels_tried", True)
+    monkeypatch.setattr(rows, "_kernels_module", None)
     assert direct.kernels() is None
     a = np.arange(12.0).reshape(3, 4)
     assert_close(
@@ -184,12 +188,12 @@ def test_cost_helpers():
     assert direct_cost(p_big, threads=4)[0] < s_big
     assert peak >= 0
     # the memory floor: never faster than moving the image and the result
-    consts = dict(direct.DEFAULT_CONSTS, copy_bytes_per_s=1e6)
+    consts = replace(Machine(), copy_rate=1e6)
     assert direct_cost(p_big, consts)[0] >= 2 * 1024 * 1024 * 4 / 1e6
 
 
 def test_calibrate_returns_positive_rates():
-    consts = calibrate(size=64, repeat=1)
+    consts = compiled_rates(size=64, repeat=1)
     for table in ("direct_madds_per_s", "separable_madds_per_s"):
         assert set(consts[table]) >= {"float32", "float64", "complex64", "complex128"}
         assert all(v > 0 for v in consts[table].values())
@@ -220,6 +224,7 @@ def test_compiled_code_is_cached_on_disk():
     The first run fills the cache if the earlier tests have not (same cache
     directory as the test session), the second must only load from it.
     """
+    pytest.importorskip("numba")
     import json
 
     runs = []
@@ -253,6 +258,7 @@ _NO_CACHE_DIR_PROBE = textwrap.dedent("""
 
 
 def test_cache_falls_back_to_a_temporary_directory():
+    pytest.importorskip("numba")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     res = subprocess.run(
         [sys.executable, "-c", _NO_CACHE_DIR_PROBE],
@@ -266,9 +272,10 @@ def test_cache_falls_back_to_a_temporary_directory():
 
 
 def test_precompile_reports_availability(monkeypatch):
-    assert direct.precompile(["float32"]) is True
-    monkeypatch.setattr(direct, "USE_NUMBA", False)
-    assert direct.precompile(["float32"]) is False
+    pytest.importorskip("numba")
+    assert precompile(["float32"]) is True
+    monkeypatch.setattr(rows, "USE_NUMBA", False)
+    assert precompile(["float32"]) is False
 
 
 def test_complex_non_finite_takes_the_exact_path():

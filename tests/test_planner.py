@@ -18,9 +18,9 @@ from fftconv.planner import Candidate, Machine, fft_flops, plan
 def default_constants(tmp_path, monkeypatch):
     """Every test sees the shipped constants and a private cache directory."""
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path / "cache"))
-    planner._reset_machine()
+    planner.reset_machine()
     yield
-    planner._reset_machine()
+    planner.reset_machine()
 
 
 def test_plan_describes_choice_and_every_candidate():
@@ -132,15 +132,15 @@ def test_plan_validates_like_convolve():
 def test_auto_follows_the_plan(monkeypatch):
     rng = np.random.default_rng(0)
     calls = []
-    from fftconv import api
+    from fftconv import _execute
 
-    real = api._execute
+    real = _execute.execute
 
     def spy(problem, chosen, *args, **kw):
         calls.append(chosen.method)
         return real(problem, chosen, *args, **kw)
 
-    monkeypatch.setattr(api, "_execute", spy)
+    monkeypatch.setattr(_execute, "execute", spy)
     for shape, kshape in (((64, 64), (3, 3)), ((700, 500), (15, 15)), ((60, 60), (41, 41))):
         a = rng.standard_normal(shape)
         k = rng.standard_normal(kshape)
@@ -153,7 +153,7 @@ def test_calibrate_writes_profile_and_plans_use_it(tmp_path):
     assert m.calibrated
     doc = json.loads((tmp_path / "cache" / "planner-profile.json").read_text())
     assert doc["format"] == "fftconv-planner-profile/1"
-    planner._reset_machine()
+    planner.reset_machine()
     assert planner.machine() == m
     assert plan((100, 100), (5, 5)).calibrated
     assert "calibrated on this machine" in str(plan((100, 100), (5, 5)))
@@ -183,7 +183,42 @@ def test_calibrate_into_unwritable_cache_dir_warns(tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(blocker / "cache"))
-    monkeypatch.setattr(planner, "_time_direct", dict)  # keep it quick
+    monkeypatch.setattr(planner.profile, "_time_direct", dict)  # keep it quick
     with pytest.warns(CacheWarning, match="cannot save the planner profile"):
         m = fftconv.calibrate(budget_s=8)
     assert planner.machine() is m  # used for this process anyway
+
+
+def test_profile_of_the_first_layout_is_read_with_its_direct_section(tmp_path):
+    """Profiles written before the compiled rates joined `Machine` kept them apart."""
+    d = tmp_path / "cache"
+    d.mkdir()
+    first = ("fft32", "fft64", "fft_slope", "cache", "parallel", "mem", "madd32", "madd64",
+             "tap", "block", "call")
+    consts = {k: getattr(Machine(), k) * 2 for k in first}
+    rates = {n: 1e9 for n in ("float32", "float64", "complex64", "complex128")}
+    direct = {"direct_madds_per_s": rates, "separable_madds_per_s": dict(rates),
+              "numpy_madds_per_s": dict(rates), "copy_bytes_per_s": 3e9,
+              "call_overhead_s": 1e-5}
+    doc = {"format": "fftconv-planner-profile/1", "host": planner.profile._host(),
+           "constants": consts, "direct": direct}
+    (d / "planner-profile.json").write_text(json.dumps(doc))
+    m = planner.machine()
+    assert m.calibrated and m.fft32 == 2 * Machine().fft32
+    assert m.rate("direct", "float32") == 1e9 and m.rate("separable", "complex128") == 1e9
+    assert (m.copy_rate, m.direct_call) == (3e9, 1e-5)
+    planner.reset_machine()
+    doc.pop("direct")  # no compiled rates at all: the defaults stand for them
+    (d / "planner-profile.json").write_text(json.dumps(doc))
+    m = planner.machine()
+    assert m.calibrated and m.rate("direct", "float32") == Machine().rate("direct", "float32")
+
+
+@pytest.mark.slow
+def test_calibrate_measures_every_constant_it_prints():
+    m = fftconv.calibrate(save=False, budget_s=8)
+    text = m.describe()
+    for name in ("fft32", "madd64", "block", "direct_float32", "separable_float64",
+                 "copy_rate", "direct_call"):
+        assert name in text
+    assert m.rate("direct", "float64") > 0 and m.copy_rate != Machine().copy_rate

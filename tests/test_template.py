@@ -9,7 +9,10 @@ import fftconv
 from fftconv import template as tm
 from reference import peaks_reference, zncc_reference
 
-skf = pytest.importorskip("skimage.feature")
+
+def _skimage():
+    return pytest.importorskip("skimage.feature")
+
 
 PAD_MODES = [
     "constant",
@@ -51,7 +54,7 @@ def test_equals_skimage_random(path, rng, dtype, shapes, pad_input):
     t = rng.random(shapes[1]).astype(dtype)
     for mode in PAD_MODES if pad_input else ["constant"]:
         got = fftconv.match_template(img, t, pad_input, mode, constant_values=0.3)
-        want = skf.match_template(img, t, pad_input, mode, constant_values=0.3)
+        want = _skimage().match_template(img, t, pad_input, mode, constant_values=0.3)
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL[dtype], err_msg=mode)
 
@@ -69,11 +72,11 @@ def test_3d_and_1d(rng):
     img = rng.random((12, 11, 10))
     t = rng.random((4, 3, 5))
     np.testing.assert_allclose(
-        fftconv.match_template(img, t), skf.match_template(img, t), atol=1e-10
+        fftconv.match_template(img, t), _skimage().match_template(img, t), atol=1e-10
     )
     np.testing.assert_allclose(
         fftconv.match_template(img, t, pad_input=True, mode="wrap"),
-        skf.match_template(img, t, pad_input=True, mode="wrap"),
+        _skimage().match_template(img, t, pad_input=True, mode="wrap"),
         atol=1e-10,
     )
     x, k = rng.random(50), rng.random(7)
@@ -85,7 +88,7 @@ def test_template_larger_than_half(path, rng):
     t = rng.random((25, 28)).astype(np.float32)
     for pad in (False, True):
         got = fftconv.match_template(img, t, pad_input=pad)
-        np.testing.assert_allclose(got, skf.match_template(img, t, pad_input=pad), atol=1e-5)
+        np.testing.assert_allclose(got, _skimage().match_template(img, t, pad_input=pad), atol=1e-5)
 
 
 def test_flat_regions_score_zero(path, rng):
@@ -137,6 +140,11 @@ def test_channels_sum_like_opencv(rng):
     # channels first, and one template for all channels
     first = fftconv.match_template(np.moveaxis(img, -1, 0), np.moveaxis(t, -1, 0), channel_axis=0)
     np.testing.assert_allclose(first, got, atol=1e-6)
+    v = rng.random((40, 50)) > 0.1
+    w = rng.random((11, 13)) > 0.2
+    masked = fftconv.match_template(img, t, channel_axis=-1, mask=w, image_mask=v)
+    want = zncc_reference(img, t, np.repeat(w[..., None], 3, -1), np.repeat(v[..., None], 3, -1))
+    np.testing.assert_allclose(masked, want, atol=1e-5)
     shared = fftconv.match_template(img, t[..., 0], channel_axis=2)
     np.testing.assert_allclose(shared, zncc_reference(img, np.repeat(t[..., :1], 3, -1)), atol=1e-5)
 
@@ -160,9 +168,9 @@ def test_masked_against_reference(rng, pad_input):
 def test_weights_and_nan(rng):
     img = rng.random((25, 26))
     t = rng.random((5, 6))
-    wts = rng.random((5, 6))
-    got = fftconv.match_template(img, t, mask=wts)
-    np.testing.assert_allclose(got, _ref(img, t, weights=wts), atol=1e-9)
+    for wts in (rng.random((5, 6)), 1e-3 * rng.random((5, 6))):
+        got = fftconv.match_template(img, t, mask=wts)
+        np.testing.assert_allclose(got, _ref(img, t, weights=wts), atol=1e-9)
     holes = img.copy()
     holes[0, :] = np.nan  # an edge
     holes[10:12, 3] = np.nan
@@ -316,3 +324,36 @@ def test_peaks_hypothesis(shape, md, seed):
     np.testing.assert_array_equal(
         fftconv.find_peaks(s, min_distance=md, exclude_border=False), peaks_reference(s, md)
     )
+
+
+@pytest.mark.parametrize("md", [1, 3])
+@pytest.mark.parametrize("border", [True, False, 2])
+def test_peaks_like_peak_local_max(rng, md, border):
+    """Without ties (a smooth random score) the peaks are peak_local_max's."""
+    from scipy import ndimage
+
+    s = ndimage.gaussian_filter(rng.standard_normal((60, 70)), 2)
+    want = _skimage().peak_local_max(s, min_distance=md, exclude_border=border)
+    np.testing.assert_array_equal(
+        fftconv.find_peaks(s, min_distance=md, exclude_border=border), want
+    )
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    h=st.integers(2, 12),
+    w=st.integers(2, 12),
+    th=st.integers(1, 5),
+    tw=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_hypothesis_masked(h, w, th, tw, seed):
+    r = np.random.default_rng(seed)
+    th, tw = min(th, h), min(tw, w)
+    img, t = r.random((h, w)), r.random((th, tw))
+    wts, v = r.random((th, tw)) > 0.3, r.random((h, w)) > 0.3
+    if not wts.any():
+        return
+    got = fftconv.match_template(img, t, mask=wts, image_mask=v)
+    want = zncc_reference(img[..., None], t[..., None], wts[..., None], v[..., None])
+    np.testing.assert_allclose(got, want, atol=1e-9)

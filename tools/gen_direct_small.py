@@ -28,12 +28,11 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._direct_kernels import _border_row, direct_rows
+from ._direct_kernels import border_row, direct_rows
+from ._jit import FASTMATH, JIT
 
-_FLAGS = {"contract"}
 
-
-@njit(nogil=True, cache=True)
+@njit(**JIT)
 def _regular(rowmap, i, m):
     """True when padded rows i .. i + m - 1 all copy image rows (no fill rows)."""
     for q in range(m):
@@ -49,7 +48,7 @@ def pair(kh: int, kw: int) -> str:
     lines = [
         "",
         "",
-        "@njit(nogil=True, cache=True, fastmath=_FLAGS)",
+        "@njit(**JIT, fastmath=FASTMATH)",
         f"def pair_{kh}x{kw}(o0, o1, {args}, w, n):",
     ]
     for r in range(kh):
@@ -79,7 +78,7 @@ def driver(kh: int, kw: int) -> str:
     srcs = ", ".join(f"a[rowmap[i + {q}]][jl - px:]" for q in range(rows))
     return f'''
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def rows_{kh}x{kw}(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """`direct_rows` for a {kh}x{kw} kernel: pairs of output rows whose padded rows are
     all image rows run `pair_{kh}x{kw}` on the interior columns."""
@@ -102,8 +101,8 @@ def rows_{kh}x{kw}(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                 for o in range(2):
                     dst = out[i + o]
                     row = a[rowmap[i + o + r]]
-                    _border_row(dst, row, w, r, {kw}, colmap, fv, 0, jl, 0)
-                    _border_row(dst, row, w, r, {kw}, colmap, fv, jr, wo, 0)
+                    border_row(dst, row, w, r, {kw}, colmap, fv, 0, jl, 0)
+                    border_row(dst, row, w, r, {kw}, colmap, fv, jr, wo, 0)
             i += 2
         else:
             direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
@@ -127,7 +126,7 @@ from __future__ import annotations
 
 from numba import njit
 
-_FLAGS = {"contract"}
+from ._jit import FASTMATH, JIT
 '''
 
 
@@ -159,7 +158,7 @@ def taps(outs: int) -> str:
     lines = [
         "",
         "",
-        "@njit(nogil=True, cache=True, fastmath=_FLAGS)",
+        "@njit(**JIT, fastmath=FASTMATH)",
         f"def {name}({args}):",
         "    c = 0",
         f"    while kw - c >= {WIDEST}:",
@@ -172,22 +171,31 @@ def taps(outs: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+#: The generated files, relative to the repository root.
+TAPS_PATH = pathlib.Path("fftconv/methods/_direct_taps.py")
+SMALL_PATH = pathlib.Path("fftconv/methods/_direct_small.py")
+
+
+def render() -> dict[pathlib.Path, str]:
+    """The text of every generated file, by path relative to the repository root
+    (tests compare it with the committed files)."""
     taps_src = TAPS_HEADER + taps(1) + taps(2) + taps(4)
-    dst = pathlib.Path(__file__).resolve().parents[1] / "fftconv" / "methods" / "_direct_taps.py"
-    tmp = dst.with_suffix(".py.tmp")
-    tmp.write_text(taps_src)
-    os.replace(tmp, dst)
     src = HEADER
     for kh, kw in SIZES:
         src += pair(kh, kw)
         src += driver(kh, kw)
     table = ", ".join(f"({kh}, {kw}): rows_{kh}x{kw}" for kh, kw in SIZES)
     src += f"\n\n#: (kh, kw) -> unrolled replacement of `direct_rows`\nROWS = {{{table}}}\n"
-    dst = pathlib.Path(__file__).resolve().parents[1] / "fftconv" / "methods" / "_direct_small.py"
-    tmp = dst.with_suffix(".py.tmp")
-    tmp.write_text(src)
-    os.replace(tmp, dst)
+    return {TAPS_PATH: taps_src, SMALL_PATH: src}
+
+
+def main() -> None:
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for rel, text in render().items():
+        dst = root / rel
+        tmp = dst.with_suffix(".py.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, dst)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,14 @@
 """Compiled (numba) row kernels for 2-D direct and separable convolution.
 
-This module imports numba; import it only through `fftconv.methods.direct.kernels()`,
+This module imports numba; import it only through `fftconv.methods.rows.kernels()`,
 which returns None when numba is missing so that fftconv works without it.
 
 Every kernel works on a band of output rows ``[i0, i1)`` of one 2-D image and
-is compiled with ``nogil=True``, so the executors run bands on threads of
-their own pool (no numba threading layer: calls from several Python threads,
-or from a forked child, are safe).  ``cache=True`` writes the compiled machine
-code to numba's on-disk cache (``__pycache__`` beside this file, or numba's
-user-wide cache directory when that is not writable, or ``NUMBA_CACHE_DIR``),
-so compiling is paid once per machine, not once per process.
+is compiled with the settings of `_jit` (``nogil``: the executors run bands
+on threads of their own pool; ``cache``: the machine code goes to numba's
+on-disk cache, ``__pycache__`` beside this file, or numba's user-wide cache
+directory when that is not writable, or ``NUMBA_CACHE_DIR``, so compiling is
+paid once per machine, not once per process).
 
 Geometry, shared by all kernels, in *correlation* form (the executors flip
 convolution kernels): output ``out[i, j] = sum_{r,c} w[r, c] * P[i + r, j + c]``
@@ -19,7 +18,7 @@ where ``P`` is the image padded in its boundary mode.  ``P`` is never built:
 ``[jl, jr)`` read only real columns ``j + c - px`` and run as plain vectorised
 loops; the few border columns go through ``colmap``.
 
-Only the floating-point contraction flag is set (fused multiply-add):
+Only the floating-point contraction flag is set (fused multiply-add, `_jit.FASTMATH`):
 NaN and infinity propagate exactly as the written sums say.
 """
 
@@ -31,14 +30,14 @@ from numba import njit
 from ._direct_taps import taps_row as _taps_row
 from ._direct_taps import taps_row2 as _taps_row2
 from ._direct_taps import taps_row4 as _taps_row4
+from ._jit import FASTMATH, JIT
 
-_FLAGS = {"contract"}
 #: Output columns accumulated at once: the accumulator stays in L1 cache.
 CHUNK = 1024
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
-def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
+@njit(**JIT, fastmath=FASTMATH, inline="always")
+def border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
     """The border outputs [ja, jb): each tap's column through `colmap`."""
     for j in range(ja, jb):
         s = acc[j - base]
@@ -48,7 +47,7 @@ def _border_row(acc, row, w, r, kw, colmap, fill, ja, jb, base):
         acc[j - base] = s
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS, inline="always")
+@njit(**JIT, fastmath=FASTMATH, inline="always")
 def _fill_row(acc, w, r, kw, fv, n):
     """Row r of `w` applied to a padded row that is all fill value."""
     for j in range(n):
@@ -58,7 +57,7 @@ def _fill_row(acc, w, r, kw, fv, n):
         acc[j] = s
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """Correlate `a` with `w` into output rows [i0, i1) of `out`.
 
@@ -123,12 +122,12 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                     _fill_row(dst[jr:], w, r, kw, fv, wo - jr)
                 else:
                     row = a[p]
-                    _border_row(dst, row, w, r, kw, colmap, fv, 0, jl, 0)
-                    _border_row(dst, row, w, r, kw, colmap, fv, jr, wo, 0)
+                    border_row(dst, row, w, r, kw, colmap, fv, 0, jl, 0)
+                    border_row(dst, row, w, r, kw, colmap, fv, jr, wo, 0)
         i += nout
 
 
-@njit(nogil=True, cache=True, fastmath={"contract", "reassoc"})
+@njit(**JIT, fastmath=FASTMATH | {"reassoc"})
 def _nonfinite(x, n):
     """True when x[:n] holds a NaN or an infinity (x - x is 0 only for finite x)."""
     s = x[0] - x[0]
@@ -137,7 +136,7 @@ def _nonfinite(x, n):
     return s != 0
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def _column_pass1(v, a, cols, f, rowmap, i, kh, w, fv):
     """v[x] = sum_r cols[f, r] * P[i + r, x] for one output row (fill rows allowed)."""
     for x in range(w):
@@ -169,7 +168,7 @@ def _column_pass1(v, a, cols, f, rowmap, i, kh, w, fv):
         r += 1
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def _column_pass2(v, a, cols, f, rowmap, i, kh, w):
     """Rows 0 and 1 of `v`: the column pass for output rows i and i + 1 together,
     four kernel taps per pass, each image row loaded once for both (no fill rows)."""
@@ -236,7 +235,7 @@ def _column_pass2(v, a, cols, f, rowmap, i, kh, w):
         r += 1
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """Sum over factors f of (column pass with cols[f], then row pass with rows[f]).
 
@@ -278,13 +277,11 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                 vo = v[o]
                 if jb > ja:
                     _taps_row(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
-                _border_row(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 0)
-                _border_row(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 0)
+                border_row(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 0)
+                border_row(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 0)
         for o in range(nr):
             if _nonfinite(out[i + o], wo):
                 bad = True
         i += nr
     return bad
 
-
-from . import _direct_small as small  # noqa: E402, F401  (kernels().small; imports the above)

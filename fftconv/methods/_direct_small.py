@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from numba import njit
 
-from ._direct_kernels import _border_row, direct_rows
+from ._direct_kernels import border_row, direct_rows
+from ._jit import FASTMATH, JIT
 
-_FLAGS = {"contract"}
 
-
-@njit(nogil=True, cache=True)
+@njit(**JIT)
 def _regular(rowmap, i, m):
     """True when padded rows i .. i + m - 1 all copy image rows (no fill rows)."""
     for q in range(m):
@@ -26,7 +25,7 @@ def _regular(rowmap, i, m):
     return True
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def pair_3x3(o0, o1, s0, s1, s2, s3, w, n):
     w0_0 = w[0, 0]
     w0_1 = w[0, 1]
@@ -63,30 +62,18 @@ def pair_3x3(o0, o1, s0, s1, s2, s3, w, n):
         x3_1 = v3_1[j]
         x3_2 = v3_2[j]
         o0[j] = (
-            w0_0 * x0_0
-            + w0_1 * x0_1
-            + w0_2 * x0_2
-            + w1_0 * x1_0
-            + w1_1 * x1_1
-            + w1_2 * x1_2
-            + w2_0 * x2_0
-            + w2_1 * x2_1
-            + w2_2 * x2_2
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2
         )
         o1[j] = (
-            w0_0 * x1_0
-            + w0_1 * x1_1
-            + w0_2 * x1_2
-            + w1_0 * x2_0
-            + w1_1 * x2_1
-            + w1_2 * x2_2
-            + w2_0 * x3_0
-            + w2_1 * x3_1
-            + w2_2 * x3_2
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2
         )
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def rows_3x3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """`direct_rows` for a 3x3 kernel: pairs of output rows whose padded rows are
     all image rows run `pair_3x3` on the interior columns."""
@@ -98,16 +85,7 @@ def rows_3x3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
         if i + 1 < i1 and n > 0 and _regular(rowmap, i, 4):
             o0 = out[i]
             o1 = out[i + 1]
-            pair_3x3(
-                o0[jl:],
-                o1[jl:],
-                a[rowmap[i + 0]][jl - px :],
-                a[rowmap[i + 1]][jl - px :],
-                a[rowmap[i + 2]][jl - px :],
-                a[rowmap[i + 3]][jl - px :],
-                w,
-                n,
-            )
+            pair_3x3(o0[jl:], o1[jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], w, n)
             for j in range(jl):
                 o0[j] = 0
                 o1[j] = 0
@@ -118,15 +96,15 @@ def rows_3x3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                 for o in range(2):
                     dst = out[i + o]
                     row = a[rowmap[i + o + r]]
-                    _border_row(dst, row, w, r, 3, colmap, fv, 0, jl, 0)
-                    _border_row(dst, row, w, r, 3, colmap, fv, jr, wo, 0)
+                    border_row(dst, row, w, r, 3, colmap, fv, 0, jl, 0)
+                    border_row(dst, row, w, r, 3, colmap, fv, jr, wo, 0)
             i += 2
         else:
             direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
             i += 1
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def pair_5x5(o0, o1, s0, s1, s2, s3, s4, s5, w, n):
     w0_0 = w[0, 0]
     w0_1 = w[0, 1]
@@ -215,62 +193,26 @@ def pair_5x5(o0, o1, s0, s1, s2, s3, s4, s5, w, n):
         x5_3 = v5_3[j]
         x5_4 = v5_4[j]
         o0[j] = (
-            w0_0 * x0_0
-            + w0_1 * x0_1
-            + w0_2 * x0_2
-            + w0_3 * x0_3
-            + w0_4 * x0_4
-            + w1_0 * x1_0
-            + w1_1 * x1_1
-            + w1_2 * x1_2
-            + w1_3 * x1_3
-            + w1_4 * x1_4
-            + w2_0 * x2_0
-            + w2_1 * x2_1
-            + w2_2 * x2_2
-            + w2_3 * x2_3
-            + w2_4 * x2_4
-            + w3_0 * x3_0
-            + w3_1 * x3_1
-            + w3_2 * x3_2
-            + w3_3 * x3_3
-            + w3_4 * x3_4
-            + w4_0 * x4_0
-            + w4_1 * x4_1
-            + w4_2 * x4_2
-            + w4_3 * x4_3
-            + w4_4 * x4_4
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w1_0 * x1_0 + w1_1 * x1_1 + w1_2 * x1_2 +
+            w1_3 * x1_3 + w1_4 * x1_4 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w3_0 * x3_0 +
+            w3_1 * x3_1 + w3_2 * x3_2 + w3_3 * x3_3 + w3_4 * x3_4 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4
         )
         o1[j] = (
-            w0_0 * x1_0
-            + w0_1 * x1_1
-            + w0_2 * x1_2
-            + w0_3 * x1_3
-            + w0_4 * x1_4
-            + w1_0 * x2_0
-            + w1_1 * x2_1
-            + w1_2 * x2_2
-            + w1_3 * x2_3
-            + w1_4 * x2_4
-            + w2_0 * x3_0
-            + w2_1 * x3_1
-            + w2_2 * x3_2
-            + w2_3 * x3_3
-            + w2_4 * x3_4
-            + w3_0 * x4_0
-            + w3_1 * x4_1
-            + w3_2 * x4_2
-            + w3_3 * x4_3
-            + w3_4 * x4_4
-            + w4_0 * x5_0
-            + w4_1 * x5_1
-            + w4_2 * x5_2
-            + w4_3 * x5_3
-            + w4_4 * x5_4
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w1_0 * x2_0 + w1_1 * x2_1 + w1_2 * x2_2 +
+            w1_3 * x2_3 + w1_4 * x2_4 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w3_0 * x4_0 +
+            w3_1 * x4_1 + w3_2 * x4_2 + w3_3 * x4_3 + w3_4 * x4_4 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4
         )
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def rows_5x5(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """`direct_rows` for a 5x5 kernel: pairs of output rows whose padded rows are
     all image rows run `pair_5x5` on the interior columns."""
@@ -282,18 +224,7 @@ def rows_5x5(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
         if i + 1 < i1 and n > 0 and _regular(rowmap, i, 6):
             o0 = out[i]
             o1 = out[i + 1]
-            pair_5x5(
-                o0[jl:],
-                o1[jl:],
-                a[rowmap[i + 0]][jl - px :],
-                a[rowmap[i + 1]][jl - px :],
-                a[rowmap[i + 2]][jl - px :],
-                a[rowmap[i + 3]][jl - px :],
-                a[rowmap[i + 4]][jl - px :],
-                a[rowmap[i + 5]][jl - px :],
-                w,
-                n,
-            )
+            pair_5x5(o0[jl:], o1[jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], w, n)
             for j in range(jl):
                 o0[j] = 0
                 o1[j] = 0
@@ -304,8 +235,8 @@ def rows_5x5(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                 for o in range(2):
                     dst = out[i + o]
                     row = a[rowmap[i + o + r]]
-                    _border_row(dst, row, w, r, 5, colmap, fv, 0, jl, 0)
-                    _border_row(dst, row, w, r, 5, colmap, fv, jr, wo, 0)
+                    border_row(dst, row, w, r, 5, colmap, fv, 0, jl, 0)
+                    border_row(dst, row, w, r, 5, colmap, fv, jr, wo, 0)
             i += 2
         else:
             direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from numba import njit
 
-_FLAGS = {"contract"}
+from ._jit import FASTMATH, JIT
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row(acc, src, w, r, kw, n):
     c = 0
     while kw - c >= 8:
@@ -39,16 +39,7 @@ def taps_row(acc, src, w, r, kw, n):
             x5 = s[j + 5]
             x6 = s[j + 6]
             x7 = s[j + 7]
-            acc[j] += (
-                w0_0 * x0
-                + w0_1 * x1
-                + w0_2 * x2
-                + w0_3 * x3
-                + w0_4 * x4
-                + w0_5 * x5
-                + w0_6 * x6
-                + w0_7 * x7
-            )
+            acc[j] += w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6 + w0_7 * x7
         c += 8
     left = kw - c
     if left == 7:
@@ -68,9 +59,7 @@ def taps_row(acc, src, w, r, kw, n):
             x4 = s[j + 4]
             x5 = s[j + 5]
             x6 = s[j + 6]
-            acc[j] += (
-                w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
-            )
+            acc[j] += w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
     elif left == 6:
         w0_0 = w[r, c + 0]
         w0_1 = w[r, c + 1]
@@ -139,7 +128,7 @@ def taps_row(acc, src, w, r, kw, n):
             acc[j] += w0_0 * x0
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
     c = 0
     while kw - c >= 8:
@@ -169,26 +158,8 @@ def taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
             x5 = s[j + 5]
             x6 = s[j + 6]
             x7 = s[j + 7]
-            acc0[j] += (
-                w0_0 * x0
-                + w0_1 * x1
-                + w0_2 * x2
-                + w0_3 * x3
-                + w0_4 * x4
-                + w0_5 * x5
-                + w0_6 * x6
-                + w0_7 * x7
-            )
-            acc1[j] += (
-                w1_0 * x0
-                + w1_1 * x1
-                + w1_2 * x2
-                + w1_3 * x3
-                + w1_4 * x4
-                + w1_5 * x5
-                + w1_6 * x6
-                + w1_7 * x7
-            )
+            acc0[j] += w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6 + w0_7 * x7
+            acc1[j] += w1_0 * x0 + w1_1 * x1 + w1_2 * x2 + w1_3 * x3 + w1_4 * x4 + w1_5 * x5 + w1_6 * x6 + w1_7 * x7
         c += 8
     left = kw - c
     if left == 7:
@@ -215,12 +186,8 @@ def taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
             x4 = s[j + 4]
             x5 = s[j + 5]
             x6 = s[j + 6]
-            acc0[j] += (
-                w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
-            )
-            acc1[j] += (
-                w1_0 * x0 + w1_1 * x1 + w1_2 * x2 + w1_3 * x3 + w1_4 * x4 + w1_5 * x5 + w1_6 * x6
-            )
+            acc0[j] += w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
+            acc1[j] += w1_0 * x0 + w1_1 * x1 + w1_2 * x2 + w1_3 * x3 + w1_4 * x4 + w1_5 * x5 + w1_6 * x6
     elif left == 6:
         w0_0 = w[r0, c + 0]
         w0_1 = w[r0, c + 1]
@@ -316,7 +283,7 @@ def taps_row2(acc0, acc1, src, w, r0, r1, kw, n):
             acc1[j] += w1_0 * x0
 
 
-@njit(nogil=True, cache=True, fastmath=_FLAGS)
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row4(acc, src, w, r0, kw, n):
     c = 0
     while kw - c >= 8:
@@ -362,46 +329,10 @@ def taps_row4(acc, src, w, r0, kw, n):
             x5 = s[j + 5]
             x6 = s[j + 6]
             x7 = s[j + 7]
-            acc[0, j] += (
-                w0_0 * x0
-                + w0_1 * x1
-                + w0_2 * x2
-                + w0_3 * x3
-                + w0_4 * x4
-                + w0_5 * x5
-                + w0_6 * x6
-                + w0_7 * x7
-            )
-            acc[1, j] += (
-                w1_0 * x0
-                + w1_1 * x1
-                + w1_2 * x2
-                + w1_3 * x3
-                + w1_4 * x4
-                + w1_5 * x5
-                + w1_6 * x6
-                + w1_7 * x7
-            )
-            acc[2, j] += (
-                w2_0 * x0
-                + w2_1 * x1
-                + w2_2 * x2
-                + w2_3 * x3
-                + w2_4 * x4
-                + w2_5 * x5
-                + w2_6 * x6
-                + w2_7 * x7
-            )
-            acc[3, j] += (
-                w3_0 * x0
-                + w3_1 * x1
-                + w3_2 * x2
-                + w3_3 * x3
-                + w3_4 * x4
-                + w3_5 * x5
-                + w3_6 * x6
-                + w3_7 * x7
-            )
+            acc[0, j] += w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6 + w0_7 * x7
+            acc[1, j] += w1_0 * x0 + w1_1 * x1 + w1_2 * x2 + w1_3 * x3 + w1_4 * x4 + w1_5 * x5 + w1_6 * x6 + w1_7 * x7
+            acc[2, j] += w2_0 * x0 + w2_1 * x1 + w2_2 * x2 + w2_3 * x3 + w2_4 * x4 + w2_5 * x5 + w2_6 * x6 + w2_7 * x7
+            acc[3, j] += w3_0 * x0 + w3_1 * x1 + w3_2 * x2 + w3_3 * x3 + w3_4 * x4 + w3_5 * x5 + w3_6 * x6 + w3_7 * x7
         c += 8
     left = kw - c
     if left == 7:
@@ -442,18 +373,10 @@ def taps_row4(acc, src, w, r0, kw, n):
             x4 = s[j + 4]
             x5 = s[j + 5]
             x6 = s[j + 6]
-            acc[0, j] += (
-                w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
-            )
-            acc[1, j] += (
-                w1_0 * x0 + w1_1 * x1 + w1_2 * x2 + w1_3 * x3 + w1_4 * x4 + w1_5 * x5 + w1_6 * x6
-            )
-            acc[2, j] += (
-                w2_0 * x0 + w2_1 * x1 + w2_2 * x2 + w2_3 * x3 + w2_4 * x4 + w2_5 * x5 + w2_6 * x6
-            )
-            acc[3, j] += (
-                w3_0 * x0 + w3_1 * x1 + w3_2 * x2 + w3_3 * x3 + w3_4 * x4 + w3_5 * x5 + w3_6 * x6
-            )
+            acc[0, j] += w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
+            acc[1, j] += w1_0 * x0 + w1_1 * x1 + w1_2 * x2 + w1_3 * x3 + w1_4 * x4 + w1_5 * x5 + w1_6 * x6
+            acc[2, j] += w2_0 * x0 + w2_1 * x1 + w2_2 * x2 + w2_3 * x3 + w2_4 * x4 + w2_5 * x5 + w2_6 * x6
+            acc[3, j] += w3_0 * x0 + w3_1 * x1 + w3_2 * x2 + w3_3 * x3 + w3_4 * x4 + w3_5 * x5 + w3_6 * x6
     elif left == 6:
         w0_0 = w[r0, c + 0]
         w0_1 = w[r0, c + 1]

@@ -31,8 +31,8 @@ import numpy as np
 from .. import _fftw
 from .._pad import source_index
 from .._problem import Problem
-from . import finite, run_on_cores
-from .fft import _buffer_shape, _zero_tail, convolve_fft, lent_kernel_spectrum, product_shape
+from . import run_on_cores
+from .fft import buffer_shape, lent_kernel_spectrum, product_shape, zero_tail
 
 
 def block_layout(problem: Problem, lengths) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -61,11 +61,11 @@ def convolve_oa(
     kspec : optional, ``kernel_spectrum(problem, k, lengths, ...)`` computed
         earlier (a `Convolver` keeps it).
     workers : blocks in flight at once; default ``min(threads, blocks)``.
+
+    Finite data only: the execute layer sends non-finite data to the whole-array
+    path (`fft.convolve_fft_nonfinite`), which propagates them exactly.
     """
     lengths = tuple(int(x) for x in lengths)
-    if not np.isfinite(k).all() or not finite(a) or not np.isfinite(problem.fillvalue):
-        # The whole-array path propagates non-finite samples exactly.
-        return convolve_fft(problem, a, k, out, threads)
     layout = block_layout(problem, lengths)  # checks `lengths` before any transform
     if kspec is None:
         with lent_kernel_spectrum(problem, k, lengths, threads) as spec:
@@ -79,7 +79,7 @@ def _blocks(problem: Problem, a, kspec, out, threads: int, lengths, layout, work
     workers = max(1, min(threads if workers is None else workers, nblocks))
     fftw_threads = max(1, threads // workers)
     starts = list(itertools.product(*(range(0, c * s, s) for c, s in zip(counts, steps))))
-    shape = _buffer_shape(a.shape, problem, lengths)
+    shape = buffer_shape(a.shape, problem, lengths)
     yshape = product_shape(a.shape, kspec.shape, problem, lengths)
     pending = iter(starts)
     lock = threading.Lock()
@@ -108,7 +108,7 @@ def _one_block(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> None:
         sizes.append(b)
         used.append(b + kn - 1)
         first.append(t - pb)  # image position of the block's first padded sample
-    _zero_tail(buf, problem, used)
+    zero_tail(buf, problem, used)
     _load(buf, a, problem, first, used)
     fwd.execute()
     np.multiply(fwd.output_array, kspec, out=inv.input_array)

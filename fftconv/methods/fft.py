@@ -14,7 +14,9 @@ single precision throughout.
 Non-finite inputs would spread over the whole result through the transform.
 They are zeroed for the transform, and the outputs whose window holds one are
 set afterwards to what direct summation gives there (NaN, +inf or -inf),
-found by convolving masks of the non-finite samples.
+found by convolving masks of the non-finite samples (`convolve_fft_nonfinite`,
+the path `fftconv._execute.for_data` chooses for such data; `convolve_fft`,
+`convolve_circular` and the blocks take finite data only).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from .. import _fftw
 from .._pad import pad_into, padded
 from .._problem import Problem
-from . import effective_kernel, finite
+from . import effective_kernel
 
 
 def virtual_padding(problem: Problem) -> bool:
@@ -48,7 +50,7 @@ def transform_lengths(problem: Problem) -> tuple[int, ...]:
     return tuple(lengths)
 
 
-def _buffer_shape(shape, problem: Problem, lengths) -> tuple[int, ...]:
+def buffer_shape(shape, problem: Problem, lengths) -> tuple[int, ...]:
     out = list(shape)
     for a, n in zip(problem.axes, lengths):
         out[a] = n
@@ -60,12 +62,12 @@ def product_shape(a_shape, kspec_shape, problem: Problem, lengths) -> tuple[int,
     kernel's non-convolved axes broadcast, `lengths` on the convolved ones."""
     ones = [1] * len(lengths)
     shape = np.broadcast_shapes(
-        _buffer_shape(a_shape, problem, ones), _buffer_shape(kspec_shape, problem, ones)
+        buffer_shape(a_shape, problem, ones), buffer_shape(kspec_shape, problem, ones)
     )
-    return _buffer_shape(shape, problem, lengths)
+    return buffer_shape(shape, problem, lengths)
 
 
-def _zero_tail(buf, problem: Problem, used) -> None:
+def zero_tail(buf, problem: Problem, used) -> None:
     """Zero the buffer beyond the first `used` samples on each convolved axis."""
     for a, u in zip(problem.axes, used):
         if u < buf.shape[a]:
@@ -110,10 +112,10 @@ def lent_kernel_spectrum(problem: Problem, k, lengths, threads: int, circular: b
     if circular:
         kk = fold_kernel(kk, problem.axes, lengths)
         k = kk
-    shape = _buffer_shape(k.shape, problem, lengths)
+    shape = buffer_shape(k.shape, problem, lengths)
     with _fftw.transform(shape, problem.dtype, problem.axes, "forward", threads) as fwd:
         buf = fwd.input_array
-        _zero_tail(buf, problem, [k.shape[a] for a in problem.axes])
+        zero_tail(buf, problem, [k.shape[a] for a in problem.axes])
         buf[tuple(slice(0, s) for s in k.shape)] = kk
         fwd.execute()
         spec = fwd.output_array
@@ -121,24 +123,20 @@ def lent_kernel_spectrum(problem: Problem, k, lengths, threads: int, circular: b
         yield spec
 
 
-def convolve_fft(problem: Problem, a, k, out, threads: int, kspec=None) -> None:
-    """Write the convolution `problem` of `a` and `k` into `out`.
+def convolve_fft(problem: Problem, a, k, out, threads: int, lengths, kspec=None) -> None:
+    """Write the convolution `problem` of finite `a` and `k` into `out` by one transform
+    of the padded image at `lengths` (the plan's ``transform_shape``, as
+    `transform_lengths` gives it).
 
-    `kspec`, when given, is `kernel_spectrum(problem, k, transform_lengths(problem), ...)`
-    computed earlier (a `Convolver` keeps it).
+    `kspec`, when given, is ``kernel_spectrum(problem, k, lengths, ...)`` computed
+    earlier (a `Convolver` keeps it). Non-finite data take `convolve_fft_nonfinite`
+    (the execute layer decides which, once).
     """
-    if not np.isfinite(k).all():
-        from .direct import convolve_direct
-
-        return convolve_direct(problem, a, k, out)
-    if not finite(a) or not np.isfinite(problem.fillvalue):
-        return _convolve_nonfinite(problem, a, k, out, threads)
-    lengths = transform_lengths(problem)
+    lengths = tuple(int(x) for x in lengths)
     if kspec is not None:
         return _convolve_finite(problem, a, kspec, lengths, out, threads)
     with lent_kernel_spectrum(problem, k, lengths, threads) as spec:
         _convolve_finite(problem, a, spec, lengths, out, threads)
-
 
 
 def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> None:
@@ -146,12 +144,12 @@ def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> 
     pads = problem.pads()
     explicit = tuple((0, 0) for _ in pads) if virtual else pads
     used = [n + pb + pa for n, (pb, pa) in zip(problem.image_shape, explicit)]
-    shape = _buffer_shape(a.shape, problem, lengths)
+    shape = buffer_shape(a.shape, problem, lengths)
     yshape = product_shape(a.shape, kspec.shape, problem, lengths)
     dtype = problem.dtype
     with _fftw.transform(shape, dtype, problem.axes, "forward", threads) as fwd:
         buf = fwd.input_array
-        _zero_tail(buf, problem, used)
+        zero_tail(buf, problem, used)
         pad_into(buf, a, problem.axes, explicit, problem.boundary, problem.fillvalue)
         fwd.execute()
         with _fftw.transform(yshape, dtype, problem.axes, "backward", threads) as inv:
@@ -165,9 +163,11 @@ def _convolve_finite(problem: Problem, a, kspec, lengths, out, threads: int) -> 
             np.copyto(out, y[tuple(crop)], casting="unsafe")
 
 
-def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
-    """Exact non-finite propagation: transform the finite part, then fix the outputs
-    whose window holds a NaN or an infinity, as direct summation would give them."""
+def convolve_fft_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
+    """Exact non-finite propagation for an image (or fill value) holding NaN or infinity
+    and a finite kernel: transform the finite part of the padded image, then fix the
+    outputs whose window holds a NaN or an infinity, as direct summation gives them.
+    Each transform is of a finite 'valid' problem at that problem's own lengths."""
     cdtype = problem.dtype
     pads = problem.pads()
     P = padded(a, problem.axes, pads, problem.boundary, problem.fillvalue, dtype=cdtype)
@@ -176,7 +176,7 @@ def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
     valid = replace(
         problem, in1_shape=P.shape, mode="valid", boundary="fill", fillvalue=0
     )
-    convolve_fft(valid, clean, k, out, threads)
+    convolve_fft(valid, clean, k, out, threads, transform_lengths(valid))
     kk = effective_kernel(problem, k)
     plain = replace(valid, correlate=False, dtype=np.dtype(np.float64))
 
@@ -184,10 +184,9 @@ def _convolve_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
         if not mask.any() or not kmask.any():
             return np.zeros(out.shape, bool)
         res = np.empty(plain.out_shape, np.float64)
-        convolve_fft(
-            replace(plain, in2_shape=kmask.shape), mask.astype(np.float64),
-            kmask.astype(np.float64), res, threads,
-        )
+        sub = replace(plain, in2_shape=kmask.shape)
+        convolve_fft(sub, mask.astype(np.float64), kmask.astype(np.float64), res, threads,
+                     transform_lengths(sub))
         return np.broadcast_to(res > 0.5, out.shape)
 
     if problem.is_complex:
@@ -216,13 +215,11 @@ def convolve_circular(problem: Problem, a, k, out, threads: int, kspec=None) -> 
     is sample ``(t + k - 1 - pb) mod n`` of the circular result.
 
     `kspec`, when given, is ``kernel_spectrum(problem, k, problem.image_shape, ...,
-    circular=True)``.
+    circular=True)``. Finite data only (as `convolve_fft`).
     """
     if not circular_ok(problem):
         raise ValueError(f"circular convolution needs boundary='wrap' and mode 'full' or "
                          f"'same'; got boundary={problem.boundary!r}, mode={problem.mode!r}")
-    if not np.isfinite(k).all() or not finite(a):
-        return convolve_fft(problem, a, k, out, threads)
     if kspec is None:
         with lent_kernel_spectrum(problem, k, problem.image_shape, threads, circular=True) as spec:
             return _circular(problem, a, spec, out, threads)

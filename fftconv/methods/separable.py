@@ -13,6 +13,7 @@ already moves it by half a unit; the factored sum's own rounding is of the
 order of the direct sum's).  A kernel that is only almost separable (off by
 more than that) gets more factors, or none.
 
+Its cost model is the planner's (`fftconv.planner.costs.separable_cost`).
 `convolve_separable` runs the passes row by row in compiled code: for each
 output row the column pass fills one image-wide row buffer from the image
 rows the boundary mode maps to, and the row pass reads it through the
@@ -25,21 +26,12 @@ non-finite result are recomputed by direct summation.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._problem import Problem
 from . import effective_kernel
-from .direct import (
-    DEFAULT_CONSTS,
-    _rate,
-    _run_2d,
-    compiled_available,
-    convolve_direct,
-    kernels,
-    traffic_bytes,
-)
+from .direct import convolve_direct
+from .rows import compiled_available, kernels, run_2d
 
 #: Factors may deviate from the kernel by this many units of the dtype's epsilon
 #: times the largest tap.
@@ -143,6 +135,7 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
         ``kernel_factors(k2d, problem.dtype)`` of the 2-D kernel `k` as passed,
         when one kernel serves the whole batch; computed here otherwise.
         Kernels without factors, and complex problems, are summed directly.
+        The fill value must be finite (the execute layer sums directly otherwise).
 
     Examples
     --------
@@ -160,7 +153,6 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
         or problem.is_complex  # complex kernels: real direct passes (see convolve_direct)
         or not compiled_available(problem)
         or kernels() is None
-        or not np.isfinite(problem.fillvalue)
     ):
         return convolve_direct(problem, a, k, out, threads)
     kk = effective_kernel(problem, k)
@@ -197,36 +189,4 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
 
         return task
 
-    _run_2d(problem, a, kk, out, threads, make_task)
-
-
-def separable_cost(problem: Problem, rank: int, consts: dict | None = None, threads: int = 1):
-    """Predicted (seconds, peak extra bytes) of `convolve_separable` with `rank` factors.
-
-    ``rank * (kh + kw)`` multiply-adds per output at
-    ``consts['separable_madds_per_s'][dtype]`` per thread, bounded below by the
-    memory traffic (see `direct_cost`).  Infinite when the method does not apply.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fftconv._problem import make_problem
-    >>> p, _, _ = make_problem(np.zeros((256, 256)), np.ones((15, 15)), "same", "fill", 0,
-    ...                        None, None, False)
-    >>> separable_cost(p, 1)[0] < separable_cost(p, 3)[0]
-    True
-    """
-    consts = consts or DEFAULT_CONSTS
-    if len(problem.axes) != 2 or rank < 1 or problem.is_complex or not compiled_available(problem):
-        return math.inf, 0
-    kh, kw = problem.kernel_shape
-    out_size = math.prod(problem.out_shape)
-    # The column pass runs over whole image rows, the row pass over output rows.
-    wide = max(problem.image_shape[1], problem.out_shape[problem.axes[1]])
-    madds = rank * out_size * (kh * wide / problem.out_shape[problem.axes[1]] + kw)
-    threads = max(1, threads)
-    compute = madds / (_rate(consts, "separable_madds_per_s", problem.dtype) * threads)
-    memory = traffic_bytes(problem) / consts.get("copy_bytes_per_s", 8e9)
-    seconds = max(compute, memory) + consts.get("call_overhead_s", 2e-5)
-    peak = threads * (wide + problem.out_shape[problem.axes[1]]) * problem.dtype.itemsize
-    return seconds, peak
+    run_2d(problem, a, kk, out, threads, make_task)

@@ -1,0 +1,305 @@
+"""The file-to-file job: an image file convolved into another, tile by tile.
+
+`convolve_file` is what ``fftconv apply`` runs (the command only parses its
+arguments and prints); `FileJob` is what it decides before touching pixels
+(``fftconv plan`` prints it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from . import io
+from ._problem import make_problem_from_shapes, normalize_threads
+from .kernels import parse_spec
+from .tiles import DEFAULT_MAX_MEMORY, TilePlan, compute_dtype, parse_memory, plan_tiles, run_tiled
+
+__all__ = ["FileJob", "JobError", "convolve_file"]
+
+
+class JobError(ValueError):
+    """A bad argument or input of a file job (the command exits 2 with its message)."""
+
+
+def _rss() -> int:
+    """This process's resident memory now, bytes."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _channel_kernel(kernel: np.ndarray, channels: int, correlate: bool) -> np.ndarray:
+    """One kernel per channel: `kernel` for the colour channels, the identity for an
+    alpha channel (the last of 2 or 4), so transparency is kept as it is."""
+    delta = np.zeros(kernel.shape, kernel.dtype)
+    centre = tuple((k // 2) if correlate else (k - 1) // 2 for k in kernel.shape)
+    delta[centre] = 1
+    ks = [kernel] * (channels - 1) + [delta]
+    return np.stack(ks, axis=-1)
+
+
+def _out_dtype(choice, in_dtype: np.dtype, compute) -> np.dtype:
+    if choice is not None:
+        return np.dtype(choice)
+    if in_dtype.kind in "u" and in_dtype.itemsize <= 2:
+        return in_dtype
+    return np.dtype(compute).type(0).real.dtype if np.dtype(compute).kind == "c" else compute
+
+
+def as_kernel(kernel) -> np.ndarray:
+    """`kernel` as an array: a spec such as ``'gaussian:sigma=2'`` or a .npy path
+    (`fftconv.kernels.parse_spec`), or array-like."""
+    if isinstance(kernel, (str, os.PathLike)):
+        try:
+            return parse_spec(os.fspath(kernel))
+        except (ValueError, TypeError) as exc:
+            raise JobError(str(exc)) from None
+    return np.asarray(kernel)
+
+
+def _dtype_choice(dtype):
+    if dtype is None or (isinstance(dtype, str) and dtype == "same"):
+        return None
+    return np.dtype(dtype)
+
+
+def _budget(total: int, in_memory: int) -> int:
+    """The working-memory budget left of `total` once this process's own resident
+    memory (interpreter, libraries, images decoded in memory) is counted."""
+    left = total - _rss() - in_memory
+    if left <= 0:
+        raise JobError(
+            f"--max-memory {total / 1e6:.0f}MB is too small: the process already uses "
+            f"{(_rss() + in_memory) / 1e6:.0f}MB before computing"
+        )
+    return left
+
+
+class FileJob:
+    """Everything a file job decides before touching pixels.
+
+    Parameters
+    ----------
+    shape, in_dtype
+        The input image's shape (2-d grey, or 3-d with channels last) and dtype.
+    kernel : ndarray
+        The 2-d kernel (2 or 4 channels: the last, alpha, is copied unchanged).
+    mode, boundary, fillvalue, correlate, method, threads, dtype
+        As for `convolve_file`.
+    """
+
+    def __init__(
+        self,
+        shape,
+        in_dtype,
+        kernel,
+        *,
+        mode="same",
+        boundary="symmetric",
+        fillvalue=0.0,
+        correlate=False,
+        method="auto",
+        threads=None,
+        dtype=None,
+    ):
+        self.shape = tuple(shape)
+        self.in_dtype = np.dtype(in_dtype)
+        if len(self.shape) not in (2, 3):
+            raise JobError(f"input has shape {self.shape}; expected a 2-d grey or 3-d colour image")
+        if kernel.ndim != 2:
+            raise JobError(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
+        channels = self.shape[2] if len(self.shape) == 3 else 0
+        self.complex = kernel.dtype.kind == "c"
+        req = _dtype_choice(dtype)
+        self.compute = compute_dtype(self.in_dtype, kernel.dtype, req)
+        k = kernel.astype(self.compute)
+        if channels in (2, 4):
+            k = _channel_kernel(k, channels, correlate)
+        self.kernel = k
+        self.channel_axis = -1 if channels else None
+        try:
+            self.problem = make_problem_from_shapes(
+                self.shape,
+                k.shape,
+                self.compute,
+                mode=mode,
+                boundary=boundary,
+                fillvalue=fillvalue,
+                channel_axis=self.channel_axis,
+                correlate=correlate,
+            )
+        except (ValueError, TypeError) as exc:
+            raise JobError(str(exc)) from None
+        if self.problem.swapped:
+            raise JobError(
+                f"--mode valid needs an image at least as large as the kernel; got "
+                f"image {self.shape} and kernel {kernel.shape}"
+            )
+        # The kernel as the Problem has it (with the image's number of dimensions).
+        self.k = k if k.ndim == len(self.shape) else np.expand_dims(k, -1)
+        self.out_dtype = _out_dtype(req, self.in_dtype, self.compute)
+        self.threads = normalize_threads(threads)
+        self.method = method
+
+    def plan(self, max_memory, in_memory: int = 0) -> TilePlan:
+        """The tiled plan within `max_memory` for the whole process, of which this
+        process's resident memory and `in_memory` bytes held elsewhere are spent."""
+        try:
+            return plan_tiles(
+                self.problem,
+                max_memory=_budget(parse_memory(max_memory), in_memory),
+                threads=self.threads,
+                method=self.method,
+                src_itemsize=self.in_dtype.itemsize,
+                out_itemsize=self.out_dtype.itemsize,
+                kernel=self.k,
+            )
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
+
+
+def convolve_file(
+    src,
+    dst,
+    kernel,
+    *,
+    mode: str = "same",
+    boundary: str = "symmetric",
+    fillvalue=0.0,
+    correlate: bool = False,
+    method: str = "auto",
+    max_memory=DEFAULT_MAX_MEMORY,
+    threads: int | None = None,
+    dtype=None,
+    force: bool = False,
+    progress=False,
+    max_pixels: int | None = None,
+) -> dict:
+    """Convolve (or correlate) image file `src` with `kernel` into image file `dst`.
+
+    Images larger than memory run tile by tile within `max_memory`; `dst`
+    appears only when complete (written to a temporary file beside it, then
+    renamed), and `src` is never modified.
+
+    Parameters
+    ----------
+    src, dst : str or path
+        Image files: .png .jpg .tif .npy .zarr (PNG, JPEG, TIFF and zarr need the
+        ``io`` extra).
+    kernel : str or array_like
+        A 2-d kernel, or its spec: ``'gaussian:sigma=8'``, ``'box:31'``,
+        ``'scharr'``, a .npy file... (`fftconv.kernels.parse_spec`).
+    mode : {'same', 'full', 'valid'}
+    boundary : {'symmetric', 'mirror', 'nearest', 'wrap', 'fill'}
+    fillvalue : float
+        The padding value for boundary='fill'.
+    correlate : bool
+        Cross-correlate instead of convolve.
+    method : {'auto', 'fft', 'direct', 'oa', 'separable', 'lowrank'}
+        The method of every tile.
+    max_memory : int or str
+        Peak resident memory of the whole process, e.g. ``'2GB'``.
+    threads : int, optional
+        Threads (default all cores).
+    dtype : dtype or 'same', optional
+        The output dtype; default `src`'s for uint8 and uint16 images (rounded
+        and clipped), else the compute dtype.
+    force : bool
+        Replace `dst` if it exists.
+    progress : bool or callable
+        A progress bar (True) or ``progress(done, total)`` after each tile.
+    max_pixels : int, optional
+        Allow PNG/JPEG inputs with up to this many pixels (a guard against
+        decompression bombs; default `fftconv.io.DEFAULT_MAX_PIXELS`).
+
+    Returns
+    -------
+    dict
+        ``plan`` (the `TilePlan`), ``seconds``, ``pixels``, ``shape`` and
+        ``dtype`` of the output, and ``complex`` (a complex result written as
+        its modulus).
+
+    Raises
+    ------
+    JobError
+        (a ValueError) for a bad argument, a missing or unreadable input, an
+        existing `dst` without `force`, or a budget too small.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import fftconv
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "in.npy"), np.arange(64.0).reshape(8, 8))
+    >>> res = fftconv.convolve_file(os.path.join(d, "in.npy"), os.path.join(d, "out.npy"),
+    ...                             "box:3", boundary="nearest")
+    >>> res["shape"], res["plan"].tiles
+    ((8, 8), 1)
+    >>> float(np.load(os.path.join(d, "out.npy"))[3, 3])
+    27.0
+    """
+    kernel = as_kernel(kernel)
+    src, dst = os.fspath(src), os.fspath(dst)
+    if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
+        raise JobError(f"OUT {dst!r} is IN: fftconv never modifies its input; choose another OUT")
+    max_pixels = max_pixels if max_pixels is not None else io.DEFAULT_MAX_PIXELS
+    try:
+        image = io.open_image(src, max_pixels=max_pixels)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        raise JobError(str(exc)) from None
+    job = FileJob(
+        image.shape,
+        image.dtype,
+        kernel,
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        correlate=correlate,
+        method=method,
+        threads=threads,
+        dtype=dtype,
+    )
+    shape = job.problem.out_shape
+    # PNG and JPEG results are held in memory until they are encoded.
+    encoded = dst.lower().endswith((".png", ".jpg", ".jpeg"))
+    in_memory = int(np.prod(shape)) * job.out_dtype.itemsize if encoded else 0
+    plan = job.plan(max_memory, in_memory)
+    # zarr chunks of one tile each: every tile writes whole chunks, in parallel.
+    chunks = tuple(plan.tile) + tuple(shape[2:])
+    try:
+        out = io.create_output(dst, shape, job.out_dtype, force=force, chunks=chunks)
+    except (OSError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    with out:
+        t0 = time.perf_counter()
+        run_tiled(
+            job.problem,
+            image,
+            job.k,
+            out.array,
+            max_memory=plan.budget,
+            threads=job.threads,
+            method=job.method,
+            tile=plan.tile,
+            progress=progress,
+            magnitude=job.complex,
+        )
+        out.commit()
+        seconds = time.perf_counter() - t0
+    pixels = int(np.prod(shape[:2]))
+    return dict(
+        plan=plan,
+        seconds=seconds,
+        pixels=pixels,
+        shape=shape,
+        dtype=job.out_dtype,
+        complex=job.complex,
+    )

@@ -1,0 +1,342 @@
+"""The cost model: predicted seconds and working memory of every method.
+
+Each function prices one way to compute a `Problem` from its shapes (and, for
+the factored passes, the kernel's values) with the rates of a
+`fftconv.planner.machine.Machine`; `fftconv.planner._plan` weighs them. The
+model is described in `fftconv.planner`'s docstring.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _fftw
+from .._problem import Problem
+from ..methods.fft import circular_ok, transform_lengths
+from ..methods.rows import MIN_PARALLEL_MADDS, compiled_available
+from ..methods.separable import kernel_2d, kernel_factors
+from .machine import Machine
+
+_WEIGHTS = {2: 1.0, 3: 1.2, 5: 1.25, 7: 2.0, 11: 2.4, 13: 2.6}
+_OTHER_WEIGHT = 4.0
+
+
+@functools.lru_cache(maxsize=4096)
+def fast_length(n: int, real: bool) -> int:
+    return _fftw.fast_length(n, real=real)
+
+
+@functools.lru_cache(maxsize=4096)
+def fft_flops(n: int) -> float:
+    """Weighted ``log2(n)``: sum over the prime factors ``p`` of `n` of ``w(p) log2(p)``.
+
+    >>> fft_flops(1024)
+    10.0
+    >>> round(fft_flops(4099), 1)  # a prime: Rader's algorithm
+    48.0
+    """
+    total, m, p = 0.0, int(n), 2
+    while p * p <= m:
+        while m % p == 0:
+            total += _WEIGHTS.get(p, _OTHER_WEIGHT) * math.log2(p)
+            m //= p
+        p += 1
+    if m > 1:
+        total += _WEIGHTS.get(m, _OTHER_WEIGHT) * math.log2(m)
+    return max(total, 1.0)
+
+
+def fft_seconds(lengths, count: float, dtype: np.dtype, m: Machine, threads: int) -> float:
+    """Predicted time of `count` transforms of `lengths` (forward or backward)."""
+    n = math.prod(lengths)
+    dt = np.dtype(dtype)
+    single = dt in (np.dtype(np.float32), np.dtype(np.complex64))
+    work = n * sum(fft_flops(x) for x in lengths)
+    nbytes = n * dt.itemsize
+    # Transforms that outgrow the cache pay for memory traffic on every pass.
+    slow = 1.0 + m.fft_slope * max(0.0, math.log2(nbytes / m.cache))
+    t = count * (m.fft32 if single else m.fft64) * work * slow
+    if dt.kind == "c":
+        t *= 2.0
+    return t / speedup(m, threads, n)
+
+
+def speedup(m: Machine, threads: int, n: int) -> float:
+    # Small transforms gain little from FFTW threads.
+    useful = max(1, min(threads, n // 16384 + 1))
+    return 1.0 + m.parallel * (useful - 1)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to compute the problem and its predicted cost."""
+
+    method: str
+    seconds: float
+    peak_bytes: int
+    transform_shape: tuple[int, ...] | None = None
+    block_shape: tuple[int, ...] | None = None
+    n_blocks: int = 1
+    circular: bool = False
+    note: str = ""
+    #: 'separable' / 'lowrank': the kernel's (col, row) factor pairs, found while pricing.
+    factors: tuple | None = field(default=None, compare=False, repr=False)
+
+
+def complex_item(dtype) -> int:
+    return _fftw.complex_dtype(dtype).itemsize
+
+
+def spectrum_len(lengths, problem: Problem) -> int:
+    n = math.prod(lengths)
+    if problem.is_complex:
+        return n
+    return n // lengths[-1] * (lengths[-1] // 2 + 1)
+
+
+def batches(problem: Problem) -> tuple[int, int, int]:
+    """Non-convolved sizes of the image, the kernel and the result."""
+    conv = set(problem.axes)
+    ba = math.prod(s for d, s in enumerate(problem.in1_shape) if d not in conv)
+    bk = math.prod(s for d, s in enumerate(problem.in2_shape) if d not in conv)
+    by = math.prod(s for d, s in enumerate(problem.batch_shape) if d not in conv)
+    return ba, bk, by
+
+
+def traffic_bytes(problem: Problem) -> int:
+    """Bytes a direct method must move at least: read the image, write the result."""
+    item = problem.dtype.itemsize
+    return item * (math.prod(problem.in1_shape) + math.prod(problem.out_shape))
+
+
+def direct_cost(problem: Problem, m: Machine | None = None, threads: int = 1):
+    """Predicted (seconds, peak extra bytes) of the compiled `convolve_direct` on `problem`.
+
+    ``out_size * kernel_size`` multiply-adds at ``m.direct_<dtype>`` per thread,
+    bounded below by the memory traffic at ``m.copy_rate`` (never faster than
+    reading the image and writing the result), plus ``m.direct_call``. The numpy
+    engine is `numpy_direct_cost`.
+
+    Examples
+    --------
+    >>> from fftconv._problem import make_problem
+    >>> import numpy as np
+    >>> p, _, _ = make_problem(np.zeros((64, 64)), np.ones((3, 3)), "same", "fill", 0, None,
+    ...                        None, False)
+    >>> seconds, peak = direct_cost(p)
+    >>> 0 < seconds < 1
+    True
+    """
+    m = m or Machine()
+    out_size = math.prod(problem.out_shape)
+    madds = out_size * math.prod(problem.kernel_shape)
+    threads = max(1, min(threads, madds // MIN_PARALLEL_MADDS))
+    compute = madds / (m.rate("direct", problem.dtype) * threads)
+    memory = traffic_bytes(problem) / m.copy_rate
+    seconds = max(compute, memory) + m.direct_call
+    # Per-thread row buffers. (An input of another dtype or layout is converted
+    # once, a copy of the image this shape-only model cannot see.)
+    peak = threads * 4096 * problem.dtype.itemsize
+    return seconds, peak
+
+
+def separable_cost(problem: Problem, rank: int, m: Machine | None = None, threads: int = 1):
+    """Predicted (seconds, peak extra bytes) of `convolve_separable` with `rank` factors.
+
+    ``rank * (kh + kw)`` multiply-adds per output at
+    ``m.separable_<dtype>`` per thread, bounded below by the
+    memory traffic (see `direct_cost`).  Infinite when the method does not apply.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fftconv._problem import make_problem
+    >>> p, _, _ = make_problem(np.zeros((256, 256)), np.ones((15, 15)), "same", "fill", 0,
+    ...                        None, None, False)
+    >>> separable_cost(p, 1)[0] < separable_cost(p, 3)[0]
+    True
+    """
+    m = m or Machine()
+    if len(problem.axes) != 2 or rank < 1 or problem.is_complex or not compiled_available(problem):
+        return math.inf, 0
+    kh, kw = problem.kernel_shape
+    out_size = math.prod(problem.out_shape)
+    # The column pass runs over whole image rows, the row pass over output rows.
+    wide = max(problem.image_shape[1], problem.out_shape[problem.axes[1]])
+    madds = rank * out_size * (kh * wide / problem.out_shape[problem.axes[1]] + kw)
+    threads = max(1, threads)
+    compute = madds / (m.rate("separable", problem.dtype) * threads)
+    memory = traffic_bytes(problem) / m.copy_rate
+    seconds = max(compute, memory) + m.direct_call
+    peak = threads * (wide + problem.out_shape[problem.axes[1]]) * problem.dtype.itemsize
+    return seconds, peak
+
+
+def direct_candidate(problem: Problem, m: Machine, threads: int, kernel) -> Candidate:
+    """Direct summation: the compiled engine's cost where it runs, else numpy's."""
+    if compiled_available(problem):
+        seconds, peak = direct_cost(problem, m, threads)
+        return Candidate("direct", seconds, int(peak), note="compiled")
+    return numpy_direct_cost(problem, m)
+
+
+#: Below this many outputs 1-D passes save microseconds, and summing directly keeps small
+#: results bit-exact (SciPy's tests compare convolve2d's small results exactly).
+_SEPARABLE_MIN_OUTPUTS = 1 << 16
+
+
+def separable_candidate(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | None:
+    """One pair of 1-D passes per factor of the kernel's SVD ('lowrank' beyond one)."""
+    if kernel is None or not compiled_available(problem):
+        return None
+    if math.prod(problem.out_shape) < _SEPARABLE_MIN_OUTPUTS:
+        return None
+    k2 = kernel_2d(problem, kernel)
+    if k2 is None or min(k2.shape) < 2:
+        return None
+    factors = kernel_factors(k2, problem.dtype)
+    if not factors:
+        return None
+    seconds, peak = separable_cost(problem, len(factors), m, threads)
+    name = "separable" if len(factors) == 1 else "lowrank"
+    return Candidate(
+        name,
+        seconds,
+        int(peak),
+        note=f"{len(factors)} pair(s) of 1-D passes ({k2.shape[0]} + {k2.shape[1]}"
+        f" taps each), the kernel's rank {len(factors)} factors",
+        factors=tuple(factors),
+    )
+
+
+def numpy_direct_cost(problem: Problem, m: Machine) -> Candidate:
+    """numpy's tap-by-tap summation (three or more axes, or no numba)."""
+    out = math.prod(problem.out_shape)
+    taps = math.prod(problem.kernel_shape)
+    isz = problem.dtype.itemsize
+    padded = 0
+    if any(pb or pa for pb, pa in problem.pads()):
+        padded = (
+            math.prod(problem.in1_shape)
+            // math.prod(problem.image_shape)
+            * math.prod(n + pb + pa for n, (pb, pa) in zip(problem.image_shape, problem.pads()))
+        )
+    single = problem.dtype in (np.dtype(np.float32), np.dtype(np.complex64))
+    madd = (m.madd32 if single else m.madd64) * (2 if problem.is_complex else 1)
+    # Each tap streams five result-sized arrays (read the window, write the term, read
+    # it and the sum, write the sum): memory bound once they outgrow the caches. The
+    # cost per multiply-add rises from the in-cache rate to five streaming passes
+    # between 4x and 64x the cache (measured: 4e-10 s at 5 MB, 1.2e-9 s at 67 MB).
+    spill = min(1.0, max(0.0, math.log2(max(out * isz, 1) / (4 * m.cache)) / 4))
+    madd += spill * max(0.0, 5 * isz * m.mem - madd)
+    seconds = madd * out * taps + m.tap * taps + m.mem * 2 * padded * isz
+    return Candidate("direct", seconds, (padded + out) * isz)
+
+
+def fft_like(problem: Problem, m: Machine, threads: int, lengths, circular: bool) -> Candidate:
+    """One whole-array transform at `lengths` (circular: at the image's own size)."""
+    ba, bk, by = batches(problem)
+    isz = problem.dtype.itemsize
+    n = math.prod(lengths)
+    nc = spectrum_len(lengths, problem)
+    csz = complex_item(problem.dtype)
+    out = math.prod(problem.out_shape)
+    t = fft_seconds(lengths, ba + by + bk, problem.dtype, m, threads)
+    passes = (
+        2 * n * ba * isz  # pad / load the image into the buffer
+        + 3 * nc * by * csz  # spectrum product
+        + 2 * out * isz
+    )  # crop into the result
+    t += m.mem * passes / speedup(m, min(threads, 2), n) + m.call
+    peak = (n * ba * isz + nc * ba * csz) + (n * by * isz + nc * by * csz) + nc * bk * csz
+    note = (
+        "circular at image size"
+        if circular
+        else (
+            "zero padding not written"
+            if problem.boundary == "fill" and problem.fillvalue == 0
+            else ""
+        )
+    )
+    return Candidate("fft", t, peak, tuple(lengths), circular=circular, note=note)
+
+
+def fft_candidates(problem: Problem, m: Machine, threads: int, kernel) -> list[Candidate]:
+    out = [fft_like(problem, m, threads, transform_lengths(problem), False)]
+    if circular_ok(problem):
+        out.append(fft_like(problem, m, threads, problem.image_shape, True))
+    return out
+
+
+def _block_lengths(k: int, o: int, real: bool, limit: int) -> list[int]:
+    """FFTW-fast block lengths for an axis: from about 2k up to one block for all."""
+    top = fast_length(o + k - 1, real)
+    out, x = set(), max(2 * k, 16)
+    while x < top:
+        out.add(fast_length(x, real))
+        x = int(x * 1.25) + 1
+    out.add(top)
+    vals = sorted(out)
+    if len(vals) > limit:
+        step = (len(vals) - 1) / (limit - 1)
+        vals = sorted({vals[round(i * step)] for i in range(limit)})
+    return vals
+
+
+def oa_candidate(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | None:
+    ba, bk, by = batches(problem)
+    isz = problem.dtype.itemsize
+    csz = complex_item(problem.dtype)
+    real = not problem.is_complex
+    per_axis = max(4, round(400 ** (1 / len(problem.axes))))
+    options = [
+        _block_lengths(k, problem.out_shape[ax], real, per_axis)
+        for k, ax in zip(problem.kernel_shape, problem.axes)
+    ]
+    best = None
+    outs = [problem.out_shape[ax] for ax in problem.axes]
+    ks = problem.kernel_shape
+    for lengths in product(options):
+        steps = tuple(L - k + 1 for L, k in zip(lengths, ks))
+        nblocks = math.prod(-(-o // b) for o, b in zip(outs, steps))
+        if nblocks < 2:
+            continue
+        workers = min(threads, nblocks)
+        n = math.prod(lengths)
+        nc = spectrum_len(lengths, problem)
+        one = block_seconds(problem, m, lengths, steps) + m.block
+        t = nblocks * one / (1.0 + m.parallel * (workers - 1))
+        t += fft_seconds(lengths, bk, problem.dtype, m, threads) + m.call + 1e-4 * (workers > 1)
+        if best is None or t < best[0]:
+            peak = workers * (n * (ba + by) * isz + nc * (ba + by) * csz) + nc * bk * csz
+            best = (t, peak, tuple(lengths), steps, nblocks)
+    if best is None:
+        return None
+    t, peak, lengths, steps, nblocks = best
+    return Candidate("oa", t, peak, lengths, block_shape=steps, n_blocks=nblocks)
+
+
+def block_seconds(problem: Problem, m: Machine, lengths, steps) -> float:
+    """One overlap-add block on one thread: its two transforms and its streaming passes
+    (load the block, the spectrum product, write its outputs). `calibrate` fits
+    ``m.block`` against this same model."""
+    ba, _, by = batches(problem)
+    isz, csz = problem.dtype.itemsize, complex_item(problem.dtype)
+    n, nc = math.prod(lengths), spectrum_len(lengths, problem)
+    return fft_seconds(lengths, ba + by, problem.dtype, m, 1) + m.mem * (
+        2 * n * ba * isz + 3 * nc * by * csz + 2 * math.prod(steps) * by * isz
+    )
+
+
+def product(options):
+    """Every combination of one option per axis."""
+    if not options:
+        yield ()
+        return
+    for head in options[0]:
+        for rest in product(options[1:]):
+            yield (head,) + rest

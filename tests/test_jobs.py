@@ -1,0 +1,43 @@
+"""fftconv.convolve_file: the file job with keyword arguments (what `fftconv apply` runs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fftconv
+from fftconv import kernels
+from fftconv.jobs import JobError
+
+
+def test_convolve_file_equals_the_in_memory_result(tmp_path):
+    rng = np.random.default_rng(0)
+    img = rng.random((90, 70))
+    np.save(tmp_path / "in.npy", img)
+    calls = []
+    res = fftconv.convolve_file(
+        tmp_path / "in.npy",
+        tmp_path / "out.npy",
+        "gaussian:sigma=2",
+        boundary="mirror",
+        max_memory="1GB",
+        threads=1,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    got = np.load(tmp_path / "out.npy")
+    want = fftconv.convolve(img, kernels.gaussian(2.0), "same", "mirror")
+    assert res["shape"] == got.shape == img.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert calls and calls[-1][0] == calls[-1][1] == res["plan"].tiles
+
+
+def test_convolve_file_refuses_to_overwrite_and_to_modify_its_input(tmp_path):
+    np.save(tmp_path / "in.npy", np.ones((8, 8)))
+    np.save(tmp_path / "out.npy", np.zeros((2, 2)))
+    with pytest.raises(JobError, match="exists"):
+        fftconv.convolve_file(tmp_path / "in.npy", tmp_path / "out.npy", "box:3")
+    with pytest.raises(JobError, match="is IN"):
+        fftconv.convolve_file(tmp_path / "in.npy", tmp_path / "in.npy", "box:3", force=True)
+    with pytest.raises(JobError, match="kernel"):
+        fftconv.convolve_file(tmp_path / "in.npy", tmp_path / "x.npy", np.ones(3))
+    assert np.load(tmp_path / "out.npy").shape == (2, 2)
