@@ -123,13 +123,23 @@ def _plan_html(plan: Plan) -> str:
     lines = plan.explain().split("\n")
     best = plan.candidates[0].seconds if plan.candidates else 1.0
     rows = [
-        [c.method, _secs(c.seconds), f"{c.seconds / best:.2f}", _bytes(c.peak_bytes),
-         _describe(c, plan.problem)]
+        [
+            c.method,
+            _secs(c.seconds),
+            f"{c.seconds / best:.2f}",
+            _bytes(c.peak_bytes),
+            _describe(c, plan.problem),
+        ]
         for c in plan.candidates
     ]
     marked = {i for i, c in enumerate(plan.candidates) if _same(c, plan)}
-    return table(lines[0], ["method", "predicted", "x best", "memory", "how"], rows,
-                 notes=[lines[1], lines[-1]], marked=marked)
+    return table(
+        lines[0],
+        ["method", "predicted", "x best", "memory", "how"],
+        rows,
+        notes=[lines[1], lines[-1]],
+        marked=marked,
+    )
 
 
 def _chosen(p: Plan) -> Candidate:
