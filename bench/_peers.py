@@ -72,8 +72,9 @@ def fftconv_methods(a: np.ndarray, k: np.ndarray, threads: int | None = None) ->
     direct = fftconv.plan(a.shape, k.shape, a.dtype, "same", method="direct", threads=threads)
     if direct.seconds < FORCED_DIRECT_LIMIT:
         methods.insert(0, "direct")
-    if np.linalg.matrix_rank(k.astype(np.float64)) == 1 and k.shape[0] > 1:
-        methods.insert(0, "separable")
+    # 'separable' / 'lowrank' where the planner found the kernel's factors
+    weighed = fftconv.plan(a.shape, k.shape, a.dtype, "same", threads=threads, kernel=k)
+    methods[:0] = sorted({c.method for c in weighed.candidates} & {"separable", "lowrank"})
     for m in methods:
         calls[f"fftconv[{m}]"] = lambda m=m: fftconv.convolve(
             a, k, "same", method=m, threads=threads
