@@ -49,7 +49,6 @@ def test_compare_writes_table_samples_and_plots(tmp_path):
     cell = doc["cells"][0]
     assert {
         "fftconv",
-        "fftconv[separable]",
         "scipy.signal.fftconvolve",
         "cv2.sepFilter2D",
         "FFT floor",
