@@ -8,8 +8,8 @@ method, and the peers (scipy.signal.fftconvolve, oaconvolve and convolve2d,
 scipy.ndimage.convolve, cv2.filter2D, and cv2.sepFilter2D for separable kernels), all
 computing the same convolution (mode 'same', zeros outside the image). Each result is
 checked against fftconv's first (that call is the warm-up), then ``--repeat`` rounds in
-which every contender is called once, in turn (A B C ... A B C ...); the table quotes
-medians.
+which every contender is called once, in turn, each round starting one contender later
+(A B C, B C A, C A B, ...); the table quotes medians.
 
 Columns, per cell:
 
@@ -131,14 +131,17 @@ def fft_floor(a: np.ndarray, ks: int, threads: int, effort: str):
 
 def time_interleaved(calls: dict, repeat: int, warm: bool = True) -> dict:
     """One warm-up call each (unless `warm` is False: done), then `repeat` rounds of
-    every call in turn."""
+    every call in turn. Each round starts one contender later (A B C, B C A, C A B, ...),
+    so that none always runs right after the same neighbour (a threaded FFT leaves the
+    caches cold and the cores busy for the next call)."""
     for f in calls.values() if warm else ():
         f()
-    samples = {name: [] for name in calls}
-    for _ in range(repeat):
-        for name, f in calls.items():
+    names = list(calls)
+    samples = {name: [] for name in names}
+    for r in range(repeat):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t = time.perf_counter()
-            f()
+            calls[name]()
             samples[name].append(time.perf_counter() - t)
     return samples
 
