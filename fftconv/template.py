@@ -368,7 +368,10 @@ def _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory):
     # Channels first, less the mean: sums of squares keep the variance of
     # near-flat data, and the cross term's rounding scales with the deviations.
     x = np.subtract(
-        np.moveaxis(xp, -1, 0), centre.astype(dt).reshape((-1,) + (1,) * len(tshape)), dtype=dt
+        np.moveaxis(xp, -1, 0),
+        centre.astype(dt).reshape((-1,) + (1,) * len(tshape)),
+        dtype=dt,
+        order="C",  # channel planes contiguous, as the compiled sums read them
     )
     tc, tssd, flat = _centred_template(tpl)
     out_shape = tuple(p - m + 1 for p, m in zip(x.shape[1:], tshape))
