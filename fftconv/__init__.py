@@ -8,6 +8,7 @@ from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .jobs import convolve_file
 from .planner import Plan, calibrate, plan
+from .template import find_peaks, match_template
 from .tiles import convolve_tiled
 
 # fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io are submodules,
@@ -26,6 +27,8 @@ __all__ = [
     "convolve_file",
     "convolve_tiled",
     "correlate",
+    "find_peaks",
     "kernels",
+    "match_template",
     "plan",
 ]

@@ -47,6 +47,9 @@ _REFLECT_MSG = (
 
 METHODS = ("auto", "direct", "fft", "oa", "separable", "lowrank")
 
+#: What convolve / correlate do with NaN in `in1` (see fftconv/_nan.py).
+NAN_POLICIES = ("propagate", "interpolate", "fill")
+
 _SUPPORTED_KINDS = "bool, integer, float16/32/64 or complex64/128"
 
 
@@ -96,6 +99,25 @@ def normalize_method(method) -> str:
             f"method={method!r} is not one of {_choices(METHODS)}{_suggest(got, METHODS)}"
         )
     return method.lower()
+
+
+def normalize_nan_policy(nan_policy, mask=None, return_weights=False) -> str:
+    if not isinstance(nan_policy, str) or nan_policy.lower() not in NAN_POLICIES:
+        got = nan_policy.lower() if isinstance(nan_policy, str) else str(nan_policy)
+        raise ValueError(
+            f"nan_policy={nan_policy!r} is not one of {_choices(NAN_POLICIES)}"
+            f"{_suggest(got, NAN_POLICIES)}"
+        )
+    policy = nan_policy.lower()
+    if policy == "propagate" and (mask is not None or return_weights):
+        given = "mask=" if mask is not None else "return_weights=True"
+        raise ValueError(
+            f"{given} needs nan_policy='interpolate' (leave the masked samples out) or "
+            "nan_policy='fill' (take them as fillvalue); got nan_policy='propagate'"
+        )
+    if not isinstance(return_weights, (bool, np.bool_)):
+        raise TypeError(f"return_weights must be True or False; got {return_weights!r}")
+    return policy
 
 
 def default_threads() -> int:

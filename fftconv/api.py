@@ -6,13 +6,28 @@ import numpy as np
 
 from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
 from ._execute import compute
-from ._problem import check_out, make_problem, normalize_method, normalize_threads
+from ._problem import (
+    check_out,
+    make_problem,
+    normalize_method,
+    normalize_nan_policy,
+    normalize_threads,
+)
 from .planner import plan_problem
 from .tiles import maybe_tiled
 
 
 def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate,
-         max_memory=None):
+         max_memory=None, nan_policy="propagate", mask=None, return_weights=False):
+    if normalize_nan_policy(nan_policy, mask, return_weights) != "propagate":
+        from ._nan import run_with_nan_policy
+
+        def run(x, k, fill, dst, x_axes, x_channel_axis):
+            return _run(x, k, mode, boundary, fill, x_axes, x_channel_axis, method, dst, threads,
+                        correlate, max_memory)
+
+        return run_with_nan_policy(run, in1, in2, mode, boundary, fillvalue, axes, channel_axis,
+                                   correlate, nan_policy.lower(), mask, return_weights, out)
     problem, a, k = make_problem(in1, in2, mode, boundary, fillvalue, axes, channel_axis, correlate)
     method = normalize_method(method)
     threads = normalize_threads(threads)
@@ -37,7 +52,10 @@ def convolve(
     out: np.ndarray | None = None,
     threads: int | None = None,
     max_memory: int | str | None = None,
-) -> np.ndarray:
+    nan_policy: str = "propagate",
+    mask=None,
+    return_weights: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Convolve `in1` with `in2`, exactly, by the fastest method for the sizes.
 
     Parameters
@@ -78,10 +96,25 @@ def convolve(
         A budget (bytes, or e.g. ``'2GB'``) for the call's working memory
         besides its input and output; when the in-memory plan would exceed
         it, the call runs tile by tile (`fftconv.tiles.convolve_tiled`).
+    nan_policy : {'propagate', 'interpolate', 'fill'}
+        NaN in `in1`: 'propagate' lets it spread to every output it reaches;
+        'interpolate' leaves missing samples out and renormalises the kernel
+        over the valid ones (normalised convolution, as astropy's
+        ``nan_treatment='interpolate'``; NaN where no valid sample is under
+        the kernel); 'fill' takes them as `fillvalue`. See the NaN page of
+        the documentation (docs/template.md) for the definition at the
+        boundaries.
+    mask : array_like of bool, optional
+        `in1`'s shape, True where a sample is valid: the samples it excludes
+        are missing, as NaN are (needs 'interpolate' or 'fill').
+    return_weights : bool
+        With 'interpolate' or 'fill', also return the fraction of the
+        kernel's weight that fell on valid samples (1 where nothing is
+        missing), of the result's shape.
 
     Returns
     -------
-    ndarray
+    ndarray, or (ndarray, ndarray) with `return_weights`
         float32 for float32 inputs, float64 for bool, integer and float64
         inputs, complex for complex inputs (numpy's promotion otherwise).
 
@@ -95,9 +128,12 @@ def convolve(
     array([[2., 1., 1.],
            [1., 2., 1.],
            [1., 1., 2.]])
+    >>> fftconv.convolve([1.0, np.nan, 3.0, 4.0], [1.0, 1.0, 1.0], "same", "nearest",
+    ...                  nan_policy="interpolate")
+    array([ 3. ,  6. , 10.5, 11. ])
     """
     return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads,
-                False, max_memory)
+                False, max_memory, nan_policy, mask, return_weights)
 
 
 def correlate(
@@ -113,7 +149,10 @@ def correlate(
     out: np.ndarray | None = None,
     threads: int | None = None,
     max_memory: int | str | None = None,
-) -> np.ndarray:
+    nan_policy: str = "propagate",
+    mask=None,
+    return_weights: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Cross-correlate `in1` with `in2`; the arguments are those of `convolve`.
 
     The definition is scipy.signal.correlate2d's: convolution with `in2`
@@ -128,4 +167,4 @@ def correlate(
     array([0., 3., 2., 1.])
     """
     return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads,
-                True, max_memory)
+                True, max_memory, nan_policy, mask, return_weights)
