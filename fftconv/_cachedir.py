@@ -6,13 +6,21 @@ directory (``$XDG_CACHE_HOME/fftconv``, ``~/.cache/fftconv``,
 ``~/Library/Caches/fftconv`` or ``%LOCALAPPDATA%\\fftconv\\Cache``).
 Everything is written atomically: a temporary file beside the target, then
 ``os.replace``, so a reader never sees half a file.
+
+`numba_fallback_cache_dir` is where numba caches compiled code when neither the
+package's directory nor the user's cache is writable: numba unpickles what it
+finds there, so it must be a directory no one else can write.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import stat
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 
@@ -54,3 +62,62 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def private_temp_dir(name: str) -> tuple[Path | None, str]:
+    """``$TMPDIR/<name>-<uid>``, a directory only this user can write, and "" ; or
+    None and why it cannot be used.
+
+    It is created with mode 0700. An existing one is used only when it is a real
+    directory (not a link), owned by this user, writable by no one else (a
+    directory of ours that others may only read is made 0700), inside a temporary
+    directory that is sticky or not writable by others (so no one can swap it).
+    """
+    if not hasattr(os, "getuid"):
+        return None, "no user ids on this platform"
+    uid = os.getuid()
+    base = Path(tempfile.gettempdir())
+    path = base / f"{name}-{uid}"
+    try:
+        bst = os.stat(base)
+        if bst.st_mode & stat.S_IWOTH and not bst.st_mode & stat.S_ISVTX:
+            return None, f"{base} is writable by everyone and not sticky"
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+    except OSError as exc:
+        return None, f"cannot create {path}: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return None, f"{path} exists and is not a directory"
+    if st.st_uid != uid:
+        return None, f"{path} belongs to uid {st.st_uid}, not to this user ({uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None, f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    if st.st_mode & 0o077:
+        try:
+            os.chmod(path, 0o700)
+        except OSError as exc:
+            return None, f"cannot make {path} private: {exc.strerror or exc}"
+    return path, ""
+
+
+def numba_fallback_cache_dir() -> Path:
+    """The directory for numba's compiled-code cache when numba found no writable one.
+
+    `private_temp_dir`'s ``fftconv-numba-cache-<uid>`` when it is safe; else a new
+    directory of `tempfile.mkdtemp` (private, removed at exit), so compiled code
+    is cached for this process only, said once by a `CacheWarning`.
+    """
+    path, why = private_temp_dir("fftconv-numba-cache")
+    if path is not None:
+        return path
+    tmp = tempfile.mkdtemp(prefix="fftconv-numba-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    warnings.warn(
+        f"numba's on-disk cache of compiled code is off for this process ({why}); set "
+        "NUMBA_CACHE_DIR to a directory of your own to keep compiled code between runs",
+        CacheWarning, stacklevel=3,
+    )
+    return Path(tmp)

@@ -113,3 +113,80 @@ def test_fork_while_other_threads_compute():
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "bad 0"
+
+
+# --------------------------------------------------------------------------- numba cache
+
+_NUMBA_FALLBACK = """
+import warnings
+warnings.simplefilter("always")
+from numba.core import caching
+# As when the package directory and the user's cache are not writable: numba has
+# no place to cache but NUMBA_CACHE_DIR, which is not set.
+caching.CacheImpl._locator_classes = [caching.UserProvidedCacheLocator]
+from fftconv.methods import rows
+with warnings.catch_warnings(record=True) as w:
+    mod = rows.kernels()
+import numba
+print(mod is not None, numba.config.CACHE_DIR)
+print("|".join(str(x.message) for x in w))
+"""
+
+
+def _fallback(tmp_path, planted_mode=None, owner=None):
+    """Run _NUMBA_FALLBACK with TMPDIR=tmp_path, where `fftconv-numba-cache-<uid>` may
+    be planted first (with `planted_mode`, owned by `owner`)."""
+    pytest.importorskip("numba")
+    tmp_path.chmod(0o1777)
+    planted = tmp_path / f"fftconv-numba-cache-{os.getuid()}"
+    if planted_mode is not None:
+        planted.mkdir()
+        planted.chmod(planted_mode)
+        if owner is not None:
+            os.chown(planted, owner, -1)
+    r = _python(_NUMBA_FALLBACK, timeout=120, env={"TMPDIR": str(tmp_path), "NUMBA_CACHE_DIR": ""})
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    found, cache_dir = lines[0].split(" ", 1)
+    return found == "True", cache_dir, lines[1] if len(lines) > 1 else "", planted
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX permissions")
+def test_numba_fallback_cache_is_private(tmp_path):
+    found, cache_dir, warned, planted = _fallback(tmp_path)
+    assert found and cache_dir == str(planted) and warned == ""
+    st = os.lstat(planted)
+    assert st.st_uid == os.getuid() and st.st_mode & 0o777 == 0o700
+    # Reused by the next process, and a readable-only directory of ours is made private.
+    planted.chmod(0o755)
+    found, cache_dir, warned, _ = _fallback(tmp_path.parent / tmp_path.name)
+    assert cache_dir == str(planted) and warned == ""
+    assert os.lstat(planted).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX permissions")
+@pytest.mark.parametrize("mode, owner", [(0o777, None), (0o770, None), (0o700, 65534)])
+def test_numba_fallback_refuses_a_planted_directory(tmp_path, mode, owner):
+    # Another user made the predictable directory first, or made it writable for
+    # others: numba must not load what is in it.
+    if owner is not None and os.geteuid() != 0:
+        pytest.skip("needs root to give a directory to another user")
+    found, cache_dir, warned, planted = _fallback(tmp_path, mode, owner)
+    assert found and cache_dir != str(planted) and "fftconv-numba-" in cache_dir
+    assert "cache of compiled code is off" in warned
+    assert warned.count("|") == 0  # one warning
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX links")
+def test_private_temp_dir_refuses_a_link(tmp_path, monkeypatch):
+    from fftconv import _cachedir
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    (tmp_path / f"fftconv-test-{os.getuid()}").symlink_to(target)
+    path, why = _cachedir.private_temp_dir("fftconv-test")
+    assert path is None and "not a directory" in why
+    path, why = _cachedir.private_temp_dir("fftconv-other")
+    assert path == tmp_path / f"fftconv-other-{os.getuid()}" and why == ""
+    assert os.stat(path).st_mode & 0o777 == 0o700
