@@ -367,3 +367,21 @@ def test_property_fft_and_direct_equal_reference(xs, ks, mode, boundary, correla
         got = _func(correlate)(x, k, mode, boundary, method=method)
         assert got.dtype == dtype
         assert_close(got, ref, dtype)
+
+
+@pytest.mark.parametrize("method", ["fft", "auto", "direct"])
+@pytest.mark.parametrize("correlate", [False, True])
+def test_wrap_fold_of_a_float32_kernel_longer_than_the_image_keeps_float64(method, correlate):
+    # The folded kernel was summed in float32: 432 x the float64 tolerance off.
+    rng = np.random.default_rng(3)
+    for n, kn in [(1, 2), (3, 8), (5, 17)]:
+        x = rng.standard_normal(n)
+        k = rng.standard_normal(kn).astype(np.float32)
+        got = _func(correlate)(x, k, mode="same", boundary="wrap", method=method)
+        assert got.dtype == np.float64
+        ref = direct_reference(x, k.astype(np.float64), "same", "wrap", correlate=correlate)
+        assert_close(got, ref)
+    conv = fftconv.Convolver(np.array([-0.46042656898498535, -0.9180529713630676], "float32"),
+                             mode="same", boundary="wrap")
+    assert_close(conv(np.array([3.0])), direct_reference(
+        np.array([3.0]), np.array([-0.46042656898498535, -0.9180529713630676]), "same", "wrap"))
