@@ -321,3 +321,12 @@ def test_chunk_cache_serves_any_slice_and_stays_bounded(tmp_path):
     assert isinstance(wrapped, _ChunkCache) and size == 3 * one_chunk * 5
     assert _with_chunk_cache(z, 10)[1] == 0  # no room: read the store directly
     assert _with_chunk_cache(arr, 10**9)[0] is arr
+
+
+@pytest.mark.parametrize("value", ["1e400GB", "1e400", "99999999999999999999999999999TB",
+                                   10**400, 2**63])
+def test_parse_memory_refuses_absurd_sizes(value):
+    # OverflowError before.
+    with pytest.raises(ValueError, match="more than any machine has") as e:
+        parse_memory(value)
+    assert len(str(e.value)) < 150
