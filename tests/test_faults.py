@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import fftconv
@@ -190,3 +191,87 @@ def test_private_temp_dir_refuses_a_link(tmp_path, monkeypatch):
     path, why = _cachedir.private_temp_dir("fftconv-other")
     assert path == tmp_path / f"fftconv-other-{os.getuid()}" and why == ""
     assert os.stat(path).st_mode & 0o777 == 0o700
+
+
+# --------------------------------------------------------------------------- full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 30 MB tmpfs (needs root and mount); skipped where it cannot be made."""
+    import shutil
+
+    if not POSIX or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root and mount for a small tmpfs")
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=30M", "tmpfs", str(d)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True, timeout=30, check=False)
+
+
+def _env():
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(fftconv.__file__))]
+        + e.get("PYTHONPATH", "").split(os.pathsep)
+    )
+    return e
+
+
+def _fftconv(*args, timeout=120):
+    """The command in a subprocess: `python -m fftconv ARGS`."""
+    return subprocess.run(
+        [sys.executable, "-m", "fftconv", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=_env(),
+    )
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif", ".zarr"])
+def test_full_disk_is_a_one_line_error(small_disk, tmp_path, suffix):
+    if suffix != ".npy":
+        pytest.importorskip("tifffile" if suffix == ".tif" else "zarr")
+    src = tmp_path / "in.npy"
+    np.save(src, np.zeros((3000, 3000), np.float32))  # 36 MB of output: more than the disk
+    r = _fftconv("apply", src, small_disk / f"out{suffix}", "-k", "box:15", "-q")
+    assert r.returncode in (1, 2), r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not enough disk space" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and os.listdir(small_disk) == []
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_memory_mapped_outputs_reserve_their_blocks(small_disk, monkeypatch, suffix):
+    # When the up-front check passes but the disk fills before the blocks are written
+    # (another process, or a free-space figure that lies), the reservation fails at
+    # once instead of a SIGBUS half way.
+    from fftconv import io
+
+    if suffix == ".tif":
+        pytest.importorskip("tifffile")
+    monkeypatch.setattr(io, "_free_bytes", lambda d: None)
+    with pytest.raises(OSError, match="not enough disk space") as e:
+        io.create_output(small_disk / f"out{suffix}", (3000, 3000), np.float32)
+    assert e.value.errno == 28
+    assert os.listdir(small_disk) == []
+    # What fits is reserved: the blocks are counted as used at once.
+    with io.create_output(small_disk / f"ok{suffix}", (1000, 1000), np.float32) as out:
+        import shutil
+
+        assert shutil.disk_usage(small_disk).used >= 4_000_000
+        out.array[:] = 1
+    assert os.listdir(small_disk) == [f"ok{suffix}"]
