@@ -3,9 +3,11 @@
 Exit codes: 0 done; 2 bad arguments (unknown kernel, missing input, output
 exists, unwritable directory, budget too small, ...), with a one-line message;
 1 a failure while running (disk full, out of memory); 130 interrupted (Ctrl-C);
-143 terminated (SIGTERM). Whatever the exit, OUT is either complete or absent
-(or, with --force, the previous file): results go to a temporary file beside
-it that is renamed only when complete.
+143 terminated (SIGTERM); 129 hung up (SIGHUP: the terminal closed). Whatever
+the exit, OUT is either complete or absent (or, with --force, the previous
+file): results go to a temporary file beside it that is renamed only when
+complete. A process killed with SIGKILL cannot remove that file; the next run
+writing to the same directory, or ``fftconv clean DIR``, does.
 """
 
 from __future__ import annotations
@@ -124,6 +126,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("--no-save", action="store_true", help="measure and print, save nothing")
 
+    clean = sub.add_parser(
+        "clean", help="remove temporary files that killed 'apply' runs left in directories",
+        description="Remove the temporary outputs (.NAME.PID@HOST....fftconv-tmp...) that "
+                    "'fftconv apply' runs killed with SIGKILL (or a crash) left in DIR: only "
+                    "this user's, and only those whose process no longer runs on this host. "
+                    "A run writing into DIR does this too.",
+    )
+    clean.add_argument("dirs", metavar="DIR", nargs="+", help="directories to clean")
+    clean.add_argument("--older-than", type=float, default=None, metavar="HOURS",
+                       help="also remove temporary files of older fftconv versions (their "
+                            "names hold no process id) not modified for HOURS hours")
+
     demo = sub.add_parser(
         "demo", help="blur, edge-detect and sharpen a generated photo; print plans and timings",
         description="Generate a photo-like RGB image, write it as PNG, run a Gaussian blur, a "
@@ -232,6 +246,23 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_clean(args) -> int:
+    from . import io
+    from .jobs import JobError
+
+    for d in args.dirs:
+        if not os.path.isdir(d):
+            raise JobError(f"{d!r} is not a directory")
+    if args.older_than is not None and not args.older_than >= 0:
+        raise JobError(f"--older-than must be a number of hours >= 0; got {args.older_than}")
+    older = None if args.older_than is None else args.older_than * 3600
+    removed = [p for d in args.dirs for p in io.remove_stale_temps(d, older_than=older)]
+    for p in removed:
+        print(f"removed {p}")
+    print(f"fftconv clean: removed {len(removed)} stale temporary file(s)")
+    return 0
+
+
 def _on_sigterm(signum, frame):
     # Unwind like Ctrl-C so that temporary files are removed on the way out.
     raise SystemExit(128 + signum)
@@ -253,12 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["demo"])
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread
-        pass
+    # SIGHUP (the terminal closed) and SIGTERM unwind like Ctrl-C: temporary files go.
+    for name in ("SIGTERM", "SIGHUP"):
+        try:
+            signal.signal(getattr(signal, name), _on_sigterm)
+        except (ValueError, AttributeError):  # not the main thread, or no such signal
+            pass
     commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo,
-                "calibrate": _cmd_calibrate}
+                "calibrate": _cmd_calibrate, "clean": _cmd_clean}
     from .jobs import JobError
 
     try:
@@ -269,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _interrupted(args.command, 130)
     except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:
+        hangup = 128 + getattr(signal, "SIGHUP", signal.SIGTERM)
+        if exc.code in (128 + signal.SIGTERM, hangup):
             return _interrupted(args.command, exc.code)
         raise
     except MemoryError:

@@ -275,3 +275,90 @@ def test_memory_mapped_outputs_reserve_their_blocks(small_disk, monkeypatch, suf
         assert shutil.disk_usage(small_disk).used >= 4_000_000
         out.array[:] = 1
     assert os.listdir(small_disk) == [f"ok{suffix}"]
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def _slow_job(tmp_path):
+    img = np.lib.format.open_memmap(tmp_path / "in.npy", "w+", np.float32, (2048, 2048))
+    img[:] = 1
+    img.flush()
+    del img
+    # Many tiles with a big kernel summed directly: seconds of work.
+    return [
+        "apply",
+        tmp_path / "in.npy",
+        tmp_path / "out.npy",
+        "-k",
+        "box:61",
+        "--method",
+        "direct",
+        "--threads",
+        "1",
+        "-q",
+    ]
+
+
+def _start_and_signal(tmp_path, sig):
+    import signal
+    import time
+
+    args = _slow_job(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fftconv", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any("fftconv-tmp" in n for n in os.listdir(tmp_path)):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    return proc.returncode, err, signal
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+@pytest.mark.parametrize("name, code", [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_interrupted_run_removes_its_temporary_file(tmp_path, name, code):
+    import signal
+
+    rc, err, _ = _start_and_signal(tmp_path, getattr(signal, name))
+    assert rc == code, err
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        "fftconv apply: interrupted; no output written"
+    ]
+    assert os.listdir(tmp_path) == ["in.npy"]
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX signals")
+def test_sigkill_leaves_a_temporary_file_that_clean_and_the_next_run_remove(tmp_path):
+    import signal
+
+    rc, err, _ = _start_and_signal(tmp_path, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    left = [n for n in os.listdir(tmp_path) if n != "in.npy"]
+    assert len(left) == 1 and ".fftconv-tmp" in left[0] and not (tmp_path / "out.npy").exists()
+    r = _fftconv("clean", tmp_path)
+    assert r.returncode == 0 and "removed 1 stale" in r.stdout, r.stderr
+    assert os.listdir(tmp_path) == ["in.npy"]
+    # The next run into the directory removes what a killed one left, too.
+    (tmp_path / left[0]).write_bytes(b"x")
+    np.save(tmp_path / "small.npy", np.ones((8, 8), np.float32))
+    r = _fftconv("apply", tmp_path / "small.npy", tmp_path / "o.npy", "-k", "box:3", "-q")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.npy", "o.npy", "small.npy"]
+
+
+def test_clean_refuses_what_is_not_a_directory(tmp_path):
+    r = _fftconv("clean", tmp_path / "nope")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a directory" in r.stderr
