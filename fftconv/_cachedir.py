@@ -15,17 +15,59 @@ finds there, so it must be a directory no one else can write.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
 
 class CacheWarning(UserWarning):
     """A cache file could not be read or written; fftconv carried on without it."""
+
+
+#: Cache files larger than this are not read (wisdom and profiles take kilobytes).
+MAX_CACHE_FILE_BYTES = 16 * 2**20
+
+_warned: set = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(key, message: str, stacklevel: int = 3) -> None:
+    """A `CacheWarning` with `message`, the first time `key` is warned about in this
+    process: a broken cache file or directory is said once, not once per plan."""
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    warnings.warn(message, CacheWarning, stacklevel=stacklevel + 1)
+
+
+def read_json(path: Path):
+    """The JSON document in `path`.
+
+    Raises FileNotFoundError when there is none (no file, or no directory);
+    ValueError with a one-line reason for a file that is too large, not UTF-8,
+    not JSON, or nested too deeply for Python (``[[[[...``); OSError when it
+    cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CACHE_FILE_BYTES + 1)
+    except NotADirectoryError:
+        raise FileNotFoundError(f"no directory for {path}") from None
+    if len(raw) > MAX_CACHE_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_CACHE_FILE_BYTES // 2**20} MiB")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
 
 
 def cache_dir() -> Path:

@@ -54,7 +54,7 @@ import numpy as np
 import pyfftw
 import scipy.fft
 
-from ._cachedir import CacheWarning, atomic_write, cache_dir
+from ._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
 
 _EFFORTS = {
     "auto": "FFTW_ESTIMATE",
@@ -405,16 +405,36 @@ def _digest(wisdom: dict) -> str:
     return hashlib.sha256(json.dumps(wisdom, sort_keys=True).encode()).hexdigest()
 
 
-def _warn(msg: str) -> None:
-    warnings.warn(msg, CacheWarning, stacklevel=4)
+def _warn(key, msg: str) -> None:
+    warn_once(key, msg, stacklevel=4)
+
+
+def _wisdom_strings(doc) -> tuple[str, ...]:
+    """The three precisions' wisdom strings of a wisdom document, checked field by
+    field; ValueError says what is wrong."""
+    if not isinstance(doc, dict) or doc.get("format") != _WISDOM_FORMAT:
+        raise ValueError("not an fftconv wisdom file")
+    wisdom = doc.get("wisdom")
+    if not isinstance(wisdom, dict) or set(wisdom) != set(_PRECISIONS):
+        raise ValueError(f"'wisdom' must map {', '.join(_PRECISIONS)} to text")
+    strings = tuple(wisdom[p] for p in _PRECISIONS)
+    if not all(isinstance(x, str) and x.isascii() for x in strings):
+        raise ValueError("the wisdom of each precision must be ASCII text")
+    if doc.get("sha256") != _digest(wisdom):
+        raise ValueError("checksum mismatch (truncated or edited)")
+    if doc.get("fftw_version") != pyfftw.fftw_version:
+        raise ValueError(f"written by FFTW {doc.get('fftw_version')!r}, this is FFTW "
+                         f"{pyfftw.fftw_version}")
+    return strings
 
 
 def load_wisdom(force: bool = False) -> bool:
     """Import the saved wisdom once per process (again with `force`).
 
     Returns True when wisdom was imported. A missing file is silently
-    nothing; an unreadable, corrupt, truncated or foreign one is ignored with
-    a `CacheWarning`.
+    nothing; an unreadable, corrupt, truncated, hostile (too large, nested too
+    deeply, wrong types) or foreign one is ignored with a `CacheWarning`, once
+    per process.
     """
     global _wisdom_loaded
     if not _wisdom_enabled():
@@ -425,34 +445,21 @@ def load_wisdom(force: bool = False) -> bool:
         _wisdom_loaded = True
         path = wisdom_path()
         try:
-            raw = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            strings = _wisdom_strings(read_json(path))
+        except FileNotFoundError:
             return False
         except OSError as exc:
-            _warn(f"cannot read FFTW wisdom {path}: {exc}; planning without it")
+            _warn(("wisdom-read", str(path)),
+                  f"cannot read FFTW wisdom {path}: {exc}; planning without it")
             return False
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-            wisdom = doc["wisdom"]
-            ok_form = doc["format"] == _WISDOM_FORMAT and isinstance(wisdom, dict)
-            strings = [wisdom[p] for p in _PRECISIONS] if ok_form else []
-            if not ok_form or not all(isinstance(x, str) for x in strings):
-                raise ValueError("not an fftconv wisdom file")
-            if doc["sha256"] != _digest(wisdom):
-                raise ValueError("checksum mismatch (truncated or edited)")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            _warn(f"ignoring FFTW wisdom file {path}: {exc}")
-            return False
-        if doc.get("fftw_version") != pyfftw.fftw_version:
-            _warn(
-                f"ignoring FFTW wisdom file {path}: written by FFTW {doc.get('fftw_version')!r}, "
-                f"this is FFTW {pyfftw.fftw_version}"
-            )
+        except ValueError as exc:
+            _warn(("wisdom-read", str(path)), f"ignoring FFTW wisdom file {path}: {exc}")
             return False
         with _planner_lock:
             done = pyfftw.import_wisdom(tuple(x.encode("ascii") for x in strings))
         if not all(d for d, x in zip(done, strings) if x):
-            _warn(f"FFTW rejected part of the wisdom in {path}; it was ignored")
+            _warn(("wisdom-rejected", str(path)),
+                  f"FFTW rejected part of the wisdom in {path}; it was ignored")
         return any(done)
 
 
@@ -480,8 +487,9 @@ def save_wisdom() -> bool:
         try:
             atomic_write(path, json.dumps(doc, indent=1).encode())
         except OSError as exc:
-            _warn(f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
-                  "writable directory or FFTCONV_NO_WISDOM=1")
+            _warn(("wisdom-save", str(path)),
+                  f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
+                  "writable directory or FFTCONV_NO_WISDOM=1 (said once per process)")
             return False
         return True
 

@@ -362,3 +362,95 @@ def test_sigkill_leaves_a_temporary_file_that_clean_and_the_next_run_remove(tmp_
 def test_clean_refuses_what_is_not_a_directory(tmp_path):
     r = _fftconv("clean", tmp_path / "nope")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "not a directory" in r.stderr
+
+
+# --------------------------------------------------------------------------- hostile caches
+
+_HOSTILE_JSON = {
+    "deep-list": "[" * 200000,
+    "deep-dict": '{"a":' * 100000 + "1" + "}" * 100000,
+    "not-utf8": b"\xff\xfe\x00",
+    "truncated": '{"format": "fftconv-fftw-wisdom/1", "wisdom": {"dou',
+    "a-string": '"x"',
+    "a-list": "[]",
+    "null": "null",
+    "huge-number": "1e999999",
+    "wrong-types": '{"format": "fftconv-fftw-wisdom/1", "wisdom": {"double": 1, "single": [],'
+    ' "long double": {}}, "sha256": 5}',
+    "numeric-strings": '{"format": "fftconv-fftw-wisdom/1", "wisdom": "1e10"}',
+    "extra-precision": '{"format": "fftconv-fftw-wisdom/1", "wisdom": {"double": "", "single": '
+    '"", "long double": "", "quad": ""}}',
+    "non-ascii": '{"format": "fftconv-fftw-wisdom/1", "wisdom": {"double": "\\u00e9", '
+    '"single": "", "long double": ""}}',
+    "empty": "",
+}
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    from fftconv import _cachedir, _fftw
+
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FFTCONV_NO_WISDOM", raising=False)
+    _cachedir._warned.clear()
+    (tmp_path / "cache").mkdir()
+    yield tmp_path / "cache"
+    _cachedir._warned.clear()
+    _fftw._forget_wisdom()
+
+
+@pytest.mark.parametrize("name", sorted(_HOSTILE_JSON))
+def test_hostile_wisdom_file_warns_once_and_is_ignored(cache_dir, name):
+    import warnings
+
+    from fftconv import _cachedir, _fftw
+
+    data = _HOSTILE_JSON[name]
+    _fftw.wisdom_path().write_bytes(data if isinstance(data, bytes) else data.encode())
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert _fftw.load_wisdom(force=True) is False
+    msgs = [str(x.message) for x in w if issubclass(x.category, _cachedir.CacheWarning)]
+    assert len(msgs) == 1 and "ignoring FFTW wisdom file" in msgs[0], msgs
+    assert "\n" not in msgs[0] and len(msgs[0]) < 400
+
+
+def test_oversized_wisdom_file_is_not_read(cache_dir):
+    import warnings
+
+    from fftconv import _cachedir, _fftw
+
+    with open(_fftw.wisdom_path(), "wb") as f:
+        f.truncate(_cachedir.MAX_CACHE_FILE_BYTES + 1)
+    with pytest.warns(_cachedir.CacheWarning, match="larger than"):
+        assert _fftw.load_wisdom(force=True) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = np.random.default_rng(0).random((64, 64))
+        fftconv.convolve(x, np.ones((9, 9)), method="fft")
+
+
+@pytest.mark.parametrize("what", ["file-in-the-way", "read-only"])
+def test_unwritable_cache_dir_warns_once_per_process(tmp_path, monkeypatch, what):
+    import warnings
+
+    from fftconv import _cachedir, _fftw
+
+    if what == "file-in-the-way":
+        target = tmp_path / "cache"
+        target.write_text("not a directory")
+    else:
+        if POSIX and os.geteuid() == 0:
+            pytest.skip("root writes into read-only directories")
+        target = tmp_path / "ro"
+        target.mkdir(mode=0o500)
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(target))
+    _cachedir._warned.clear()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for _ in range(5):
+            assert _fftw.save_wisdom() is False
+    msgs = [str(x.message) for x in w if issubclass(x.category, _cachedir.CacheWarning)]
+    assert len(msgs) == 1 and "cannot save FFTW wisdom" in msgs[0], msgs
+    _cachedir._warned.clear()
