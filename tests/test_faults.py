@@ -454,3 +454,30 @@ def test_unwritable_cache_dir_warns_once_per_process(tmp_path, monkeypatch, what
     msgs = [str(x.message) for x in w if issubclass(x.category, _cachedir.CacheWarning)]
     assert len(msgs) == 1 and "cannot save FFTW wisdom" in msgs[0], msgs
     _cachedir._warned.clear()
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@pytest.mark.parametrize("method", ["auto", "fft", "direct", "oa"])
+def test_threads_sharing_a_convolver_get_right_answers(method):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    k = rng.standard_normal((7, 5))
+    conv = fftconv.Convolver(k, mode="same", boundary="symmetric", method=method)
+    images = [rng.standard_normal((int(n), 90)) for n in rng.integers(40, 120, size=8)]
+    refs = [
+        fftconv.convolve(x, k, mode="same", boundary="symmetric", method="direct") for x in images
+    ]
+    copies = [x.copy() for x in images]
+
+    def one(i):
+        got = conv(images[i % len(images)])
+        return float(np.abs(got - refs[i % len(images)]).max())
+
+    with ThreadPoolExecutor(8) as ex:
+        errs = list(ex.map(one, range(96), timeout=120))
+    scale = max(float(np.abs(x).max()) for x in images) * float(np.abs(k).sum())
+    assert max(errs) <= 1e-12 * scale
+    assert all(np.array_equal(a, b) for a, b in zip(images, copies))  # inputs untouched
