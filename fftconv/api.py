@@ -71,7 +71,10 @@ def convolve(
         pairs of 1-D passes when it factors within the dtype's tolerance (and
         sum directly when it does not).
     out : ndarray, optional
-        Write the result here (shape and dtype must match the result's).
+        Write the result here (shape and dtype must match the result's). `out`
+        may overlap the input or the kernel (``out=in1``, or a view of it):
+        fftconv then computes into a temporary and copies it into `out`
+        (memory for one more result).
     threads : int, optional
         FFTW threads; default the cores this process may use.
     max_memory : int or str, optional

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _fftw
-from ._execute import execute, prepare_kernel
+from ._execute import execute, overlaps, prepare_kernel
 from ._pad import source_index
 from ._problem import (
     Problem,
@@ -541,7 +541,15 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
 
     `problem` describes the whole call with its compute dtype; `k` is the kernel
     as the Problem has it (with `src`'s number of dimensions), in that dtype.
+    A `dst` that overlaps `src` (an ndarray written in place) gets the result
+    through a temporary of its size: tiles would otherwise read what others wrote.
     """
+    if isinstance(dst, np.ndarray) and overlaps(dst, src, k):
+        tmp = np.empty(dst.shape, dst.dtype)
+        plan = run_tiled(problem, src, k, tmp, max_memory=max_memory, threads=threads,
+                         method=method, progress=progress, magnitude=magnitude, tile=tile)
+        dst[...] = tmp
+        return plan
     if problem.swapped:
         raise ValueError(
             f"mode='valid' with a kernel larger than the image (in1 {problem.in2_shape}, "

@@ -385,3 +385,44 @@ def test_wrap_fold_of_a_float32_kernel_longer_than_the_image_keeps_float64(metho
                              mode="same", boundary="wrap")
     assert_close(conv(np.array([3.0])), direct_reference(
         np.array([3.0]), np.array([-0.46042656898498535, -0.9180529713630676]), "same", "wrap"))
+
+
+@pytest.mark.parametrize("method", ["direct", "auto", "separable", "oa", "fft", "lowrank"])
+@pytest.mark.parametrize("view", ["same", "reversed", "kernel"])
+@pytest.mark.parametrize("correlate", [False, True])
+def test_out_overlapping_an_input_gives_the_right_result(method, view, correlate):
+    # out=x was silently wrong for every method but fft (by up to 0.67 here).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 260))
+    k = rng.standard_normal((5, 5)) if view == "kernel" else np.ones((5, 5)) / 25
+    if view == "kernel":
+        # out overlaps the kernel: the 'same' output of a kernel-sized image
+        small = rng.standard_normal((5, 5))
+        ref = _func(correlate)(small, k, mode="same", method="direct")
+        got = _func(correlate)(small, k, mode="same", method=method, out=k)
+        assert got is k
+        assert_close(k, ref)
+        return
+    xx = x.copy()
+    out = xx if view == "same" else xx[::-1, ::-1]
+    src = xx if view == "same" else xx[::-1, ::-1]
+    expect = _func(correlate)(src.copy(), k, mode="same", method="direct")
+    got = _func(correlate)(src, k, mode="same", method=method, out=out)
+    assert got is out
+    assert_close(out, expect)
+
+
+@pytest.mark.parametrize("method", ["direct", "oa", "fft"])
+def test_out_overlapping_the_input_on_the_tiled_path(method):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 500))
+    k = np.ones((5, 5)) / 25
+    expect = fftconv.convolve(x, k, mode="same", method="direct")
+    for out_view in (lambda a: a, lambda a: a[::-1, ::-1]):
+        xx = x.copy()
+        src, out = out_view(xx), out_view(xx)
+        want = fftconv.convolve(src.copy(), k, mode="same", method="direct")
+        got = fftconv.convolve(src, k, mode="same", method=method, out=out, max_memory="20MB")
+        assert got is out
+        assert_close(out, want)
+    assert_close(fftconv.convolve(x, k, mode="same", method=method, max_memory="20MB"), expect)
