@@ -481,3 +481,117 @@ def test_threads_sharing_a_convolver_get_right_answers(method):
     scale = max(float(np.abs(x).max()) for x in images) * float(np.abs(k).sum())
     assert max(errs) <= 1e-12 * scale
     assert all(np.array_equal(a, b) for a, b in zip(images, copies))  # inputs untouched
+
+
+_GOOD_CONSTANTS = None
+
+
+def _profile_doc(**changes):
+    from fftconv.planner import profile as prof
+
+    doc = {
+        "format": prof._PROFILE_FORMAT,
+        "host": prof._host(),
+        "constants": {n: 1.0 for n in prof._FIRST_NAMES},
+        "direct": {
+            "direct_madds_per_s": {d: 1e10 for d in prof._DTYPES},
+            "separable_madds_per_s": {d: 1e10 for d in prof._DTYPES},
+            "copy_bytes_per_s": 1e10,
+            "call_overhead_s": 1e-5,
+        },
+    }
+    doc.update(changes)
+    return doc
+
+
+def _hostile_profiles():
+    import json
+
+    out = dict(_HOSTILE_JSON)
+    out["numeric-string-rate"] = json.dumps(
+        _profile_doc(direct={"direct_madds_per_s": {"float32": "1e10"}})
+    )
+    out["numeric-string-constant"] = json.dumps(_profile_doc(constants={"fft32": "1e10"}))
+    out["bool-constant"] = json.dumps(_profile_doc(constants={"fft32": True}))
+    out["negative"] = json.dumps(_profile_doc(constants={"fft32": -1.0}))
+    out["constants-a-list"] = json.dumps(_profile_doc(constants=[1, 2]))
+    out["direct-a-string"] = json.dumps(_profile_doc(direct="fast"))
+    out["nan"] = json.dumps(_profile_doc(constants={n: float("nan") for n in ("fft32",)}))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_hostile_profiles()))
+def test_hostile_planner_profile_warns_once_and_plans_with_defaults(cache_dir, name):
+    import warnings
+
+    from fftconv import _cachedir
+    from fftconv.planner import Machine, profile
+
+    data = _hostile_profiles()[name]
+    profile.profile_path().write_bytes(data if isinstance(data, bytes) else data.encode())
+    profile.reset_machine()
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            x = np.random.default_rng(0).random((40, 50))
+            for _ in range(3):
+                got = fftconv.convolve(x, np.ones((3, 3)), mode="same")
+            for _ in range(3):
+                profile.reset_machine()
+                assert profile.machine() == Machine()
+        msgs = [str(m.message) for m in w if issubclass(m.category, _cachedir.CacheWarning)]
+        assert len(msgs) == 1 and "ignoring planner profile" in msgs[0], msgs
+        assert "\n" not in msgs[0]
+        np.testing.assert_allclose(
+            got, fftconv.convolve(x, np.ones((3, 3)), mode="same", method="direct"), atol=1e-12
+        )
+    finally:
+        profile.reset_machine()
+
+
+def test_well_formed_profile_is_still_read(cache_dir):
+    import json
+
+    from fftconv.planner import profile
+
+    profile.profile_path().write_text(json.dumps(_profile_doc()))
+    profile.reset_machine()
+    try:
+        assert profile.machine().calibrated
+    finally:
+        profile.reset_machine()
+
+
+def test_command_with_corrupt_caches_runs_and_warns_in_one_line(tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "planner-profile.json").write_text("[" * 200000)
+    import pyfftw
+
+    (cache / f"fftw-wisdom-{pyfftw.fftw_version}.json").write_text('{"a":' * 100000)
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    e = _env()
+    e["FFTCONV_CACHE_DIR"] = str(cache)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fftconv",
+            "apply",
+            str(tmp_path / "in.npy"),
+            str(tmp_path / "out.npy"),
+            "-k",
+            "gaussian:sigma=3",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=e,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr
+    assert all(line.startswith("fftconv: warning: ") for line in lines), lines
+    assert sum("planner profile" in line for line in lines) == 1
