@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -263,6 +264,10 @@ def _cmd_clean(args) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"fftconv: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def _on_sigterm(signum, frame):
     # Unwind like Ctrl-C so that temporary files are removed on the way out.
     raise SystemExit(128 + signum)
@@ -295,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     from .jobs import JobError
 
     try:
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            # A warning (a broken cache file, ...) is one line, as errors are.
+            warnings.showwarning = _one_line_warning
+            return commands[args.command](args)
     except JobError as exc:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
