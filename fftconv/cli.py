@@ -82,12 +82,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="threads (default: all cores)")
     p.add_argument("--correlate", action="store_true", help="cross-correlate instead of convolve")
     p.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                   help="allow PNG/JPEG inputs with up to N pixels (default 178956970: a "
-                        "guard against decompression bombs)")
+                   help="allow inputs with up to N pixels (default 178956970 for PNG/JPEG, a "
+                        "guard against decompression bombs; 1e11 for .npy, TIFF and zarr, "
+                        "whose headers may claim any size)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like the command's own."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="fftconv",
         description="Fast, exact convolution of images of any size, within a memory budget.",
         epilog="Run 'fftconv COMMAND --help' for a command's options.",
@@ -193,7 +201,7 @@ def _cmd_plan(args) -> int:
     from . import io
     from .jobs import FileJob, JobError, as_kernel
 
-    kernel = as_kernel(args.kernel)
+    kernel = as_kernel(args.kernel, max_bytes=args.max_memory / 4)
     shape = _parse_shape(args.input)
     if shape is not None:
         try:
@@ -202,9 +210,11 @@ def _cmd_plan(args) -> int:
             raise JobError(f"--in-dtype {args.in_dtype!r} is not a dtype") from None
         where = "shape"
     else:
-        max_pixels = args.max_pixels if args.max_pixels is not None else io.DEFAULT_MAX_PIXELS
+        given = args.max_pixels is not None
         try:
-            shape, in_dtype = io.probe(args.input, max_pixels=max_pixels)
+            shape, in_dtype = io.probe(
+                args.input, max_pixels=args.max_pixels if given else io.DEFAULT_MAX_PIXELS,
+                max_stored_pixels=args.max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS)
         except (FileNotFoundError, ValueError, ImportError) as exc:
             raise JobError(str(exc)) from None
         where = args.input

@@ -278,7 +278,9 @@ def _pillow_to_array(im, Image) -> np.ndarray:
     return arr
 
 
-def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, ...], np.dtype]:
+def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+          max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS,
+          ) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype `open_image` would give, without decoding pixels.
 
     Examples
@@ -313,7 +315,7 @@ def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[tuple[i
         dtype = np.dtype({"I;16": np.uint16, "I": np.uint16, "F": np.float32}.get(target, np.uint8))
         shape = (h, w) if channels == 1 else (h, w, channels)
         return shape, dtype
-    arr = open_image(path)
+    arr = open_image(path, max_stored_pixels=max_stored_pixels)
     return tuple(arr.shape), np.dtype(arr.dtype)
 
 
