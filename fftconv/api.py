@@ -80,7 +80,10 @@ def convolve(
     max_memory : int or str, optional
         A budget (bytes, or e.g. ``'2GB'``) for the call's working memory
         besides its input and output; when the in-memory plan would exceed
-        it, the call runs tile by tile (`fftconv.tiles.convolve_tiled`).
+        it, the call runs tile by tile (`fftconv.tiles.convolve_tiled`). The
+        budget includes a fixed 16 MiB (16.8 MB) for FFTW's plans, thread stacks
+        and bookkeeping; one that admits only tiles smaller than 32x32 outputs
+        is refused with a ValueError naming the smallest budget that works.
 
     Returns
     -------

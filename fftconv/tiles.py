@@ -43,6 +43,7 @@ from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
 
 __all__ = [
+    "MIN_TILE",
     "TilePlan",
     "compute_dtype",
     "convolve_tiled",
@@ -109,6 +110,13 @@ def _fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+def _round_up(n: int) -> int:
+    """`n` rounded up to what `_fmt_bytes` prints (3 significant figures), so that the
+    budget a message names is enough."""
+    step = 10 ** max(0, len(str(int(n))) - 3)
+    return -(-int(n) // step) * step
+
+
 def compute_dtype(src_dtype, kernel_dtype, out_dtype=None) -> np.dtype:
     """The dtype tiles are computed in: float32 for photos (uint8, uint16, float32,
     ...), float64 when the image or the requested output is float64 (or a wide
@@ -149,6 +157,12 @@ def _bytes_per_sample(itemsize: int, src_itemsize: int, out_itemsize: int) -> in
     """
     return src_itemsize + 3 * itemsize + 4 * itemsize + itemsize + out_itemsize
 
+
+#: Tiles are at least this many outputs a side (or the whole axis): smaller ones
+#: spend their time on halos and per-tile work (a budget just above the overhead
+#: gave 1x1 tiles, 88,200 of them, 2000 times slower than one call in memory), so a
+#: budget that admits only smaller tiles is refused, naming the one that works.
+MIN_TILE = 32
 
 #: The block side (tile plus halo) tiles aim for when the budget allows more:
 #: blocks of about 512-768 samples a side keep the transforms in cache. Measured
@@ -195,7 +209,8 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
     Raises
     ------
     ValueError
-        When even a one-sample tile does not fit.
+        When tiles of `MIN_TILE` outputs a side do not fit (the message names
+        the smallest budget that works).
 
     Notes
     -----
@@ -234,11 +249,14 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
         )
         return (workers * per + itemsize) * channels * samples
 
-    if cost(1) > budget:
+    if cost(MIN_TILE) > budget:
+        side = "x".join(str(min(MIN_TILE, n)) for n in image_shape)
         raise ValueError(
             f"max_memory={_fmt_bytes(max_memory)} is too small for a kernel of shape "
-            f"{kernel_shape} with {workers} worker(s): the smallest tile needs "
-            f"{_fmt_bytes(cost(1) + _OVERHEAD)}; raise max_memory or use fewer threads"
+            f"{kernel_shape} with {workers} worker(s): tiles of {side} outputs, the smallest "
+            f"worth running, need max_memory={_fmt_bytes(_round_up(cost(MIN_TILE) + _OVERHEAD))} "
+            f"({_fmt_bytes(_OVERHEAD)} of it fixed overhead); raise max_memory or use fewer "
+            "threads"
         )
     lo, hi = 1, max(image_shape)
     if prefer is not None:
@@ -757,8 +775,11 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
         The method of every tile; 'auto' chooses by the tile's cost.
     max_memory : int or str
         Budget in bytes (or e.g. ``'2GB'``) for the working memory of the call:
-        blocks, transform buffers, tile results. `src` and `dst` are not counted
-        (they are not in memory when they are memory maps or stores).
+        blocks, transform buffers, tile results, plus a fixed 16 MiB (16.8 MB)
+        for FFTW's plans, thread stacks and bookkeeping. `src` and `dst` are not
+        counted (they are not in memory when they are memory maps or stores). A
+        budget that admits only tiles smaller than 32x32 outputs is refused with
+        a ValueError that names the smallest budget that works.
     threads : int, optional
         Total threads; tiles run in parallel on ``workers`` threads with
         ``threads // workers`` FFTW threads each.
