@@ -69,7 +69,9 @@ def convolve(
         convolves block by block (overlap-add), for images much larger than
         the kernel; 'separable' and 'lowrank' run a 2-D kernel as one or a few
         pairs of 1-D passes when it factors within the dtype's tolerance (and
-        sum directly when it does not).
+        sum directly when it does not, or below 2**16 outputs, where passes
+        save microseconds and direct sums stay bit-exact: the Plan's
+        ``substituted`` says so).
     out : ndarray, optional
         Write the result here (shape and dtype must match the result's). `out`
         may overlap the input or the kernel (``out=in1``, or a view of it):
