@@ -58,7 +58,9 @@ def convolve(
         'periodic', 'grid-wrap', 'grid-mirror' are accepted. 'reflect' is
         ambiguous and raises.
     fillvalue : scalar
-        The padding value for boundary='fill'; complex allowed.
+        The padding value for boundary='fill'; complex allowed (a complex fill
+        makes the result complex). It is ignored, and leaves the result's dtype
+        alone, for the other boundaries and for mode='valid' (nothing is padded).
     axes : int or sequence of int, optional
         Axes to convolve over (default all); the others broadcast.
     channel_axis : int, optional

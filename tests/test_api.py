@@ -426,3 +426,22 @@ def test_out_overlapping_the_input_on_the_tiled_path(method):
         assert got is out
         assert_close(out, want)
     assert_close(fftconv.convolve(x, k, mode="same", method=method, max_memory="20MB"), expect)
+
+
+@pytest.mark.parametrize("boundary, mode", [("wrap", "same"), ("symmetric", "full"),
+                                            ("mirror", "same"), ("nearest", "same"),
+                                            ("fill", "valid")])
+def test_unused_complex_fillvalue_leaves_the_result_real(boundary, mode):
+    rng = np.random.default_rng(2)
+    x, k = rng.standard_normal((9, 8)), rng.standard_normal((3, 2))
+    for fv in (1 + 2j, np.nan, np.complex64(3j)):
+        got = fftconv.convolve(x, k, mode, boundary, fv)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, fftconv.convolve(x, k, mode, boundary))
+
+
+def test_used_complex_fillvalue_makes_the_result_complex():
+    x, k = np.ones((4, 4)), np.ones((2, 2))
+    got = fftconv.convolve(x, k, "same", "fill", 1 + 2j)
+    assert got.dtype == np.complex128
+    assert_close(got, direct_reference(x, k, "same", "fill", 1 + 2j))
