@@ -595,3 +595,19 @@ def test_command_with_corrupt_caches_runs_and_warns_in_one_line(tmp_path):
     assert "Traceback" not in r.stderr
     assert all(line.startswith("fftconv: warning: ") for line in lines), lines
     assert sum("planner profile" in line for line in lines) == 1
+
+
+# --------------------------------------------------------------------------- tolerance
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "oa", "separable", "auto"])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_tolerance_statement_holds_where_the_exact_result_is_zero(method, dtype, tol):
+    # A derivative of a constant image is exactly 0: no method can be within
+    # tol x max|reference| = 0 there, every one is within tol x max|image| x sum|kernel|.
+    x = np.full((300, 280), 1234.5, dtype)
+    k = np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0]).astype(dtype)
+    for mode, boundary in (("valid", "fill"), ("same", "nearest"), ("same", "wrap")):
+        got = fftconv.convolve(x, k, mode, boundary, method=method)
+        bound = tol * float(np.abs(x).max()) * float(np.abs(k).sum())
+        assert float(np.abs(got).max()) <= bound, (mode, boundary)
