@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 2 bad arguments (unknown kernel, missing input, output
 exists, unwritable directory, budget too small, ...), with a one-line message;
-1 a failure while running (disk full, out of memory); 130 interrupted (Ctrl-C);
+1 a failure while running (disk full, out of memory, an input that cannot be
+decoded half way; FFTCONV_DEBUG=1 shows the traceback); 130 interrupted (Ctrl-C);
 143 terminated (SIGTERM); 129 hung up (SIGHUP: the terminal closed). Whatever
 the exit, OUT is either complete or absent (or, with --force, the previous
 file): results go to a temporary file beside it that is renamed only when
@@ -330,4 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a decoder's error half way (corrupt tiles), ...
+        if os.environ.get("FFTCONV_DEBUG"):
+            raise
+        what = " ".join(str(exc).split())[:300] or "no message"
+        print(f"fftconv {args.command}: error: {type(exc).__name__}: {what} (FFTCONV_DEBUG=1 "
+              "shows where)", file=sys.stderr)
         return 1

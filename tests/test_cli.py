@@ -307,3 +307,18 @@ def test_truncated_tiff_and_huge_zarr_claims_are_one_line_errors(tmp_path, capsy
                    "--max-pixels", str(10**12))
     assert rc == 2 and "not enough disk space" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_corrupt_tile_half_way_is_one_line_and_leaves_nothing(tmp_path):
+    pytest.importorskip("imagecodecs")
+    x = (np.arange(300 * 400) % 251).astype(np.uint8).reshape(300, 400)
+    tifffile.imwrite(tmp_path / "a.tif", x, tile=(64, 64), compression="zlib")
+    with tifffile.TiffFile(tmp_path / "a.tif") as t:
+        off, n = t.pages[0].dataoffsets[5], t.pages[0].databytecounts[5]
+    data = bytearray((tmp_path / "a.tif").read_bytes())
+    data[off:off + n] = b"\0" * n
+    (tmp_path / "a.tif").write_bytes(bytes(data))
+    r = _run("apply", tmp_path / "a.tif", tmp_path / "o.tif", "-k", "box:3", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "DeflateError" in r.stderr
+    assert os.listdir(tmp_path) == ["a.tif"]
