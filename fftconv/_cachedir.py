@@ -160,6 +160,7 @@ def numba_fallback_cache_dir() -> Path:
     warnings.warn(
         f"numba's on-disk cache of compiled code is off for this process ({why}); set "
         "NUMBA_CACHE_DIR to a directory of your own to keep compiled code between runs",
-        CacheWarning, stacklevel=3,
+        CacheWarning,
+        stacklevel=3,
     )
     return Path(tmp)

@@ -62,8 +62,11 @@ def as_kernel(kernel, max_bytes: float | None = None) -> np.ndarray:
         try:
             return parse_spec(os.fspath(kernel), max_bytes=max_bytes)
         except (ValueError, TypeError) as exc:
-            hint = (" (a quarter of max_memory: the rest is for the tiles); raise max_memory"
-                    if "memory budget" in str(exc) else "")
+            hint = (
+                " (a quarter of max_memory: the rest is for the tiles); raise max_memory"
+                if "memory budget" in str(exc)
+                else ""
+            )
             raise JobError(f"{exc}{hint}") from None
     return np.asarray(kernel)
 
@@ -156,8 +159,11 @@ class FileJob:
         # The kernel as the Problem has it (with the image's number of dimensions).
         self.k = k if k.ndim == len(self.shape) else np.expand_dims(k, -1)
         self.out_dtype = _out_dtype(req, self.in_dtype, self.compute)
-        if (self.problem.boundary == "fill" and self.out_dtype.kind in "biu"
-                and not np.isfinite(self.problem.fillvalue)):
+        if (
+            self.problem.boundary == "fill"
+            and self.out_dtype.kind in "biu"
+            and not np.isfinite(self.problem.fillvalue)
+        ):
             raise JobError(
                 f"fillvalue={self.problem.fillvalue!r} cannot be written to a "
                 f"{self.out_dtype} output (integers have no NaN or infinity); write a float "
@@ -167,8 +173,11 @@ class FileJob:
         cores = default_threads()
         if self.threads > cores:
             # More workers than cores only cut the tiles smaller and slower.
-            warnings.warn(f"threads={self.threads} is more than the {cores} core(s) this "
-                          f"process may use; using {cores}", stacklevel=3)
+            warnings.warn(
+                f"threads={self.threads} is more than the {cores} core(s) this "
+                f"process may use; using {cores}",
+                stacklevel=3,
+            )
             self.threads = cores
         self.method = method
 
@@ -285,8 +294,10 @@ def convolve_file(
     given = max_pixels is not None
     try:
         image = io.open_image(
-            src, max_pixels=max_pixels if given else io.DEFAULT_MAX_PIXELS,
-            max_stored_pixels=max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS)
+            src,
+            max_pixels=max_pixels if given else io.DEFAULT_MAX_PIXELS,
+            max_stored_pixels=max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS,
+        )
     except (FileNotFoundError, ValueError, ImportError) as exc:
         raise JobError(str(exc)) from None
     job = FileJob(

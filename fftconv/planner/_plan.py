@@ -328,14 +328,17 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
         pool = [c for c in cands if c.method in ("separable", "lowrank")]
         if not pool:
             pool = [c for c in cands if c.method == "direct"]
-            substituted = (f"method={method!r} was asked; direct summation runs instead "
-                           f"(same result): {_why_not_separable(problem, kernel)}")
+            substituted = (
+                f"method={method!r} was asked; direct summation runs instead "
+                f"(same result): {_why_not_separable(problem, kernel)}"
+            )
     if not pool:
         if method == "oa":
             # One block covers everything: block convolution is the whole-array FFT.
             pool = [c for c in cands if c.method == "fft" and not c.circular]
-            substituted = ("method='oa' was asked; one block covers the whole image, so it "
-                           "runs as one FFT")
+            substituted = (
+                "method='oa' was asked; one block covers the whole image, so it runs as one FFT"
+            )
         if not pool:
             raise ValueError(f"method={method!r} cannot compute this problem")
     best = pool[0]
@@ -360,8 +363,10 @@ def _why_not_separable(problem: Problem, kernel) -> str:
     if not compiled_available(problem):
         return "1-D passes need the compiled engine (numba) and one or two convolved axes"
     if math.prod(problem.out_shape) < costs.SEPARABLE_MIN_OUTPUTS:
-        return (f"below {costs.SEPARABLE_MIN_OUTPUTS:,} outputs 1-D passes save "
-                "microseconds, and summing directly keeps small results bit-exact")
+        return (
+            f"below {costs.SEPARABLE_MIN_OUTPUTS:,} outputs 1-D passes save "
+            "microseconds, and summing directly keeps small results bit-exact"
+        )
     if kernel is None:
         return "the kernel's values were not given (planned from shapes), so it cannot be factored"
     return "the kernel does not factor into few 1-D pairs within the dtype's tolerance"

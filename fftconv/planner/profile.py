@@ -124,13 +124,18 @@ def _load_profile() -> Machine:
     except FileNotFoundError:
         return Machine()
     except OSError as exc:
-        warn_once(("profile-read", str(path)),
-                  f"cannot read {path}: {exc}; using default cost constants", stacklevel=4)
+        warn_once(
+            ("profile-read", str(path)),
+            f"cannot read {path}: {exc}; using default cost constants",
+            stacklevel=4,
+        )
         return Machine()
     except ValueError as exc:
-        warn_once(("profile-read", str(path)),
-                  f"ignoring planner profile {path}: {exc}; using default cost constants",
-                  stacklevel=4)
+        warn_once(
+            ("profile-read", str(path)),
+            f"ignoring planner profile {path}: {exc}; using default cost constants",
+            stacklevel=4,
+        )
         return Machine()
     if doc.get("host") != _host():
         return Machine()  # calibrated on another machine sharing this cache directory
