@@ -108,8 +108,30 @@ def execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None
         raise ValueError(f"no executor for method {method!r}")
 
 
+def overlaps(out, *arrays) -> bool:
+    """Whether `out` shares memory with any of `arrays` (exactly; when numpy cannot
+    tell within a bounded effort, it is taken to)."""
+    for x in arrays:
+        if isinstance(x, np.ndarray) and np.may_share_memory(out, x):
+            try:
+                if np.shares_memory(out, x, max_work=1 << 20):
+                    return True
+            except np.exceptions.TooHardError:
+                return True
+    return False
+
+
 def compute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None):
-    """Execute `plan` into `out` (or a new array) and undo SciPy's 'valid' swap."""
+    """Execute `plan` into `out` (or a new array) and undo SciPy's 'valid' swap.
+
+    An `out` that overlaps the image or the kernel (``out=x``, or a view of it)
+    would be read after it is written: the result is computed into a temporary,
+    then copied into `out`.
+    """
+    if out is not None and overlaps(out, a, k):
+        result = compute(problem, plan, a, k, None, threads, prepared)
+        np.copyto(out, result, casting="unsafe")
+        return out
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
     execute(problem, plan, a, k, result, threads, prepared)
     unswap(problem, result)

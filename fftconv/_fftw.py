@@ -28,6 +28,14 @@ Wisdom is stored as JSON text (never pickled), keyed to the FFTW version,
 written atomically, loaded on first use, and ignored with a warning when it
 is corrupt, truncated or foreign. ``FFTCONV_NO_WISDOM=1`` turns the file off
 (nothing is read or written; plans measured in this process are still reused).
+
+A forked child starts with an empty pool and new locks (`os.register_at_fork`).
+FFTW keeps its own pool of worker threads for multi-threaded plans, and a
+child has none of the parent's threads: once the parent has executed a
+multi-threaded plan, FFTW in the child would wait forever for workers that do
+not exist, and FFTW offers no way to reset that pool. Such a child therefore
+plans every transform single-threaded (its other threads, the direct
+executors' pool included, are rebuilt and work as before).
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import numpy as np
 import pyfftw
 import scipy.fft
 
-from ._cachedir import CacheWarning, atomic_write, cache_dir
+from ._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
 
 _EFFORTS = {
     "auto": "FFTW_ESTIMATE",
@@ -71,6 +79,11 @@ UPGRADE_MAX_SAMPLES = 1 << 20
 MAX_CACHE_BYTES = 1 << 30
 
 _lock = threading.Lock()
+#: True once this process executed (built) a multi-threaded FFTW plan: a child
+#: forked after that must not use FFTW's threads (see the module's docstring).
+_threads_used = False
+#: The most FFTW threads a plan of this process may use (1 in such a child).
+_max_threads: int | None = None
 _idle: OrderedDict[tuple, list] = OrderedDict()
 _idle_bytes = 0
 _stats = {"hits": 0, "misses": 0, "evictions": 0, "measured": 0}
@@ -122,6 +135,7 @@ def set_effort(effort: str) -> str:
 
 def _build(shape, dtype, axes, direction, threads, flag=None):
     """A new FFTW object. `shape` and `dtype` describe the real (or complex) signal side."""
+    global _threads_used
     dtype = np.dtype(dtype)
     cshape = list(shape)
     if dtype.kind == "f":
@@ -135,6 +149,8 @@ def _build(shape, dtype, axes, direction, threads, flag=None):
         a, b = spectrum, signal
         fftw_dir = "FFTW_BACKWARD"
     kw = {"axes": axes, "direction": fftw_dir, "threads": threads}
+    if threads > 1:
+        _threads_used = True
     try:
         # Free when wisdom (loaded, or measured in this process) holds a measured plan;
         # fails at once otherwise.
@@ -175,6 +191,8 @@ def transform(shape, dtype, axes, direction: str, threads: int):
     ``.execute()``, read ``.output_array``. The input buffer is destroyed.
     """
     global _idle_bytes
+    if _max_threads is not None:
+        threads = min(int(threads), _max_threads)
     key = _key(shape, dtype, axes, direction, threads)
     with _lock:
         pool = _idle.get(key)
@@ -317,6 +335,55 @@ def clear_cache() -> None:
         _upgraded.clear()
 
 
+# --- fork ----------------------------------------------------------------------------------
+
+_fork_held: list = []
+
+
+def _before_fork() -> None:
+    # No thread of ours may be inside FFTW's planner (or hold the pool's lock) while
+    # the process is copied: the child's copy of the lock would never be released.
+    # A planner call that takes longer than the timeout (FFTW_PATIENT) lets the fork
+    # go ahead; the child gets new locks anyway.
+    for lk in (_planner_lock, _lock):
+        if lk.acquire(timeout=30):
+            _fork_held.append(lk)
+
+
+def _after_fork_parent() -> None:
+    while _fork_held:
+        _fork_held.pop().release()
+
+
+def _after_fork_child() -> None:
+    global _planner_lock, _lock, _idle_bytes, _upgrade_cv, _upgrader, _measuring
+    global _wisdom_lock, _max_threads
+    _fork_held.clear()
+    _planner_lock = threading.RLock()
+    _lock = threading.Lock()
+    _upgrade_cv = threading.Condition(_lock)
+    _wisdom_lock = threading.Lock()
+    _idle.clear()
+    _idle_bytes = 0
+    _uses.clear()
+    _upgrades.clear()
+    _upgrader = None
+    _measuring = 0
+    if _threads_used:
+        _max_threads = 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
+
+
+def fork_safe_threads() -> int | None:
+    """The most FFTW threads this process may use: 1 in a child forked after its parent
+    ran a multi-threaded transform, else None (no limit)."""
+    return _max_threads
+
+
 # --- FFTW wisdom ----------------------------------------------------------------------
 
 _WISDOM_FORMAT = "fftconv-fftw-wisdom/1"
@@ -338,16 +405,36 @@ def _digest(wisdom: dict) -> str:
     return hashlib.sha256(json.dumps(wisdom, sort_keys=True).encode()).hexdigest()
 
 
-def _warn(msg: str) -> None:
-    warnings.warn(msg, CacheWarning, stacklevel=4)
+def _warn(key, msg: str) -> None:
+    warn_once(key, msg, stacklevel=4)
+
+
+def _wisdom_strings(doc) -> tuple[str, ...]:
+    """The three precisions' wisdom strings of a wisdom document, checked field by
+    field; ValueError says what is wrong."""
+    if not isinstance(doc, dict) or doc.get("format") != _WISDOM_FORMAT:
+        raise ValueError("not an fftconv wisdom file")
+    wisdom = doc.get("wisdom")
+    if not isinstance(wisdom, dict) or set(wisdom) != set(_PRECISIONS):
+        raise ValueError(f"'wisdom' must map {', '.join(_PRECISIONS)} to text")
+    strings = tuple(wisdom[p] for p in _PRECISIONS)
+    if not all(isinstance(x, str) and x.isascii() for x in strings):
+        raise ValueError("the wisdom of each precision must be ASCII text")
+    if doc.get("sha256") != _digest(wisdom):
+        raise ValueError("checksum mismatch (truncated or edited)")
+    if doc.get("fftw_version") != pyfftw.fftw_version:
+        raise ValueError(f"written by FFTW {doc.get('fftw_version')!r}, this is FFTW "
+                         f"{pyfftw.fftw_version}")
+    return strings
 
 
 def load_wisdom(force: bool = False) -> bool:
     """Import the saved wisdom once per process (again with `force`).
 
     Returns True when wisdom was imported. A missing file is silently
-    nothing; an unreadable, corrupt, truncated or foreign one is ignored with
-    a `CacheWarning`.
+    nothing; an unreadable, corrupt, truncated, hostile (too large, nested too
+    deeply, wrong types) or foreign one is ignored with a `CacheWarning`, once
+    per process.
     """
     global _wisdom_loaded
     if not _wisdom_enabled():
@@ -358,34 +445,21 @@ def load_wisdom(force: bool = False) -> bool:
         _wisdom_loaded = True
         path = wisdom_path()
         try:
-            raw = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            strings = _wisdom_strings(read_json(path))
+        except FileNotFoundError:
             return False
         except OSError as exc:
-            _warn(f"cannot read FFTW wisdom {path}: {exc}; planning without it")
+            _warn(("wisdom-read", str(path)),
+                  f"cannot read FFTW wisdom {path}: {exc}; planning without it")
             return False
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-            wisdom = doc["wisdom"]
-            ok_form = doc["format"] == _WISDOM_FORMAT and isinstance(wisdom, dict)
-            strings = [wisdom[p] for p in _PRECISIONS] if ok_form else []
-            if not ok_form or not all(isinstance(x, str) for x in strings):
-                raise ValueError("not an fftconv wisdom file")
-            if doc["sha256"] != _digest(wisdom):
-                raise ValueError("checksum mismatch (truncated or edited)")
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            _warn(f"ignoring FFTW wisdom file {path}: {exc}")
-            return False
-        if doc.get("fftw_version") != pyfftw.fftw_version:
-            _warn(
-                f"ignoring FFTW wisdom file {path}: written by FFTW {doc.get('fftw_version')!r}, "
-                f"this is FFTW {pyfftw.fftw_version}"
-            )
+        except ValueError as exc:
+            _warn(("wisdom-read", str(path)), f"ignoring FFTW wisdom file {path}: {exc}")
             return False
         with _planner_lock:
             done = pyfftw.import_wisdom(tuple(x.encode("ascii") for x in strings))
         if not all(d for d, x in zip(done, strings) if x):
-            _warn(f"FFTW rejected part of the wisdom in {path}; it was ignored")
+            _warn(("wisdom-rejected", str(path)),
+                  f"FFTW rejected part of the wisdom in {path}; it was ignored")
         return any(done)
 
 
@@ -413,8 +487,9 @@ def save_wisdom() -> bool:
         try:
             atomic_write(path, json.dumps(doc, indent=1).encode())
         except OSError as exc:
-            _warn(f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
-                  "writable directory or FFTCONV_NO_WISDOM=1")
+            _warn(("wisdom-save", str(path)),
+                  f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
+                  "writable directory or FFTCONV_NO_WISDOM=1 (said once per process)")
             return False
         return True
 

@@ -71,7 +71,10 @@ def run_with_nan_policy(
         return run(x, in2, fill, dst, axes, channel_axis)
 
     if policy == "fill":
-        result = call(np.where(valid, data, problem.fillvalue), problem.fillvalue, out)
+        # The Problem keeps the fill value only where padding reads it; the missing
+        # samples take the caller's value whatever the boundary.
+        missing = np.asarray(fillvalue).item()
+        result = call(np.where(valid, data, missing), fillvalue, out)
         if not return_weights:
             return result
         weights = call(valid.astype(real), 1.0 if pad_valid else 0.0, None)

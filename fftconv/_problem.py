@@ -341,7 +341,10 @@ def _problem(ashape, adtype, kshape, kdtype, mode, boundary, fillvalue, axes, ch
             raise TypeError(f"fillvalue must be a real or complex scalar; got {fillvalue!r}")
         fillvalue = fv.item()
     dtype = result_dtype(adtype, kdtype)
-    if isinstance(fillvalue, complex) and fillvalue.imag != 0:
+    if boundary != "fill" or mode == "valid":
+        # The fill value is never read: it changes neither the result nor its dtype.
+        fillvalue = 0
+    elif isinstance(fillvalue, complex) and fillvalue.imag != 0:
         if dtype.kind != "c":
             dtype = np.result_type(dtype, np.complex64)
 

@@ -76,7 +76,9 @@ def convolve(
         'periodic', 'grid-wrap', 'grid-mirror' are accepted. 'reflect' is
         ambiguous and raises.
     fillvalue : scalar
-        The padding value for boundary='fill'; complex allowed.
+        The padding value for boundary='fill'; complex allowed (a complex fill
+        makes the result complex). It is ignored, and leaves the result's dtype
+        alone, for the other boundaries and for mode='valid' (nothing is padded).
     axes : int or sequence of int, optional
         Axes to convolve over (default all); the others broadcast.
     channel_axis : int, optional
@@ -87,15 +89,23 @@ def convolve(
         convolves block by block (overlap-add), for images much larger than
         the kernel; 'separable' and 'lowrank' run a 2-D kernel as one or a few
         pairs of 1-D passes when it factors within the dtype's tolerance (and
-        sum directly when it does not).
+        sum directly when it does not, or below 2**16 outputs, where passes
+        save microseconds and direct sums stay bit-exact: the Plan's
+        ``substituted`` says so).
     out : ndarray, optional
-        Write the result here (shape and dtype must match the result's).
+        Write the result here (shape and dtype must match the result's). `out`
+        may overlap the input or the kernel (``out=in1``, or a view of it):
+        fftconv then computes into a temporary and copies it into `out`
+        (memory for one more result).
     threads : int, optional
         FFTW threads; default the cores this process may use.
     max_memory : int or str, optional
         A budget (bytes, or e.g. ``'2GB'``) for the call's working memory
         besides its input and output; when the in-memory plan would exceed
-        it, the call runs tile by tile (`fftconv.tiles.convolve_tiled`).
+        it, the call runs tile by tile (`fftconv.tiles.convolve_tiled`). The
+        budget includes a fixed 16 MiB (16.8 MB) for FFTW's plans, thread stacks
+        and bookkeeping; one that admits only tiles smaller than 32x32 outputs
+        is refused with a ValueError naming the smallest budget that works.
     nan_policy : {'propagate', 'interpolate', 'fill'}
         NaN in `in1`: 'propagate' lets it spread to every output it reaches;
         'interpolate' leaves missing samples out and renormalises the kernel

@@ -2,10 +2,13 @@
 
 Exit codes: 0 done; 2 bad arguments (unknown kernel, missing input, output
 exists, unwritable directory, budget too small, ...), with a one-line message;
-1 a failure while running (disk full, out of memory); 130 interrupted (Ctrl-C);
-143 terminated (SIGTERM). Whatever the exit, OUT is either complete or absent
-(or, with --force, the previous file): results go to a temporary file beside
-it that is renamed only when complete.
+1 a failure while running (disk full, out of memory, an input that cannot be
+decoded half way; FFTCONV_DEBUG=1 shows the traceback); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM); 129 hung up (SIGHUP: the terminal closed). Whatever
+the exit, OUT is either complete or absent (or, with --force, the previous
+file): results go to a temporary file beside it that is renamed only when
+complete. A process killed with SIGKILL cannot remove that file; the next run
+writing to the same directory, or ``fftconv clean DIR``, does.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -79,12 +83,20 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="threads (default: all cores)")
     p.add_argument("--correlate", action="store_true", help="cross-correlate instead of convolve")
     p.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                   help="allow PNG/JPEG inputs with up to N pixels (default 178956970: a "
-                        "guard against decompression bombs)")
+                   help="allow inputs with up to N pixels (default 178956970 for PNG/JPEG, a "
+                        "guard against decompression bombs; 1e11 for .npy, TIFF and zarr, "
+                        "whose headers may claim any size)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like the command's own."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="fftconv",
         description="Fast, exact convolution of images of any size, within a memory budget.",
         epilog="Run 'fftconv COMMAND --help' for a command's options.",
@@ -123,6 +135,18 @@ def _parser() -> argparse.ArgumentParser:
                     "it to the cache directory ($FFTCONV_CACHE_DIR or the user cache).",
     )
     cal.add_argument("--no-save", action="store_true", help="measure and print, save nothing")
+
+    clean = sub.add_parser(
+        "clean", help="remove temporary files that killed 'apply' runs left in directories",
+        description="Remove the temporary outputs (.NAME.PID@HOST....fftconv-tmp...) that "
+                    "'fftconv apply' runs killed with SIGKILL (or a crash) left in DIR: only "
+                    "this user's, and only those whose process no longer runs on this host. "
+                    "A run writing into DIR does this too.",
+    )
+    clean.add_argument("dirs", metavar="DIR", nargs="+", help="directories to clean")
+    clean.add_argument("--older-than", type=float, default=None, metavar="HOURS",
+                       help="also remove temporary files of older fftconv versions (their "
+                            "names hold no process id) not modified for HOURS hours")
 
     demo = sub.add_parser(
         "demo", help="blur, edge-detect and sharpen a generated photo; print plans and timings",
@@ -178,7 +202,7 @@ def _cmd_plan(args) -> int:
     from . import io
     from .jobs import FileJob, JobError, as_kernel
 
-    kernel = as_kernel(args.kernel)
+    kernel = as_kernel(args.kernel, max_bytes=args.max_memory / 4)
     shape = _parse_shape(args.input)
     if shape is not None:
         try:
@@ -187,9 +211,11 @@ def _cmd_plan(args) -> int:
             raise JobError(f"--in-dtype {args.in_dtype!r} is not a dtype") from None
         where = "shape"
     else:
-        max_pixels = args.max_pixels if args.max_pixels is not None else io.DEFAULT_MAX_PIXELS
+        given = args.max_pixels is not None
         try:
-            shape, in_dtype = io.probe(args.input, max_pixels=max_pixels)
+            shape, in_dtype = io.probe(
+                args.input, max_pixels=args.max_pixels if given else io.DEFAULT_MAX_PIXELS,
+                max_stored_pixels=args.max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS)
         except (FileNotFoundError, ValueError, ImportError) as exc:
             raise JobError(str(exc)) from None
         where = args.input
@@ -232,6 +258,27 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_clean(args) -> int:
+    from . import io
+    from .jobs import JobError
+
+    for d in args.dirs:
+        if not os.path.isdir(d):
+            raise JobError(f"{d!r} is not a directory")
+    if args.older_than is not None and not args.older_than >= 0:
+        raise JobError(f"--older-than must be a number of hours >= 0; got {args.older_than}")
+    older = None if args.older_than is None else args.older_than * 3600
+    removed = [p for d in args.dirs for p in io.remove_stale_temps(d, older_than=older)]
+    for p in removed:
+        print(f"removed {p}")
+    print(f"fftconv clean: removed {len(removed)} stale temporary file(s)")
+    return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"fftconv: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def _on_sigterm(signum, frame):
     # Unwind like Ctrl-C so that temporary files are removed on the way out.
     raise SystemExit(128 + signum)
@@ -253,23 +300,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["demo"])
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread
-        pass
+    # SIGHUP (the terminal closed) and SIGTERM unwind like Ctrl-C: temporary files go.
+    for name in ("SIGTERM", "SIGHUP"):
+        try:
+            signal.signal(getattr(signal, name), _on_sigterm)
+        except (ValueError, AttributeError):  # not the main thread, or no such signal
+            pass
     commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo,
-                "calibrate": _cmd_calibrate}
+                "calibrate": _cmd_calibrate, "clean": _cmd_clean}
     from .jobs import JobError
 
     try:
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            # A warning (a broken cache file, ...) is one line, as errors are.
+            warnings.showwarning = _one_line_warning
+            return commands[args.command](args)
     except JobError as exc:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return _interrupted(args.command, 130)
     except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:
+        hangup = 128 + getattr(signal, "SIGHUP", signal.SIGTERM)
+        if exc.code in (128 + signal.SIGTERM, hangup):
             return _interrupted(args.command, exc.code)
         raise
     except MemoryError:
@@ -278,4 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a decoder's error half way (corrupt tiles), ...
+        if os.environ.get("FFTCONV_DEBUG"):
+            raise
+        what = " ".join(str(exc).split())[:300] or "no message"
+        print(f"fftconv {args.command}: error: {type(exc).__name__}: {what} (FFTCONV_DEBUG=1 "
+              "shows where)", file=sys.stderr)
         return 1

@@ -7,10 +7,26 @@ touches. PNG and JPEG are decoded whole (their formats allow nothing else),
 behind a decompression-bomb guard that a caller lifts for one call with
 `max_pixels`, never for the whole process.
 
+Files that are not decoded whole (``.npy``, TIFF, zarr) may claim any size in
+their headers: images with more than `DEFAULT_MAX_STORED_PIXELS` pixels are
+refused unless the call raises `max_stored_pixels`, so an 8 KB file claiming a
+terapixel never starts a run.
+
 Writing is atomic: `create_output` writes into a temporary file beside the
 destination and renames it over the destination only when the whole result is
 in it, so an interrupted or failed run never leaves a half-written file, and
-an existing file is replaced only when asked (``force=True``).
+an existing file is replaced only when asked (``force=True``). Before anything
+is computed, the output's size is checked against the free space of its
+directory, and ``.npy`` and TIFF outputs (written through memory maps, where a
+full disk would kill the process with SIGBUS) have their blocks reserved
+(``posix_fallocate``): a full disk is an `OSError` (ENOSPC) with a one-line
+message, and the temporary file is removed.
+
+The temporary file's name holds the writing process's id and host:
+``.NAME.PID@HOST.RANDOM.fftconv-tmp.SUFFIX``. A process killed outright (SIGKILL,
+power loss) cannot remove it; the next `create_output` in that directory, or
+`remove_stale_temps` (``fftconv clean DIR``), removes those whose process no
+longer runs on this host, and never one of a running process.
 
 `tifffile`, `zarr` and `Pillow` are imported only when a file of theirs is
 read or written (``pip install 'fftconv[io]'``).
@@ -18,27 +34,41 @@ read or written (``pip install 'fftconv[io]'``).
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
+import socket
+import stat
+import time
 import uuid
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_STORED_PIXELS",
     "FORMATS",
+    "DiskFullError",
     "AtomicOutput",
     "ImageTooLargeError",
     "cast_to",
     "create_output",
     "open_image",
     "probe",
+    "remove_stale_temps",
 ]
 
 #: PNG and JPEG images with more pixels than this are refused unless the call
 #: passes a larger `max_pixels` (Pillow's own default error limit).
 DEFAULT_MAX_PIXELS = 178_956_970
+
+#: ``.npy``, TIFF and zarr images with more pixels than this (100 gigapixels) are
+#: refused unless the call passes a larger `max_stored_pixels`: their headers may
+#: claim any size at no cost to whoever wrote them.
+DEFAULT_MAX_STORED_PIXELS = 10**11
 
 #: Suffix -> format name, for reading and writing.
 FORMATS = {".npy": "npy", ".tif": "tiff", ".tiff": "tiff", ".zarr": "zarr", ".png": "png",
@@ -46,7 +76,8 @@ FORMATS = {".npy": "npy", ".tif": "tiff", ".tiff": "tiff", ".zarr": "zarr", ".pn
 
 
 class ImageTooLargeError(ValueError):
-    """A PNG or JPEG image has more pixels than `max_pixels` allows."""
+    """An image has more pixels than `max_pixels` (PNG, JPEG) or `max_stored_pixels`
+    (``.npy``, TIFF, zarr) allows."""
 
 
 def _format(path, role: str) -> str:
@@ -73,7 +104,8 @@ def _need(module: str, fmt: str):
 # --------------------------------------------------------------------------- reading
 
 
-def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS):
     """Open an image file for reading, without loading it where the format allows.
 
     Parameters
@@ -84,7 +116,9 @@ def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
     max_pixels : int or None
         The decompression-bomb guard for PNG and JPEG: images with more pixels
         are refused with `ImageTooLargeError`. None lifts it for this call.
-        Other formats are not decoded whole and are not limited.
+    max_stored_pixels : int or None
+        The same guard for ``.npy``, TIFF and zarr files, which are not decoded
+        whole but whose headers may claim any size. None lifts it.
 
     Returns
     -------
@@ -128,10 +162,22 @@ def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
     except (ValueError, OSError, TypeError, KeyError, SyntaxError) as exc:
         # (Pillow reports a file that is not the format its suffix says as SyntaxError.)
         raise ValueError(f"input {path!r}: cannot read as {fmt} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the decoders' own errors (TiffFileError, ...)
+        raise ValueError(f"input {path!r}: cannot read as {fmt} ({type(exc).__name__}: "
+                         f"{exc})") from None
     dt = np.dtype(arr.dtype)
     if dt.kind not in "biufc" or len(arr.shape) == 0:
         raise ValueError(f"input {path!r}: holds {dt} data of shape {arr.shape}; an image must "
                          "be a numeric array")
+    if fmt not in ("png", "jpeg") and max_stored_pixels is not None:
+        pixels = int(np.prod([int(n) for n in arr.shape[:2]], dtype=object))
+        if pixels > max_stored_pixels:
+            dims = "x".join(str(int(n)) for n in arr.shape)
+            raise ImageTooLargeError(
+                f"input {path!r} claims {dims} = {pixels:,} pixels, more than "
+                f"max_stored_pixels={max_stored_pixels:,}; if that is right, pass a larger "
+                f"limit (--max-pixels {pixels} on the command line)"
+            )
     return arr
 
 
@@ -139,6 +185,7 @@ def _open_tiff(path: str):
     tifffile = _need("tifffile", "TIFF")
     with tifffile.TiffFile(path) as tif:
         axes = tif.series[0].axes
+        _check_complete(tif, path)
     try:
         arr = tifffile.memmap(path, mode="r")
     except ValueError:
@@ -151,6 +198,20 @@ def _open_tiff(path: str):
         # Planar colour (one plane per channel): present it as rows x columns x channels.
         arr = np.moveaxis(arr, 0, -1) if isinstance(arr, np.ndarray) else _ChannelsLast(arr)
     return arr
+
+
+def _check_complete(tif, path: str) -> None:
+    """A truncated TIFF would fail (or, memory-mapped, kill the process with SIGBUS)
+    only when a tile reaches the missing part: check every strip and tile lies in the
+    file before any work starts."""
+    size = os.path.getsize(path)
+    for page in tif.series[0].pages:
+        if page is None:
+            continue
+        ends = [int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts)]
+        if ends and max(ends) > size:
+            raise ValueError(f"the file is truncated: its image data end at byte {max(ends):,}, "
+                             f"the file has {size:,}")
 
 
 class _ChannelsLast:
@@ -217,7 +278,9 @@ def _pillow_to_array(im, Image) -> np.ndarray:
     return arr
 
 
-def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[tuple[int, ...], np.dtype]:
+def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+          max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS,
+          ) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype `open_image` would give, without decoding pixels.
 
     Examples
@@ -252,7 +315,7 @@ def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[tuple[i
         dtype = np.dtype({"I;16": np.uint16, "I": np.uint16, "F": np.float32}.get(target, np.uint8))
         shape = (h, w) if channels == 1 else (h, w, channels)
         return shape, dtype
-    arr = open_image(path)
+    arr = open_image(path, max_stored_pixels=max_stored_pixels)
     return tuple(arr.shape), np.dtype(arr.dtype)
 
 
@@ -303,8 +366,123 @@ def _check_writable_format(fmt: str, path: str, shape, dtype: np.dtype) -> None:
             )
 
 
+def _host_tag() -> str:
+    """This host, in 8 hex digits: a process id says nothing about another machine's
+    processes (a shared network disk)."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
 def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.fftconv-tmp{path.suffix}")
+    return path.with_name(f".{path.name}.{os.getpid()}@{_host_tag()}.{uuid.uuid4().hex[:12]}"
+                          f".fftconv-tmp{path.suffix}")
+
+
+_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[0-9a-f]{8})\.[0-9a-f]{12}\.fftconv-tmp"
+                      r"(\.[^.]*)?$")
+#: The temporary names of fftconv before they carried a process id.
+_OLD_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.fftconv-tmp(\.[^.]*)?$")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process (or no way to tell): keep its files
+    return True
+
+
+def remove_stale_temps(directory, *, older_than: float | None = None) -> list[Path]:
+    """Remove the temporary outputs in `directory` that fftconv processes which no
+    longer run left behind (killed by SIGKILL, a crash, power loss); returns them.
+
+    Only names of fftconv's temporary outputs are considered, only those of this
+    user, and only those whose process id (in the name) runs no process on this
+    host. A process id reused by another process since keeps its file (the safe
+    side). Temporary files from before fftconv put process ids in their names are
+    removed only with `older_than` (seconds since last modified).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> remove_stale_temps(tempfile.mkdtemp())
+    []
+    """
+    directory = Path(os.fspath(directory))
+    host = _host_tag()
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if m is None and not (older_than is not None and _OLD_TEMP_RE.match(entry.name)):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if uid is not None and st.st_uid != uid:
+            continue
+        if m is not None:
+            if m["host"] != host or _running(int(m["pid"])):
+                continue
+        elif time.time() - st.st_mtime < older_than:
+            continue
+        try:
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _free_bytes(directory: Path) -> int | None:
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return None
+    return usage.free if usage.total else None  # (a pseudo file system tells nothing)
+
+
+class DiskFullError(OSError):
+    """Not enough free space for an output (errno ENOSPC); its text is one line."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
+def _disk_full(path: Path, need: int, free: int | None) -> OSError:
+    have = "" if free is None else f", {_size(free)} free"
+    return DiskFullError(errno.ENOSPC, f"output {str(path)!r}: not enough disk space: the output "
+                                       f"needs {_size(need)}{have} in {str(path.parent)!r}")
+
+
+def _reserve(path: str, nbytes: int) -> None:
+    """Allocate the file's blocks now, so that writing through a memory map can never
+    meet a full disk (a SIGBUS that kills the process)."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)
 
 
 class AtomicOutput:
@@ -337,29 +515,43 @@ class AtomicOutput:
                                       "(--force) to replace it")
             if self.path.is_dir() and self.format != "zarr":
                 raise IsADirectoryError(f"output {str(self.path)!r} is a directory")
+        remove_stale_temps(parent)
+        need = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+        free = _free_bytes(parent)
+        if self.format in ("npy", "tiff", "zarr") and free is not None and need > free:
+            raise _disk_full(self.path, need, free)
         self.temp = _temp_path(self.path)
         self.done = False
         try:
             self.array = self._create(chunks)
         except OSError as exc:
             self.abort()
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _disk_full(self.path, need, _free_bytes(parent)) from None
             raise PermissionError(
                 f"output {str(self.path)!r}: cannot create a file in {str(parent)!r} "
                 f"({exc.strerror or exc})"
             ) from None
+        except BaseException:
+            self.abort()
+            raise
 
     def _create(self, chunks):
         t = str(self.temp)
         if self.format == "npy":
-            return np.lib.format.open_memmap(t, mode="w+", dtype=self.dtype, shape=self.shape)
+            arr = np.lib.format.open_memmap(t, mode="w+", dtype=self.dtype, shape=self.shape)
+            _reserve(t, os.path.getsize(t))
+            return arr
         if self.format == "tiff":
             tifffile = _need("tifffile", "TIFF")
             channels = self.shape[2] if len(self.shape) == 3 else 1
             photometric = "rgb" if channels in (3, 4) and self.dtype.kind == "u" else "minisblack"
             extra = {"extrasamples": ["unassalpha"]} if channels == 4 and photometric == "rgb" else {}
             nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-            return tifffile.memmap(t, shape=self.shape, dtype=self.dtype,
-                                   photometric=photometric, bigtiff=nbytes > 2**31, **extra)
+            arr = tifffile.memmap(t, shape=self.shape, dtype=self.dtype,
+                                  photometric=photometric, bigtiff=nbytes > 2**31, **extra)
+            _reserve(t, os.path.getsize(t))
+            return arr
         if self.format == "zarr":
             zarr = _need("zarr", "zarr")
             if chunks is None:

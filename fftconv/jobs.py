@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 
 from . import io
-from ._problem import make_problem_from_shapes, normalize_threads
+from ._problem import default_threads, make_problem_from_shapes, normalize_threads
 from .kernels import parse_spec
 from .tiles import DEFAULT_MAX_MEMORY, TilePlan, compute_dtype, parse_memory, plan_tiles, run_tiled
 
@@ -53,14 +54,20 @@ def _out_dtype(choice, in_dtype: np.dtype, compute) -> np.dtype:
     return np.dtype(compute).type(0).real.dtype if np.dtype(compute).kind == "c" else compute
 
 
-def as_kernel(kernel) -> np.ndarray:
+def as_kernel(kernel, max_bytes: float | None = None) -> np.ndarray:
     """`kernel` as an array: a spec such as ``'gaussian:sigma=2'`` or a .npy path
-    (`fftconv.kernels.parse_spec`), or array-like."""
+    (`fftconv.kernels.parse_spec`, which refuses kernels of more than `max_bytes`
+    before building them), or array-like."""
     if isinstance(kernel, (str, os.PathLike)):
         try:
-            return parse_spec(os.fspath(kernel))
+            return parse_spec(os.fspath(kernel), max_bytes=max_bytes)
         except (ValueError, TypeError) as exc:
-            raise JobError(str(exc)) from None
+            hint = (
+                " (a quarter of max_memory: the rest is for the tiles); raise max_memory"
+                if "memory budget" in str(exc)
+                else ""
+            )
+            raise JobError(f"{exc}{hint}") from None
     return np.asarray(kernel)
 
 
@@ -111,6 +118,13 @@ class FileJob:
     ):
         self.shape = tuple(shape)
         self.in_dtype = np.dtype(in_dtype)
+        wide = {"f": 8, "c": 16}.get(self.in_dtype.kind)
+        if wide and self.in_dtype.itemsize > wide and _dtype_choice(dtype) is None:
+            raise JobError(
+                f"input holds {self.in_dtype} (long double) samples; fftconv computes in "
+                "float64 at most and would round them: pass dtype='float64' (--dtype float64) "
+                "to accept that"
+            )
         if len(self.shape) not in (2, 3):
             raise JobError(f"input has shape {self.shape}; expected a 2-d grey or 3-d colour image")
         if kernel.ndim != 2:
@@ -145,7 +159,26 @@ class FileJob:
         # The kernel as the Problem has it (with the image's number of dimensions).
         self.k = k if k.ndim == len(self.shape) else np.expand_dims(k, -1)
         self.out_dtype = _out_dtype(req, self.in_dtype, self.compute)
+        if (
+            self.problem.boundary == "fill"
+            and self.out_dtype.kind in "biu"
+            and not np.isfinite(self.problem.fillvalue)
+        ):
+            raise JobError(
+                f"fillvalue={self.problem.fillvalue!r} cannot be written to a "
+                f"{self.out_dtype} output (integers have no NaN or infinity); write a float "
+                "output (--dtype float32) or pass a finite fill value"
+            )
         self.threads = normalize_threads(threads)
+        cores = default_threads()
+        if self.threads > cores:
+            # More workers than cores only cut the tiles smaller and slower.
+            warnings.warn(
+                f"threads={self.threads} is more than the {cores} core(s) this "
+                f"process may use; using {cores}",
+                stacklevel=3,
+            )
+            self.threads = cores
         self.method = method
 
     def plan(self, max_memory, in_memory: int = 0) -> TilePlan:
@@ -216,8 +249,10 @@ def convolve_file(
     progress : bool or callable
         A progress bar (True) or ``progress(done, total)`` after each tile.
     max_pixels : int, optional
-        Allow PNG/JPEG inputs with up to this many pixels (a guard against
-        decompression bombs; default `fftconv.io.DEFAULT_MAX_PIXELS`).
+        Allow inputs with up to this many pixels (a guard against decompression
+        bombs and headers that claim any size; default
+        `fftconv.io.DEFAULT_MAX_PIXELS` for PNG/JPEG and
+        `fftconv.io.DEFAULT_MAX_STORED_PIXELS` for .npy, TIFF and zarr).
 
     Returns
     -------
@@ -246,13 +281,23 @@ def convolve_file(
     >>> float(np.load(os.path.join(d, "out.npy"))[3, 3])
     27.0
     """
-    kernel = as_kernel(kernel)
+    # The kernel, its copy in the compute dtype and its spectrum must leave room for
+    # the tiles: a kernel of more than a quarter of the budget is refused unbuilt.
+    try:
+        budget = parse_memory(max_memory)
+    except (ValueError, TypeError) as exc:
+        raise JobError(str(exc)) from None
+    kernel = as_kernel(kernel, max_bytes=budget / 4)
     src, dst = os.fspath(src), os.fspath(dst)
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise JobError(f"OUT {dst!r} is IN: fftconv never modifies its input; choose another OUT")
-    max_pixels = max_pixels if max_pixels is not None else io.DEFAULT_MAX_PIXELS
+    given = max_pixels is not None
     try:
-        image = io.open_image(src, max_pixels=max_pixels)
+        image = io.open_image(
+            src,
+            max_pixels=max_pixels if given else io.DEFAULT_MAX_PIXELS,
+            max_stored_pixels=max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS,
+        )
     except (FileNotFoundError, ValueError, ImportError) as exc:
         raise JobError(str(exc)) from None
     job = FileJob(

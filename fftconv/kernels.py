@@ -7,10 +7,16 @@ image's brightness; derivative kernels sum to zero.
 
 `parse_spec` turns the text the ``fftconv`` command takes (``gaussian:sigma=8``,
 ``box:15``, ``motion:length=25,angle=30``, a ``.npy`` file) into a kernel.
+
+A kernel is at most `MAX_SIDE` samples a side: larger requests (``box:20000``,
+``gaussian:sigma=1e308``) are refused with a `ValueError` that names the size,
+before anything is allocated; `parse_spec` also refuses kernels larger than a
+memory budget it is given.
 """
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import math
 import os
@@ -31,6 +37,33 @@ __all__ = [
     "sharpen",
     "sobel",
 ]
+
+
+#: The largest kernel side the kernel functions build: 8193 x 8193 float64 samples
+#: are 537 MB, and a convolution with such a kernel needs several times that.
+MAX_SIDE = 8193
+
+#: Bytes a kernel being built may take (set by `parse_spec`'s `max_bytes`).
+_max_bytes: contextvars.ContextVar[float] = contextvars.ContextVar("max_bytes",
+                                                                   default=math.inf)
+
+
+def _check_side(what: str, side: float, itemsize: int = 8) -> int:
+    """`side` as an int, or a ValueError naming the kernel when a ``side x side``
+    kernel is beyond `MAX_SIDE` or the budget (checked on floats: nothing is allocated
+    and huge parameters cannot overflow)."""
+    nbytes = float(side) * float(side) * itemsize
+    limit = _max_bytes.get()
+    if not side <= MAX_SIDE or nbytes > limit:
+        if not math.isfinite(side):
+            size = "of infinite size"
+        else:
+            n = f"{side:.0f}" if side < 1e12 else f"{side:.3g}"
+            size = f"{n} x {n} samples ({nbytes / 1e9:,.3g} GB as float64)"
+        why = (f"more than the {MAX_SIDE} x {MAX_SIDE} fftconv builds" if not side <= MAX_SIDE
+               else f"more than the memory budget of {limit / 1e6:,.0f} MB")
+        raise ValueError(f"{what} would be {size}, {why}; choose a smaller kernel")
+    return int(side)
 
 
 def _positive(name: str, value, integer: bool = False) -> float:
@@ -64,7 +97,9 @@ def gaussian(sigma: float, truncate: float = 4.0) -> np.ndarray:
     """
     sigma = _positive("sigma", sigma)
     truncate = _positive("truncate", truncate)
-    r = int(truncate * sigma + 0.5)
+    reach = truncate * sigma + 0.5
+    side = 2 * math.floor(reach) + 1 if math.isfinite(reach) and reach < 1e15 else math.inf
+    r = (_check_side(f"gaussian(sigma={sigma:g}, truncate={truncate:g})", side) - 1) // 2
     x = np.arange(-r, r + 1, dtype=np.float64)
     g = np.exp(-0.5 * (x / sigma) ** 2)
     g /= g.sum()
@@ -80,7 +115,7 @@ def box(size: int) -> np.ndarray:
     array([[0.25, 0.25],
            [0.25, 0.25]])
     """
-    n = int(_positive("size", size, integer=True))
+    n = _check_side(f"box({size!r})", _positive("size", size, integer=True))
     return np.full((n, n), 1.0 / (n * n))
 
 
@@ -211,7 +246,8 @@ def disk(radius: float) -> np.ndarray:
            [0., 1., 0.]])
     """
     r = _positive("radius", radius)
-    n = math.ceil(r)
+    n = (_check_side(f"disk(radius={r:g})", 2 * r + 3 if r > 1e15 else 2 * math.ceil(r) + 1)
+         - 1) // 2
     y, x = np.mgrid[-n : n + 1, -n : n + 1]
     d = ((x * x + y * y) <= r * r).astype(np.float64)
     return d / d.sum()
@@ -247,8 +283,10 @@ def motion(length: float, angle: float = 0.0) -> np.ndarray:
     theta = math.radians(angle)
     dx, dy = math.cos(theta), -math.sin(theta)
     half = (length - 1) / 2
-    n = math.ceil(half * max(abs(dx), abs(dy)) - 1e-9)
-    size = 2 * n + 1
+    reach = half * max(abs(dx), abs(dy))
+    size = _check_side(f"motion(length={length:g}, angle={angle:g})",
+                       2 * math.ceil(reach - 1e-9) + 1 if reach < 1e15 else math.inf)
+    n = (size - 1) // 2
     k = np.zeros((size + 1, size + 1))
     t = np.linspace(-half, half, max(1, math.ceil(length - 1e-9)))
     xs, ys = n + t * dx, n + t * dy
@@ -276,7 +314,7 @@ def ripple(size: int = 15, wavelength: float = 4.0) -> np.ndarray:
     >>> r.shape, bool(np.allclose(r, r[::-1, ::-1])), round(float(np.abs(r).sum()), 12)
     ((5, 5), False, 1.0)
     """
-    n = int(_positive("size", size, integer=True))
+    n = _check_side(f"ripple(size={size!r})", _positive("size", size, integer=True))
     wl = _positive("wavelength", wavelength)
     y, x = np.mgrid[0:n, 0:n].astype(np.float64)
     r = np.cos(2 * np.pi * (x + 2 * y) / wl) * np.exp(-(x + y) / n)
@@ -312,7 +350,7 @@ def _number(text: str, spec: str, pname: str):
     return int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v
 
 
-def parse_spec(spec: str) -> np.ndarray:
+def parse_spec(spec: str, *, max_bytes: float | None = None) -> np.ndarray:
     """The kernel a command-line spec names.
 
     A spec is ``NAME`` or ``NAME:ARGS`` where ARGS are comma-separated values,
@@ -323,12 +361,17 @@ def parse_spec(spec: str) -> np.ndarray:
     Names: gaussian, box, laplace, sharpen, emboss, sobel-x, sobel-y, scharr-x,
     scharr-y, scharr (complex), disk, motion, ripple.
 
+    `max_bytes`, when given, refuses kernels whose float64 samples would take more
+    (before they are built or loaded).
+
     Raises
     ------
     ValueError
-        For an unknown name, a missing, extra or non-numeric parameter, or a
-        ``.npy`` file that does not exist or holds no usable kernel; the
-        message says what was wrong and what is accepted.
+        For an unknown name, a missing, extra or non-numeric parameter, a kernel
+        larger than `MAX_SIDE` a side or than `max_bytes`, or a ``.npy`` file that
+        does not exist or holds no usable kernel (not 2-d, not numeric, long
+        double, NaN or infinite values); the message says what was wrong and what
+        is accepted.
 
     Examples
     --------
@@ -343,6 +386,14 @@ def parse_spec(spec: str) -> np.ndarray:
     """
     if not isinstance(spec, str):
         raise TypeError(f"kernel spec must be a str; got {spec!r}")
+    token = _max_bytes.set(math.inf if max_bytes is None else float(max_bytes))
+    try:
+        return _parse(spec)
+    finally:
+        _max_bytes.reset(token)
+
+
+def _parse(spec: str) -> np.ndarray:
     text = spec.strip()
     if text.lower().endswith(".npy") or os.sep in text or (os.altsep and os.altsep in text):
         return _load_npy(text)
@@ -393,17 +444,27 @@ def _load_npy(path: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise ValueError(f"kernel spec {path!r}: no such .npy file")
     try:
-        k = np.load(path, allow_pickle=False)
+        # Shape and dtype first, from the header: nothing large is read before they pass.
+        k = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:  # corrupt, pickled or not .npy
         raise ValueError(f"kernel spec {path!r}: cannot load as a .npy array ({exc})") from None
     if not isinstance(k, np.ndarray) or k.dtype.kind not in "biufc":
         raise ValueError(f"kernel spec {path!r}: holds dtype {getattr(k, 'dtype', '?')}; "
                          "a kernel must be numeric")
-    if k.ndim not in (1, 2) or k.size == 0:
+    if k.dtype.kind in "fc" and k.dtype.itemsize > (8 if k.dtype.kind == "f" else 16):
+        raise ValueError(f"kernel spec {path!r}: holds {k.dtype} (long double); fftconv computes "
+                         "in float64 at most: save it as float64 (or complex128)")
+    if k.ndim != 2 or k.size == 0:
+        hint = (f" (a row kernel has shape (1, {k.shape[0]}), a column kernel "
+                f"({k.shape[0]}, 1))" if k.ndim == 1 else "")
         raise ValueError(f"kernel spec {path!r}: holds shape {k.shape}; a kernel must be a "
-                         "non-empty 2-d array")
-    if k.ndim == 1:
-        k = k[np.newaxis, :]
+                         f"non-empty 2-d array{hint}")
+    nbytes = k.size * 8.0
+    if nbytes > _max_bytes.get():
+        raise ValueError(f"kernel spec {path!r}: a {k.shape[0]} x {k.shape[1]} kernel "
+                         f"({nbytes / 1e9:,.3g} GB as float64) is more than the memory budget "
+                         f"of {_max_bytes.get() / 1e6:,.0f} MB")
+    k = np.array(k)
     if not np.isfinite(k).all():
         raise ValueError(f"kernel spec {path!r}: holds NaN or infinite values")
     return k.astype(np.complex128 if k.dtype.kind == "c" else np.float64)

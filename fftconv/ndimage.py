@@ -182,6 +182,8 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         return np.zeros(input.shape, out.dtype) if fresh else out
     if input.ndim == 0:
         res = input * weights
+    elif tiny.any() and not complex_output:
+        res = _drop_tiny(input, weights, axes, full_origins, mode, cval, convolution)
     else:
         res = _engine(input, weights, axes, full_origins, mode, cval, convolution, out.dtype)
     if out.dtype.kind in "biu" and res.dtype.kind not in "biu":
@@ -196,6 +198,43 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
             return res if res.flags.c_contiguous else res.copy()
         out[...] = res
     return out
+
+
+def _drop_tiny(input, weights, axes, origins, mode, cval, convolution):
+    """The result with the zeroed (tiny) weights left out, not multiplied: SciPy skips
+    them, so a NaN or inf that only they reach leaves the output alone, where a zero
+    weight would spread it (0 x inf is NaN).
+
+    The finite part runs on the engine with the non-finite samples zeroed. An output
+    that a kept weight reaches a non-finite sample from is the sum of those terms:
+    +inf, -inf, or NaN (a NaN term, or infinities of both signs), found by filtering
+    indicator masks with the kept weights' signs.
+    """
+    constant = MODES[mode] == "fill"
+    fin = np.isfinite(input)
+    cval_fin = not constant or bool(np.isfinite(cval))
+    if fin.all() and cval_fin:
+        return _engine(input, weights, axes, origins, mode, cval, convolution, np.float64)
+    clean = np.where(fin, input, 0)
+    res = np.array(_engine(clean, weights, axes, origins, mode, cval if cval_fin else 0.0,
+                           convolution, np.float64))
+    pos, neg = (weights > 0).astype(np.float64), (weights < 0).astype(np.float64)
+
+    def reached(mask, cval_in_mask, w):
+        fill = 1.0 if constant and cval_in_mask else 0.0
+        hit = _engine(mask.astype(np.float64), w, axes, origins, mode, fill, convolution,
+                      np.float64)
+        return np.asarray(hit) > 0.5
+
+    cv = float(cval) if constant else 0.0
+    up_in, down_in = input == np.inf, input == -np.inf
+    up = reached(up_in, cv == np.inf, pos) | reached(down_in, cv == -np.inf, neg)
+    down = reached(up_in, cv == np.inf, neg) | reached(down_in, cv == -np.inf, pos)
+    nan = reached(np.isnan(input), np.isnan(cv), pos + neg) | (up & down)
+    res[up] = np.inf
+    res[down] = -np.inf
+    res[nan] = np.nan
+    return res
 
 
 def _engine(input, weights, axes, origins, mode, cval, convolution, out_dtype):

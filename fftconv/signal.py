@@ -385,12 +385,21 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate: bool) -> np.ndarray:
         )
     if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
         raise ValueError(f"{_BOUNDARY_MSG} Got boundary={boundary!r}.")
+    if (a.size == 0 and _BOUNDARIES[boundary] != "fill" and mode == "full"
+            and all(n + m > 1 for n, m in zip(a.shape, k.shape))):
+        # SciPy's C code divides by the empty image's length here (SIGFPE: the
+        # process dies); there is nothing to repeat or mirror.
+        raise ValueError(
+            f"{name}: boundary={boundary!r} pads in1 with its own samples and in1 has none "
+            f"(shape {a.shape}); use boundary='fill' or a non-empty in1"
+        )
     if a.size == 0 or k.size == 0 or engine_unsupported(a, k):
         return _SCIPY[name](a, k, mode, boundary, fillvalue)
     out_dtype = np.result_type(a, k)
     if out_dtype in (np.dtype(np.bool_), np.dtype(np.float16)):
         raise ValueError(f"{name} not available for this type: {out_dtype}.")
-    fv = _fillvalue(fillvalue, out_dtype)
+    # SciPy reads fillvalue only for boundary='fill' and ignores it otherwise.
+    fv = _fillvalue(fillvalue, out_dtype) if _BOUNDARIES[boundary] == "fill" else 0
     return run_engine(
         a, k, mode=mode, out_dtype=out_dtype, boundary=_BOUNDARIES[boundary],
         fillvalue=fv, correlate=correlate,

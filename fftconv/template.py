@@ -298,9 +298,10 @@ def match_template(
     numerator in float32 (the scores are within about 1e-5 of float64 ones).
 
     With `mask`, `image_mask` or NaN the score is the weighted correlation
-    coefficient of the pixels valid in both, from six correlations (of the
-    validity, the image and its square with the weights, the weighted
-    template and its square), all in float64 as in Padfield (2012); here a
+    coefficient of the pixels valid in both, from six correlations (the
+    validity, the image and its square with the weights; the validity with
+    the weighted template and its square; the image with the weighted
+    template), all in float64 as in Padfield (2012); here a
     window, or the template under it, is flat when its energy is at most
     ``1e3 eps`` times the largest one in the output (scikit-image's
     tolerance). Placements with fewer than two valid pixels score 0. Padded
@@ -368,7 +369,10 @@ def _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory):
     # Channels first, less the mean: sums of squares keep the variance of
     # near-flat data, and the cross term's rounding scales with the deviations.
     x = np.subtract(
-        np.moveaxis(xp, -1, 0), centre.astype(dt).reshape((-1,) + (1,) * len(tshape)), dtype=dt
+        np.moveaxis(xp, -1, 0),
+        centre.astype(dt).reshape((-1,) + (1,) * len(tshape)),
+        dtype=dt,
+        order="C",  # channel planes contiguous, as the compiled sums read them
     )
     tc, tssd, flat = _centred_template(tpl)
     out_shape = tuple(p - m + 1 for p, m in zip(x.shape[1:], tshape))

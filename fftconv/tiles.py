@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import _fftw
-from ._execute import execute, prepare_kernel
+from ._execute import execute, overlaps, prepare_kernel
 from ._pad import source_index
 from ._problem import (
     Problem,
@@ -43,6 +43,7 @@ from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
 
 __all__ = [
+    "MIN_TILE",
     "TilePlan",
     "compute_dtype",
     "convolve_tiled",
@@ -87,11 +88,19 @@ def parse_memory(value) -> int:
                 f"max_memory={value!r} is not a size; write e.g. '2GB', '512MB', '1.5GiB' "
                 "or a number of bytes"
             )
-        n = int(float(m.group(1)) * _UNITS[unit])
+        n = float(m.group(1)) * _UNITS[unit]
+        if not n < 2**63:
+            raise ValueError(f"max_memory={value!r} is more than any machine has (at most "
+                             f"{_fmt_bytes(2**63 - 1)})")
+        n = int(n)
     else:
         raise TypeError(f"max_memory must be a number of bytes or a text like '2GB'; got {value!r}")
     if n <= 0:
         raise ValueError(f"max_memory must be > 0; got {value!r}")
+    if n >= 2**63:
+        shown = repr(value) if len(repr(value)) <= 30 else f"{repr(value)[:12]}... ({len(str(n))} digits)"
+        raise ValueError(f"max_memory={shown} is more than any machine has (at most "
+                         f"{_fmt_bytes(2**63 - 1)})")
     return n
 
 
@@ -100,6 +109,13 @@ def _fmt_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.2f} {unit}"
     return f"{int(n)} B"
+
+
+def _round_up(n: int) -> int:
+    """`n` rounded up to what `_fmt_bytes` prints (3 significant figures), so that the
+    budget a message names is enough."""
+    step = 10 ** max(0, len(str(int(n))) - 3)
+    return -(-int(n) // step) * step
 
 
 def compute_dtype(src_dtype, kernel_dtype, out_dtype=None) -> np.dtype:
@@ -142,6 +158,12 @@ def _bytes_per_sample(itemsize: int, src_itemsize: int, out_itemsize: int) -> in
     """
     return src_itemsize + 3 * itemsize + 4 * itemsize + itemsize + out_itemsize
 
+
+#: Tiles are at least this many outputs a side (or the whole axis): smaller ones
+#: spend their time on halos and per-tile work (a budget just above the overhead
+#: gave 1x1 tiles, 88,200 of them, 2000 times slower than one call in memory), so a
+#: budget that admits only smaller tiles is refused, naming the one that works.
+MIN_TILE = 32
 
 #: The block side (tile plus halo) tiles aim for when the budget allows more:
 #: blocks of about 512-768 samples a side keep the transforms in cache. Measured
@@ -188,7 +210,8 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
     Raises
     ------
     ValueError
-        When even a one-sample tile does not fit.
+        When tiles of `MIN_TILE` outputs a side do not fit (the message names
+        the smallest budget that works).
 
     Notes
     -----
@@ -227,11 +250,14 @@ def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, chan
         )
         return (workers * per + itemsize) * channels * samples
 
-    if cost(1) > budget:
+    if cost(MIN_TILE) > budget:
+        side = "x".join(str(min(MIN_TILE, n)) for n in image_shape)
         raise ValueError(
             f"max_memory={_fmt_bytes(max_memory)} is too small for a kernel of shape "
-            f"{kernel_shape} with {workers} worker(s): the smallest tile needs "
-            f"{_fmt_bytes(cost(1) + _OVERHEAD)}; raise max_memory or use fewer threads"
+            f"{kernel_shape} with {workers} worker(s): tiles of {side} outputs, the smallest "
+            f"worth running, need max_memory={_fmt_bytes(_round_up(cost(MIN_TILE) + _OVERHEAD))} "
+            f"({_fmt_bytes(_OVERHEAD)} of it fixed overhead); raise max_memory or use fewer "
+            "threads"
         )
     lo, hi = 1, max(image_shape)
     if prefer is not None:
@@ -546,7 +572,15 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
 
     `problem` describes the whole call with its compute dtype; `k` is the kernel
     as the Problem has it (with `src`'s number of dimensions), in that dtype.
+    A `dst` that overlaps `src` (an ndarray written in place) gets the result
+    through a temporary of its size: tiles would otherwise read what others wrote.
     """
+    if isinstance(dst, np.ndarray) and overlaps(dst, src, k):
+        tmp = np.empty(dst.shape, dst.dtype)
+        plan = run_tiled(problem, src, k, tmp, max_memory=max_memory, threads=threads,
+                         method=method, progress=progress, magnitude=magnitude, tile=tile)
+        dst[...] = tmp
+        return plan
     if problem.swapped:
         raise ValueError(
             f"mode='valid' with a kernel larger than the image (in1 {problem.in2_shape}, "
@@ -754,8 +788,11 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
         The method of every tile; 'auto' chooses by the tile's cost.
     max_memory : int or str
         Budget in bytes (or e.g. ``'2GB'``) for the working memory of the call:
-        blocks, transform buffers, tile results. `src` and `dst` are not counted
-        (they are not in memory when they are memory maps or stores).
+        blocks, transform buffers, tile results, plus a fixed 16 MiB (16.8 MB)
+        for FFTW's plans, thread stacks and bookkeeping. `src` and `dst` are not
+        counted (they are not in memory when they are memory maps or stores). A
+        budget that admits only tiles smaller than 32x32 outputs is refused with
+        a ValueError that names the smallest budget that works.
     threads : int, optional
         Total threads; tiles run in parallel on ``workers`` threads with
         ``threads // workers`` FFTW threads each.

@@ -367,3 +367,81 @@ def test_property_fft_and_direct_equal_reference(xs, ks, mode, boundary, correla
         got = _func(correlate)(x, k, mode, boundary, method=method)
         assert got.dtype == dtype
         assert_close(got, ref, dtype)
+
+
+@pytest.mark.parametrize("method", ["fft", "auto", "direct"])
+@pytest.mark.parametrize("correlate", [False, True])
+def test_wrap_fold_of_a_float32_kernel_longer_than_the_image_keeps_float64(method, correlate):
+    # The folded kernel was summed in float32: 432 x the float64 tolerance off.
+    rng = np.random.default_rng(3)
+    for n, kn in [(1, 2), (3, 8), (5, 17)]:
+        x = rng.standard_normal(n)
+        k = rng.standard_normal(kn).astype(np.float32)
+        got = _func(correlate)(x, k, mode="same", boundary="wrap", method=method)
+        assert got.dtype == np.float64
+        ref = direct_reference(x, k.astype(np.float64), "same", "wrap", correlate=correlate)
+        assert_close(got, ref)
+    conv = fftconv.Convolver(np.array([-0.46042656898498535, -0.9180529713630676], "float32"),
+                             mode="same", boundary="wrap")
+    assert_close(conv(np.array([3.0])), direct_reference(
+        np.array([3.0]), np.array([-0.46042656898498535, -0.9180529713630676]), "same", "wrap"))
+
+
+@pytest.mark.parametrize("method", ["direct", "auto", "separable", "oa", "fft", "lowrank"])
+@pytest.mark.parametrize("view", ["same", "reversed", "kernel"])
+@pytest.mark.parametrize("correlate", [False, True])
+def test_out_overlapping_an_input_gives_the_right_result(method, view, correlate):
+    # out=x was silently wrong for every method but fft (by up to 0.67 here).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 260))
+    k = rng.standard_normal((5, 5)) if view == "kernel" else np.ones((5, 5)) / 25
+    if view == "kernel":
+        # out overlaps the kernel: the 'same' output of a kernel-sized image
+        small = rng.standard_normal((5, 5))
+        ref = _func(correlate)(small, k, mode="same", method="direct")
+        got = _func(correlate)(small, k, mode="same", method=method, out=k)
+        assert got is k
+        assert_close(k, ref)
+        return
+    xx = x.copy()
+    out = xx if view == "same" else xx[::-1, ::-1]
+    src = xx if view == "same" else xx[::-1, ::-1]
+    expect = _func(correlate)(src.copy(), k, mode="same", method="direct")
+    got = _func(correlate)(src, k, mode="same", method=method, out=out)
+    assert got is out
+    assert_close(out, expect)
+
+
+@pytest.mark.parametrize("method", ["direct", "oa", "fft"])
+def test_out_overlapping_the_input_on_the_tiled_path(method):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 500))
+    k = np.ones((5, 5)) / 25
+    expect = fftconv.convolve(x, k, mode="same", method="direct")
+    for out_view in (lambda a: a, lambda a: a[::-1, ::-1]):
+        xx = x.copy()
+        src, out = out_view(xx), out_view(xx)
+        want = fftconv.convolve(src.copy(), k, mode="same", method="direct")
+        got = fftconv.convolve(src, k, mode="same", method=method, out=out, max_memory="20MB")
+        assert got is out
+        assert_close(out, want)
+    assert_close(fftconv.convolve(x, k, mode="same", method=method, max_memory="20MB"), expect)
+
+
+@pytest.mark.parametrize("boundary, mode", [("wrap", "same"), ("symmetric", "full"),
+                                            ("mirror", "same"), ("nearest", "same"),
+                                            ("fill", "valid")])
+def test_unused_complex_fillvalue_leaves_the_result_real(boundary, mode):
+    rng = np.random.default_rng(2)
+    x, k = rng.standard_normal((9, 8)), rng.standard_normal((3, 2))
+    for fv in (1 + 2j, np.nan, np.complex64(3j)):
+        got = fftconv.convolve(x, k, mode, boundary, fv)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, fftconv.convolve(x, k, mode, boundary))
+
+
+def test_used_complex_fillvalue_makes_the_result_complex():
+    x, k = np.ones((4, 4)), np.ones((2, 2))
+    got = fftconv.convolve(x, k, "same", "fill", 1 + 2j)
+    assert got.dtype == np.complex128
+    assert_close(got, direct_reference(x, k, "same", "fill", 1 + 2j))

@@ -230,3 +230,95 @@ def test_output_where_no_file_can_be_created(tmp_path, capsys):
     for name in ("out.npy", "out.png"):
         rc, err = _cli(capsys, "apply", tmp_path / "in.npy", f"/proc/{name}", "-k", "box:3")
         assert rc == 2 and "cannot create a file" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["-k", "gaussian:sigma=1e308"], "gaussian:sigma=1e308"),
+    (["-k", "box:1000000"], "1000000 x 1000000"),
+    (["-k", "disk:radius=1e6"], "2000001 x 2000001"),
+    (["-k", "motion:length=1e9"], "motion:length=1e9"),
+    (["-k", "box:20000"], "20000 x 20000"),
+    (["-k", "gaussian:sigma=3000"], "24001 x 24001"),
+    (["-k", "box:3000", "--max-memory", "200MB"], "a quarter of max_memory"),
+    (["-k", "box:5", "--max-memory", "1e400GB"], "--max-memory"),
+    (["-k", "box:5", "--fillvalue", "nan", "--boundary", "fill"], "fillvalue=nan"),
+    (["-k", "box:5", "--fillvalue", "inf", "--boundary", "fill"], "fillvalue=inf"),
+])
+def test_bad_arguments_get_one_line_naming_them(tmp_path, capsys, extra, needle):
+    np.save(tmp_path / "in.npy", np.ones((40, 40), np.uint8))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", *extra)
+    assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    assert os.listdir(tmp_path) == ["in.npy"]
+
+
+def test_nan_fillvalue_with_a_float_output_fills_nan(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((10, 10), np.float32))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3",
+                   "--fillvalue", "nan", "--boundary", "fill", "-q")
+    assert rc == 0 and err == ""
+    out = np.load(tmp_path / "out.npy")
+    assert np.isnan(out[0]).all() and np.isfinite(out[1:-1, 1:-1]).all()
+
+
+def test_kernel_and_input_files_that_would_be_misread(tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.ones((10, 10), np.uint8))
+    np.save(tmp_path / "row.npy", np.ones(5))
+    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "o.npy", "-k",
+                   tmp_path / "row.npy")
+    assert rc == 2 and "(1, 5)" in err and len(err.splitlines()) == 1
+    if np.dtype(np.longdouble).itemsize > 8:
+        np.save(tmp_path / "ld.npy", np.ones((10, 10), np.longdouble))
+        rc, err = _cli(capsys, "apply", tmp_path / "ld.npy", tmp_path / "o.npy", "-k", "box:3")
+        assert rc == 2 and "long double" in err and len(err.splitlines()) == 1
+        rc, err = _cli(capsys, "apply", tmp_path / "ld.npy", tmp_path / "o.npy", "-k", "box:3",
+                       "--dtype", "float64", "-q")
+        assert rc == 0 and np.load(tmp_path / "o.npy").dtype == np.float64
+
+
+def test_threads_beyond_the_cores_are_capped_with_a_word(tmp_path, capsys):
+    from fftconv._problem import default_threads
+
+    np.save(tmp_path / "in.npy", np.ones((64, 64), np.float32))
+    rc, err = _cli(capsys, "plan", tmp_path / "in.npy", "-k", "box:3", "--threads", "100000")
+    assert rc == 0 and f"using {default_threads()}" in err and len(err.splitlines()) == 1
+    r = _run("apply", tmp_path / "in.npy", tmp_path / "o.npy", "-k", "box:3", "--threads",
+             "100000", "-q")
+    assert r.returncode == 0 and r.stderr.startswith("fftconv: warning: threads=100000")
+    assert len(r.stderr.splitlines()) == 1
+
+
+def test_truncated_tiff_and_huge_zarr_claims_are_one_line_errors(tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    x = (np.arange(300 * 400) % 251).astype(np.uint8).reshape(300, 400)
+    tifffile.imwrite(tmp_path / "a.tif", x, rowsperstrip=16)
+    data = (tmp_path / "a.tif").read_bytes()
+    (tmp_path / "a.tif").write_bytes(data[: len(data) // 2])
+    rc, err = _cli(capsys, "apply", tmp_path / "a.tif", tmp_path / "o.tif", "-k", "box:3")
+    assert rc == 2 and "truncated" in err and len(err.splitlines()) == 1
+    zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(10**6, 10**6),
+                    chunks=(1000, 1000), dtype="uint8")
+    for cmd in ("apply", "plan"):
+        args = [tmp_path / "big.zarr"] + ([tmp_path / "o.zarr"] if cmd == "apply" else [])
+        rc, err = _cli(capsys, cmd, *args, "-k", "box:3")
+        assert rc == 2 and "max_stored_pixels" in err and len(err.splitlines()) == 1, err
+    # --max-pixels raises the limit for every format; the disk check then refuses a
+    # terabyte output before any tile runs.
+    rc, err = _cli(capsys, "apply", tmp_path / "big.zarr", tmp_path / "o.zarr", "-k", "box:3",
+                   "--max-pixels", str(10**12))
+    assert rc == 2 and "not enough disk space" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_corrupt_tile_half_way_is_one_line_and_leaves_nothing(tmp_path):
+    pytest.importorskip("imagecodecs")
+    x = (np.arange(300 * 400) % 251).astype(np.uint8).reshape(300, 400)
+    tifffile.imwrite(tmp_path / "a.tif", x, tile=(64, 64), compression="zlib")
+    with tifffile.TiffFile(tmp_path / "a.tif") as t:
+        off, n = t.pages[0].dataoffsets[5], t.pages[0].databytecounts[5]
+    data = bytearray((tmp_path / "a.tif").read_bytes())
+    data[off:off + n] = b"\0" * n
+    (tmp_path / "a.tif").write_bytes(bytes(data))
+    r = _run("apply", tmp_path / "a.tif", tmp_path / "o.tif", "-k", "box:3", "-q")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "DeflateError" in r.stderr
+    assert os.listdir(tmp_path) == ["a.tif"]

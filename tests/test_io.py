@@ -186,3 +186,80 @@ def test_probe_agrees_with_open_image(tmp_path, mode):
     im.save(path)
     arr = io.open_image(path)
     assert io.probe(path) == (tuple(arr.shape), arr.dtype)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait(timeout=60)
+    return p.pid
+
+
+def test_stale_temps_of_dead_processes_are_removed(tmp_path):
+    host = io._host_tag()
+    dead = _dead_pid()
+    stale = tmp_path / f".out.npy.{dead}@{host}.0123456789ab.fftconv-tmp.npy"
+    stale.write_bytes(b"x")
+    stale_dir = tmp_path / f".out.zarr.{dead}@{host}.0123456789ac.fftconv-tmp.zarr"
+    (stale_dir / "c").mkdir(parents=True)
+    live = tmp_path / f".b.npy.{os.getppid()}@{host}.0123456789ab.fftconv-tmp.npy"
+    live.write_bytes(b"x")
+    mine = tmp_path / f".c.npy.{os.getpid()}@{host}.0123456789ab.fftconv-tmp.npy"
+    mine.write_bytes(b"x")
+    elsewhere = tmp_path / f".d.npy.{dead}@{'0' * 8 if host != '0' * 8 else '1' * 8}.0123456789ab.fftconv-tmp.npy"
+    elsewhere.write_bytes(b"x")
+    unrelated = tmp_path / f".e.npy.{dead}@{host}.fftconv-tmp.npy"
+    unrelated.write_bytes(b"x")
+    old = tmp_path / ".f.tif.0123456789ab.fftconv-tmp.tif"
+    old.write_bytes(b"x")
+    assert sorted(io.remove_stale_temps(tmp_path)) == sorted([stale, stale_dir])
+    assert {p.name for p in tmp_path.iterdir()} == {live.name, mine.name, elsewhere.name,
+                                                    unrelated.name, old.name}
+    assert io.remove_stale_temps(tmp_path, older_than=3600) == []
+    os.utime(old, (0, 0))
+    assert io.remove_stale_temps(tmp_path, older_than=3600) == [old]
+
+
+def test_create_output_removes_stale_temps_beside_it(tmp_path):
+    stale = tmp_path / f".x.npy.{_dead_pid()}@{io._host_tag()}.0123456789ab.fftconv-tmp.npy"
+    stale.write_bytes(b"x")
+    with io.create_output(tmp_path / "y.npy", (2, 2), np.uint8) as out:
+        out.array[:] = 1
+    assert not stale.exists()
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root for chown")
+def test_stale_temps_of_other_users_are_kept(tmp_path):
+    other = tmp_path / f".x.npy.{_dead_pid()}@{io._host_tag()}.0123456789ab.fftconv-tmp.npy"
+    other.write_bytes(b"x")
+    os.chown(other, 65534, -1)
+    assert io.remove_stale_temps(tmp_path) == [] and other.exists()
+
+
+def test_stored_images_claiming_huge_sizes_are_refused(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(10**6, 10**6),
+                    chunks=(1000, 1000), dtype="uint8")
+    with pytest.raises(io.ImageTooLargeError, match="claims 1000000x1000000"):
+        io.open_image(tmp_path / "big.zarr")
+    assert io.open_image(tmp_path / "big.zarr", max_stored_pixels=None).shape == (10**6, 10**6)
+    with pytest.raises(io.ImageTooLargeError):
+        io.open_image(tmp_path / "big.zarr", max_stored_pixels=10**11)
+
+
+@pytest.mark.parametrize("kind", ["striped", "tiled-zlib"])
+def test_truncated_tiff_is_refused_when_opened(tmp_path, kind):
+    tifffile = pytest.importorskip("tifffile")
+    x = (np.arange(300 * 400) % 251).astype(np.uint8).reshape(300, 400)
+    p = tmp_path / "a.tif"
+    if kind == "striped":
+        tifffile.imwrite(p, x, rowsperstrip=16)
+    else:
+        pytest.importorskip("imagecodecs")
+        tifffile.imwrite(p, x, tile=(64, 64), compression="zlib")
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ValueError, match="truncated"):
+        io.open_image(p)

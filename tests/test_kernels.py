@@ -117,3 +117,39 @@ def test_parse_spec_npy(tmp_path):
     np.save(tmp_path / "nan.npy", np.array([[np.nan]]))
     with pytest.raises(ValueError, match="NaN"):
         K.parse_spec(str(tmp_path / "nan.npy"))
+
+
+@pytest.mark.parametrize("spec, size", [
+    ("gaussian:sigma=1e308", "infinite"), ("gaussian:sigma=3000", "24001 x 24001"),
+    ("gaussian:sigma=2,truncate=1e308", "infinite"), ("box:1000000", "1000000 x 1000000"),
+    ("box:20000", "20000 x 20000"), ("disk:radius=1e6", "2000001 x 2000001"),
+    ("disk:radius=1e300", "2e+300"), ("motion:length=1e9", "1000000001 x 1000000001"),
+    ("motion:length=1e300,angle=45", "infinite"), ("ripple:100000", "100000 x 100000"),
+])
+def test_huge_kernels_are_refused_naming_their_size(spec, size):
+    # OverflowError, MemoryError or gigabytes allocated before.
+    with pytest.raises(ValueError, match="would be") as e:
+        K.parse_spec(spec)
+    assert spec in str(e.value) and size in str(e.value) and "\n" not in str(e.value)
+
+
+def test_kernel_budget_is_checked_before_building(tmp_path):
+    with pytest.raises(ValueError, match="memory budget of 2 MB"):
+        K.parse_spec("box:2000", max_bytes=2e6)
+    assert K.parse_spec("box:3", max_bytes=2e6).shape == (3, 3)
+    p = tmp_path / "big.npy"
+    np.lib.format.open_memmap(p, mode="w+", dtype=np.float64, shape=(1000, 1000))
+    with pytest.raises(ValueError, match="1000 x 1000 kernel"):
+        K.parse_spec(str(p), max_bytes=1e6)
+
+
+def test_npy_kernels_one_d_and_long_double_are_refused(tmp_path):
+    p = tmp_path / "row.npy"
+    np.save(p, np.ones(5))
+    with pytest.raises(ValueError, match=r"shape \(1, 5\)"):
+        K.parse_spec(str(p))
+    if np.dtype(np.longdouble).itemsize > 8:
+        q = tmp_path / "ld.npy"
+        np.save(q, np.ones((3, 3), np.longdouble))
+        with pytest.raises(ValueError, match="long double"):
+            K.parse_spec(str(q))

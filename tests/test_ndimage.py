@@ -185,3 +185,34 @@ def test_random_shapes_modes_origins(case, mode, name, out):
     x = rng.standard_normal(shape) * 10
     w = rng.standard_normal(kshape)
     assert_same(*pair(name), x, w, output=out, mode=mode, origin=origin, cval=0.75)
+
+
+def test_tiny_weights_are_dropped_not_zeroed():
+    # SciPy skips weights with |w| <= DBL_EPSILON: a NaN or inf only they reach does
+    # not spread (0 x inf would be NaN).
+    assert fn.correlate(np.array([[np.inf]]), np.array([[1e-17]]))[0, 0] == 0
+    np.testing.assert_array_equal(fn.convolve(np.array([np.nan, -0.5]), np.array([1.0, 0.0])),
+                                  [-0.5, -0.5])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_non_finite_inputs_with_tiny_weights_against_scipy(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        shape = tuple(rng.integers(1, 9, size=2))
+        wshape = tuple(rng.integers(1, 5, size=2))
+        x = rng.standard_normal(shape)
+        sel = rng.random(shape) < 0.2
+        x[sel] = rng.choice([np.nan, np.inf, -np.inf], size=int(sel.sum()))
+        w = rng.standard_normal(wshape)
+        w[rng.random(wshape) < 0.4] = rng.choice([0.0, 1e-17, -1e-18, np.nan])
+        mode = str(rng.choice(["reflect", "constant", "nearest", "mirror", "wrap"]))
+        cval = float(rng.choice([0.0, 1.5, np.nan, np.inf, -np.inf]))
+        for name in ("convolve", "correlate"):
+            ref = getattr(sn, name)(x, w, mode=mode, cval=cval)
+            got = getattr(fn, name)(x, w, mode=mode, cval=cval)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+            np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+            fin = np.isfinite(ref)
+            np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-12, atol=1e-12)
+            np.testing.assert_array_equal(got[~fin & ~np.isnan(ref)], ref[~fin & ~np.isnan(ref)])

@@ -222,3 +222,23 @@ def test_calibrate_measures_every_constant_it_prints():
                  "copy_rate", "direct_call"):
         assert name in text
     assert m.rate("direct", "float64") > 0 and m.copy_rate != Machine().copy_rate
+
+
+def test_forced_method_that_runs_as_another_says_so():
+    from fftconv._problem import make_problem
+    from fftconv.methods.rows import compiled_available
+    from fftconv.planner import plan_problem
+
+    p = fftconv.plan((100, 100), (5, 5), "float64", mode="same", method="separable")
+    assert p.method == "direct" and "direct summation runs instead" in str(p)
+    assert "65,536 outputs" in p.substituted or "compiled engine" in p.substituted
+    rng = np.random.default_rng(0)
+    pr, _, kk = make_problem(np.zeros((400, 400)), rng.random((5, 5)), "same", "fill", 0, None,
+                             None, False)
+    if compiled_available(pr):
+        q = plan_problem(pr, 2, "separable", kernel=kk)
+        assert q.method == "direct" and "does not factor" in q.substituted
+        pr1, _, k1 = make_problem(np.zeros((400, 400)), np.ones((5, 5)), "same", "fill", 0,
+                                  None, None, False)
+        assert plan_problem(pr1, 2, "separable", kernel=k1).substituted is None
+    assert fftconv.plan((100, 100), (5, 5), "float64", mode="same").substituted is None

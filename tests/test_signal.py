@@ -304,3 +304,54 @@ def test_random_shapes(shapes, mode, name, method, dtype):
     a, b = sample(shapes[0], dtype, rng), sample(shapes[1], dtype, rng)
     kwargs = {"method": method} if name in ("convolve", "correlate") else {}
     assert_same(*pair(name), a, b, mode, **kwargs)
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symm", "circular", "symmetric"])
+@pytest.mark.parametrize("fillvalue", [1 + 2j, [1, 2], [], np.array([1.5]), np.inf, "x"])
+def test_fillvalue_is_ignored_unless_boundary_fill(boundary, fillvalue):
+    # SciPy reads fillvalue only for boundary='fill'.
+    a = np.arange(12, dtype="int16").reshape(3, 4)
+    k = np.array([[1, 2], [3, 4]], "int16")
+    for func in ("convolve2d", "correlate2d"):
+        got = getattr(fs, func)(a, k, "same", boundary, fillvalue)
+        ref = getattr(ss, func)(a, k, "same", boundary)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_empty_image_with_wrap_or_symm_is_an_error_not_a_crash():
+    # SciPy's C code dies of SIGFPE here; fftconv must not hand it on. A subprocess
+    # keeps a regression from killing the test run.
+    import subprocess
+    import sys
+
+    code = """
+import itertools, numpy as np
+from fftconv import signal
+for func, b, (s1, s2) in itertools.product(
+        ["convolve2d", "correlate2d"], ["wrap", "symm"],
+        [((0, 1), (2, 1)), ((0, 3), (3, 3)), ((3, 0), (2, 2)), ((0, 0), (2, 2))]):
+    try:
+        getattr(signal, func)(np.zeros(s1, "int16"), np.full(s2, 0.27), "full", b)
+    except ValueError as e:
+        print("in1 has none" in str(e))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert r.stdout.split() == ["True"] * 16
+
+
+@pytest.mark.parametrize("s1, s2", [((0, 1), (2, 1)), ((3, 0), (2, 2)), ((2, 2), (1, 0))])
+@pytest.mark.parametrize("mode", ["same", "valid"])
+def test_empty_inputs_like_scipy_where_scipy_survives(s1, s2, mode):
+    a, k = np.zeros(s1, "int16"), np.full(s2, 0.27)
+    for boundary in ("fill", "wrap", "symm"):
+        try:
+            ref = ss.convolve2d(a, k, mode, boundary)
+        except ValueError:
+            with pytest.raises(ValueError):
+                fs.convolve2d(a, k, mode, boundary)
+            continue
+        got = fs.convolve2d(a, k, mode, boundary)
+        assert got.shape == ref.shape and got.dtype == ref.dtype

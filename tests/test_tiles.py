@@ -321,3 +321,27 @@ def test_chunk_cache_serves_any_slice_and_stays_bounded(tmp_path):
     assert isinstance(wrapped, _ChunkCache) and size == 3 * one_chunk * 5
     assert _with_chunk_cache(z, 10)[1] == 0  # no room: read the store directly
     assert _with_chunk_cache(arr, 10**9)[0] is arr
+
+
+@pytest.mark.parametrize("value", ["1e400GB", "1e400", "99999999999999999999999999999TB",
+                                   10**400, 2**63])
+def test_parse_memory_refuses_absurd_sizes(value):
+    # OverflowError before.
+    with pytest.raises(ValueError, match="more than any machine has") as e:
+        parse_memory(value)
+    assert len(str(e.value)) < 150
+
+
+def test_budget_that_admits_only_absurd_tiles_is_refused_naming_one_that_works():
+    # 16850356 bytes gave 1x1 tiles: 88,200 of them, 60 s against 0.03 s in memory.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((145, 553)) + 1j * rng.standard_normal((145, 553))
+    k = rng.standard_normal((6, 36))
+    with pytest.raises(ValueError, match=r"tiles of 32x32 outputs.*need max_memory=") as e:
+        fftconv.convolve(x, k, mode="same", max_memory=16850356, threads=2)
+    import re
+
+    need = float(re.search(r"need max_memory=([0-9.]+) MB", str(e.value)).group(1)) * 1e6
+    got = fftconv.convolve(x, k, mode="same", max_memory=int(need) + 1, threads=2)
+    ref = fftconv.convolve(x, k, mode="same")
+    assert np.abs(got - ref).max() <= 1e-10 * np.abs(x).max() * np.abs(k).sum()

@@ -40,6 +40,17 @@ def run_on_cores(work, workers: int) -> None:
             f.result()
 
 
+def _after_fork_child() -> None:
+    # A lock held by a parent thread at the fork would never be released in the child.
+    global _pool_lock, _pool
+    _pool_lock = threading.Lock()
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
+
+
 def finite(x) -> bool:
     """Whether every sample of `x` is finite, from one sum: a sum is non-finite when
     any term is (or on overflow, which only costs the slower exact path), and unlike

@@ -78,7 +78,13 @@ def zero_tail(buf, problem: Problem, used) -> None:
 
 def fold_kernel(kk: np.ndarray, axes, lengths) -> np.ndarray:
     """`kk` wrapped modulo `lengths` on `axes`: the kernel of a circular convolution
-    of that length (taps ``j`` and ``j + L`` land on the same sample)."""
+    of that length (taps ``j`` and ``j + L`` land on the same sample).
+
+    The taps are summed in double precision (a kernel-sized array): folded in a
+    float32 kernel's own precision they would lose the accuracy a float64 result
+    promises."""
+    if any(kk.shape[ax] > n for ax, n in zip(axes, lengths)):
+        kk = kk.astype(np.result_type(kk.dtype, np.float64), copy=False)
     for ax, n in zip(axes, lengths):
         k = kk.shape[ax]
         if k > n:

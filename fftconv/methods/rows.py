@@ -15,8 +15,6 @@ import functools
 import importlib.util
 import itertools
 import math
-import os
-import tempfile
 import threading
 import types
 
@@ -60,12 +58,12 @@ def _import_kernels():
         from . import _direct_kernels, _direct_small
     except RuntimeError as exc:
         # numba found no writable cache directory (package directory, user cache,
-        # NUMBA_CACHE_DIR): cache in a temporary directory instead.
+        # NUMBA_CACHE_DIR): cache in a private temporary directory instead.
         if "cannot cache" not in str(exc):
             raise
-        numba.config.CACHE_DIR = os.path.join(
-            tempfile.gettempdir(), f"fftconv-numba-cache-{os.getuid()}"
-        )
+        from .._cachedir import numba_fallback_cache_dir
+
+        numba.config.CACHE_DIR = str(numba_fallback_cache_dir())
         from . import _direct_kernels, _direct_small
     # The compiled functions of `_direct_kernels` (numba dispatchers), and the generated
     # unrolled ones as `.small`: one object, so no kernel module imports another's.

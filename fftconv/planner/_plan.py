@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._problem import Problem, make_problem_from_shapes, normalize_method, normalize_threads
+from ..methods.rows import compiled_available
 from . import costs
 from .costs import Candidate
 from .machine import Machine
@@ -44,6 +45,9 @@ class Plan:
     finite : False for the exact path of data holding NaN or infinity, which the
         execute layer (`fftconv._execute.for_data`) substitutes for the planner's
         choice; the planner's own plans are True.
+    substituted : when the method asked for does not run as such ('separable'
+        below 2**16 outputs or for a kernel that does not factor, 'oa' with one
+        block), what runs instead and why, in words; else None.
     """
 
     method: str
@@ -59,6 +63,7 @@ class Plan:
     problem: Problem = field(repr=False)
     factors: tuple | None = field(default=None, compare=False, repr=False)
     finite: bool = True
+    substituted: str | None = field(default=None, compare=False)
 
     def explain(self) -> str:
         """A table of every candidate, its predicted time and memory; the choice marked."""
@@ -73,6 +78,7 @@ class Plan:
                 f"chosen: {self.method} ({self._how()}), "
                 f"predicted {_secs(self.seconds)} and {_bytes(self.peak_bytes)} of working memory"
             ),
+            *([f"note: {self.substituted}"] if self.substituted else []),
             "",
             (
                 "candidates (predicted time, its ratio to the best, working memory beyond the "
@@ -348,15 +354,23 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
         cands.extend([got] if isinstance(got, Candidate) else got)
     cands.sort(key=lambda c: c.seconds)
     pool = cands if method == "auto" else [c for c in cands if c.method == method]
+    substituted = None
     if not pool and method in ("separable", "lowrank"):
         # Rank one is also low rank; a kernel that does not factor is summed directly.
-        pool = [c for c in cands if c.method in ("separable", "lowrank")] or [
-            c for c in cands if c.method == "direct"
-        ]
+        pool = [c for c in cands if c.method in ("separable", "lowrank")]
+        if not pool:
+            pool = [c for c in cands if c.method == "direct"]
+            substituted = (
+                f"method={method!r} was asked; direct summation runs instead "
+                f"(same result): {_why_not_separable(problem, kernel)}"
+            )
     if not pool:
         if method == "oa":
             # One block covers everything: block convolution is the whole-array FFT.
             pool = [c for c in cands if c.method == "fft" and not c.circular]
+            substituted = (
+                "method='oa' was asked; one block covers the whole image, so it runs as one FFT"
+            )
         if not pool:
             raise ValueError(f"method={method!r} cannot compute this problem")
     best = pool[0]
@@ -373,4 +387,18 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
         calibrated=m.calibrated,
         problem=problem,
         factors=best.factors,
+        substituted=substituted,
     )
+
+
+def _why_not_separable(problem: Problem, kernel) -> str:
+    if not compiled_available(problem):
+        return "1-D passes need the compiled engine (numba) and one or two convolved axes"
+    if math.prod(problem.out_shape) < costs.SEPARABLE_MIN_OUTPUTS:
+        return (
+            f"below {costs.SEPARABLE_MIN_OUTPUTS:,} outputs 1-D passes save "
+            "microseconds, and summing directly keeps small results bit-exact"
+        )
+    if kernel is None:
+        return "the kernel's values were not given (planned from shapes), so it cannot be factored"
+    return "the kernel does not factor into few 1-D pairs within the dtype's tolerance"

@@ -186,14 +186,14 @@ def direct_candidate(problem: Problem, m: Machine, threads: int, kernel) -> Cand
 
 #: Below this many outputs 1-D passes save microseconds, and summing directly keeps small
 #: results bit-exact (SciPy's tests compare convolve2d's small results exactly).
-_SEPARABLE_MIN_OUTPUTS = 1 << 16
+SEPARABLE_MIN_OUTPUTS = 1 << 16
 
 
 def separable_candidate(problem: Problem, m: Machine, threads: int, kernel) -> Candidate | None:
     """One pair of 1-D passes per factor of the kernel's SVD ('lowrank' beyond one)."""
     if kernel is None or not compiled_available(problem):
         return None
-    if math.prod(problem.out_shape) < _SEPARABLE_MIN_OUTPUTS:
+    if math.prod(problem.out_shape) < SEPARABLE_MIN_OUTPUTS:
         return None
     k2 = kernel_2d(problem, kernel)
     if k2 is None or min(k2.shape) < 2:

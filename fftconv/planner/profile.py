@@ -21,7 +21,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .. import _fftw
-from .._cachedir import CacheWarning, atomic_write, cache_dir
+from .._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
 from .._problem import Problem, make_problem, normalize_threads
 from ..methods.blocks import block_layout, convolve_oa
 from ..methods.direct import convolve_direct
@@ -78,50 +78,73 @@ def machine() -> Machine:
 
 
 def _positive(v) -> float:
+    # A number in the JSON sense: "1e10" (a string) or true is a sign of an edited or
+    # foreign file, not a rate.
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"constant {v!r} is not a number")
     x = float(v)
     if not (math.isfinite(x) and x > 0):
         raise ValueError(f"constant {v!r} is not positive")
     return x
 
 
+def _profile_constants(doc) -> dict:
+    """The Machine fields a profile document holds, checked field by field;
+    ValueError says what is wrong."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"not a profile (a JSON {type(doc).__name__})")
+    if doc.get("format") != _PROFILE_FORMAT:
+        raise ValueError(f"format {doc.get('format')!r}, expected {_PROFILE_FORMAT!r}")
+    constants = doc.get("constants")
+    if not isinstance(constants, dict):
+        raise ValueError("'constants' is not a mapping")
+    names = set(constant_names())
+    consts = {}
+    for k, v in constants.items():
+        if k in names:
+            try:
+                consts[k] = _positive(v)
+            except ValueError as exc:
+                raise ValueError(f"{k}: {exc}") from None
+    missing = [n for n in _FIRST_NAMES if n not in consts]
+    if missing:
+        raise ValueError(f"constants missing: {', '.join(missing)}")
+    if "direct" in doc:
+        tables = _from_tables(doc["direct"])  # raises for a malformed section
+        for k, v in tables.items():
+            consts.setdefault(k, v)
+    return consts
+
+
 def _load_profile() -> Machine:
     path = profile_path()
     try:
-        raw = path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
+        doc = read_json(path)
+        consts = _profile_constants(doc)
+    except FileNotFoundError:
         return Machine()
     except OSError as exc:
-        warnings.warn(
-            f"cannot read {path}: {exc}; using default cost constants", CacheWarning, stacklevel=4
+        warn_once(
+            ("profile-read", str(path)),
+            f"cannot read {path}: {exc}; using default cost constants",
+            stacklevel=4,
         )
         return Machine()
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-        if doc["format"] != _PROFILE_FORMAT:
-            raise ValueError(f"format {doc['format']!r}")
-        names = set(constant_names())
-        consts = {k: float(v) for k, v in doc["constants"].items() if k in names}
-        if not set(_FIRST_NAMES) <= set(consts) or not all(
-            math.isfinite(v) and v > 0 for v in consts.values()
-        ):
-            raise ValueError("constants missing or not positive")
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        warnings.warn(
+    except ValueError as exc:
+        warn_once(
+            ("profile-read", str(path)),
             f"ignoring planner profile {path}: {exc}; using default cost constants",
-            CacheWarning,
             stacklevel=4,
         )
         return Machine()
     if doc.get("host") != _host():
         return Machine()  # calibrated on another machine sharing this cache directory
-    for k, v in _from_tables(doc.get("direct")).items():
-        consts.setdefault(k, v)
     return Machine(**consts, calibrated=True)
 
 
 def _from_tables(tables) -> dict:
-    """Machine fields from a `compiled_rates` dict (a profile's ``direct`` section); {}
-    when it lacks a rate or holds one that is not positive (the defaults stand)."""
+    """Machine fields from a `compiled_rates` dict (a profile's ``direct`` section);
+    ValueError when it lacks a rate or holds one that is not a positive number."""
     try:
         out = {
             f"{engine}_{name}": _positive(tables[table][name])
@@ -130,8 +153,10 @@ def _from_tables(tables) -> dict:
         }
         out["copy_rate"] = _positive(tables["copy_bytes_per_s"])
         out["direct_call"] = _positive(tables["call_overhead_s"])
-    except (KeyError, TypeError, ValueError):
-        return {}
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"'direct' section incomplete ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"'direct' section: {exc}") from None
     return out
 
 
