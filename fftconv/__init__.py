@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import kernels
+from . import _fftw, kernels
 from ._convolver import Convolver
 from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .jobs import convolve_file
+from .methods.precompile import precompile
 from .planner import Plan, calibrate, plan
 from .template import find_peaks, match_template
 from .tiles import convolve_tiled
@@ -15,6 +16,36 @@ from .tiles import convolve_tiled
 # imported on use: `import fftconv` does not load scipy.signal or Pillow.
 
 __version__ = "0.1.0"
+
+
+def set_fftw_effort(effort: str) -> str:
+    """Set how hard FFTW plans new transforms for the rest of the process.
+
+    Parameters
+    ----------
+    effort : {'estimate', 'auto', 'measure', 'patient'}
+        'estimate' (the default) plans in milliseconds and never measures, so a
+        process always computes with the same plans; 'auto' also re-plans small,
+        often used transforms with FFTW_MEASURE on a background thread; 'measure'
+        and 'patient' time candidate algorithms for every new transform (seconds
+        for large ones). Measured plans are saved as wisdom in the cache directory,
+        so later processes start with them. The environment variable
+        ``FFTCONV_FFTW_EFFORT`` sets the same at start-up.
+
+    Returns
+    -------
+    str
+        The previous setting.
+
+    Examples
+    --------
+    >>> import fftconv
+    >>> old = fftconv.set_fftw_effort("measure")
+    >>> fftconv.set_fftw_effort(old)
+    'measure'
+    """
+    return _fftw.set_effort(effort)
+
 
 __all__ = [
     "BOUNDARIES",
@@ -31,4 +62,6 @@ __all__ = [
     "kernels",
     "match_template",
     "plan",
+    "precompile",
+    "set_fftw_effort",
 ]

@@ -129,6 +129,20 @@ class Convolver:
                 f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
                 f"{len(self._prepared)} image shapes prepared)")
 
+    def _repr_html_(self) -> str:
+        from ._html import table
+
+        with self._lock:
+            plans = list(self._prepared.items())
+        rows = [[str(problem.in1_shape), str(problem.dtype), plan.method,
+                 "x".join(map(str, plan.transform_shape or ())) or "-",
+                 f"{plan.seconds * 1e3:.1f} ms"] for problem, (plan, _) in plans]
+        notes = [f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
+                 f"threads={self.threads}, channel_axis={self.channel_axis!r}"]
+        kind = "correlate" if self.correlate else "convolve"
+        return table(f"Convolver: {kind} with kernel {self.kernel.shape} {self.kernel.dtype}",
+                     ["image shape", "dtype", "method", "transform", "predicted"], rows, notes)
+
 
 def _image_like(kernel, channel_axis):
     if channel_axis is None:

@@ -48,6 +48,7 @@ __all__ = [
     "compute_dtype",
     "convolve_tiled",
     "parse_memory",
+    "plan_for",
     "plan_tiles",
     "tile_shape",
 ]
@@ -334,6 +335,17 @@ class TilePlan:
         return "\n".join(lines)
 
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        from ._html import table
+
+        lines = str(self).split("\n")
+        rows = [ln.strip().split(None, 1) for ln in lines[1:]]
+        return table(lines[0], ["", ""], rows)
+
+
 def _tile_problem(problem: Problem, tile) -> Problem:
     shape = list(problem.in1_shape)
     for a, t, k in zip(problem.axes, tile, problem.kernel_shape):
@@ -544,12 +556,13 @@ def _progress_bar(progress, total: int):
     if callable(progress):
         return progress
     try:
-        from tqdm import tqdm
+        from tqdm import auto, std
     except ImportError:
         return None
-    # delay=1: the bar only appears when the run lasts longer than a second.
-    bar = tqdm(total=total, unit="tile", delay=1.0, leave=False, desc="fftconv")
-    return bar
+    # delay=1: the bar only appears when the run lasts longer than a second. tqdm.auto
+    # draws a widget in a notebook, which stays when done; a terminal's line goes away.
+    return auto.tqdm(total=total, unit="tile", delay=1.0, leave=auto.tqdm is not std.tqdm,
+                     desc="fftconv")
 
 
 def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads: int,
@@ -820,31 +833,15 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
     >>> bool(np.allclose(out, ref, rtol=0, atol=1e-12))
     True
     """
-    if isinstance(correlate, np.bool_):
-        correlate = bool(correlate)
     shape = getattr(src, "shape", None)
     sdtype = getattr(src, "dtype", None)
     if shape is None or sdtype is None:
         src = np.asarray(src)
         shape, sdtype = src.shape, src.dtype
     sdtype = np.dtype(sdtype)
-    kern = np.asarray(kernel)
-    if kern.dtype.kind not in "biufc":
-        raise TypeError(f"kernel has dtype {kern.dtype}; it must be numeric")
-    out_req = dst.dtype if dst is not None else dtype
-    cdtype = compute_dtype(sdtype, kern.dtype, out_req)
-    problem = make_problem_from_shapes(shape, kern.shape, cdtype, mode=mode, boundary=boundary,
-                                       fillvalue=fillvalue, channel_axis=channel_axis,
-                                       correlate=correlate)
-    if problem.swapped:
-        raise ValueError(
-            f"mode='valid' needs an image at least as large as the kernel on every axis; "
-            f"got image {tuple(shape)} and kernel {kern.shape}"
-        )
-    k = np.ascontiguousarray(kernel_as_problem(kern.astype(cdtype), problem, channel_axis))
-    threads = normalize_threads(threads)
-    method = normalize_method(method)
-    budget = parse_memory(max_memory)
+    problem, k, threads, method, budget = _tiled_problem(
+        shape, sdtype, kernel, dst.dtype if dst is not None else dtype, mode, boundary,
+        fillvalue, channel_axis, method, max_memory, threads, correlate)
     if dst is None:
         if dtype is None:
             dtype = sdtype if sdtype.kind in "iu" and problem.dtype.kind != "c" else problem.dtype
@@ -858,6 +855,60 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
     run_tiled(problem, src, k, dst, max_memory=budget, threads=threads, method=method,
               progress=progress, magnitude=magnitude, tile=tile)
     return dst
+
+
+def _tiled_problem(shape, sdtype, kernel, out_dtype, mode, boundary, fillvalue, channel_axis,
+                   method, max_memory, threads, correlate):
+    """`convolve_tiled`'s arguments, checked: the Problem (in the compute dtype), the
+    kernel as the Problem has it, the threads, the method and the budget in bytes."""
+    if isinstance(correlate, np.bool_):
+        correlate = bool(correlate)
+    kern = np.asarray(kernel)
+    if kern.dtype.kind not in "biufc":
+        raise TypeError(f"kernel has dtype {kern.dtype}; it must be numeric")
+    cdtype = compute_dtype(sdtype, kern.dtype, out_dtype)
+    problem = make_problem_from_shapes(shape, kern.shape, cdtype, mode=mode, boundary=boundary,
+                                       fillvalue=fillvalue, channel_axis=channel_axis,
+                                       correlate=correlate)
+    if problem.swapped:
+        raise ValueError(
+            f"mode='valid' needs an image at least as large as the kernel on every axis; "
+            f"got image {tuple(shape)} and kernel {kern.shape}"
+        )
+    k = np.ascontiguousarray(kernel_as_problem(kern.astype(cdtype), problem, channel_axis))
+    return (problem, k, normalize_threads(threads), normalize_method(method),
+            parse_memory(max_memory))
+
+
+def plan_for(shape, dtype, kernel, *, mode: str = "same", boundary: str = "symmetric",
+             fillvalue=0, channel_axis: int | None = None, method: str = "auto",
+             max_memory=DEFAULT_MAX_MEMORY, threads: int | None = None,
+             correlate: bool = False, out_dtype=None) -> TilePlan:
+    """The `TilePlan` that `convolve_tiled` follows for an image of `shape` and `dtype`.
+
+    The arguments are `convolve_tiled`'s (`out_dtype` is the output's dtype: the
+    source's for integer images by default); nothing is read or computed. For an
+    ndarray output this is exactly the plan the call runs; a chunked output (zarr)
+    may get tiles shrunk to whole chunks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fftconv import tiles
+    >>> p = tiles.plan_for((4000, 6000), np.uint8, np.ones((31, 31)) / 961,
+    ...                    max_memory="64MB", threads=2)
+    >>> p.tiles > 1 and p.memory <= p.budget
+    True
+    """
+    sdtype = np.dtype(dtype)
+    problem, k, threads, method, budget = _tiled_problem(
+        tuple(shape), sdtype, kernel, out_dtype, mode, boundary, fillvalue, channel_axis,
+        method, max_memory, threads, correlate)
+    if out_dtype is None:
+        out_dtype = sdtype if sdtype.kind in "iu" and problem.dtype.kind != "c" else problem.dtype
+    return plan_tiles(problem, max_memory=budget, threads=threads, method=method,
+                      src_itemsize=sdtype.itemsize, out_itemsize=np.dtype(out_dtype).itemsize,
+                      kernel=k)
 
 
 def whole_array_bytes(problem: Problem) -> int:

@@ -105,6 +105,12 @@ class Plan:
     def __str__(self) -> str:
         return self.explain()
 
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(self.explain())
+
+    def _repr_html_(self) -> str:
+        return _plan_html(self)
+
     def _how(self) -> str:
         if self.finite:
             return _describe(_chosen(self), self.problem)
@@ -114,6 +120,32 @@ class Plan:
                 "the outputs a NaN or infinity reaches set as direct summation gives them"
             )
         return "non-finite data: direct summation, which propagates NaN and infinity exactly"
+
+
+def _plan_html(plan: Plan) -> str:
+    """`Plan.explain`'s table as HTML, for Jupyter."""
+    from .._html import table
+
+    lines = plan.explain().split("\n")
+    best = plan.candidates[0].seconds if plan.candidates else 1.0
+    rows = [
+        [
+            c.method,
+            _secs(c.seconds),
+            f"{c.seconds / best:.2f}",
+            _bytes(c.peak_bytes),
+            _describe(c, plan.problem),
+        ]
+        for c in plan.candidates
+    ]
+    marked = {i for i, c in enumerate(plan.candidates) if _same(c, plan)}
+    return table(
+        lines[0],
+        ["method", "predicted", "x best", "memory", "how"],
+        rows,
+        notes=[lines[1], lines[-1]],
+        marked=marked,
+    )
 
 
 def _chosen(p: Plan) -> Candidate:
