@@ -63,7 +63,9 @@ def photo_block(y0: int, x0: int, h: int, w: int, channels: int) -> np.ndarray:
         v = 128 + 60 * np.sin(f * x + 0.3 * c) * np.cos(0.0017 * y) + 40 * np.sin(0.011 * (x + y))
         v += 30 * ((((x.astype(np.int64) // 397) + (y.astype(np.int64) // 311)) % 2) - 0.5)
         # grain: a hash of the position, so it is the same whichever tile makes it
-        hsh = (y.astype(np.uint64) * np.uint64(73856093)) ^ (x.astype(np.uint64) * np.uint64(19349663))
+        hsh = (y.astype(np.uint64) * np.uint64(73856093)) ^ (
+            x.astype(np.uint64) * np.uint64(19349663)
+        )
         hsh = (hsh ^ np.uint64(c * 83492791)) % np.uint64(41)
         v = v + hsh.astype(np.float32) - 20
         out[..., c] = np.clip(v, 0, 255).astype(np.uint8)
@@ -89,8 +91,9 @@ def write_tiff(path, shape, channels, *, tile=1024, compression=None):
     elif compression:
         kw["compression"] = compression
         kw["predictor"] = compression in ("deflate", "lzw")
-    tifffile.imwrite(path, _tiles(shape, tile, channels), shape=full, dtype=np.uint8,
-                     tile=(tile, tile), **kw)
+    tifffile.imwrite(
+        path, _tiles(shape, tile, channels), shape=full, dtype=np.uint8, tile=(tile, tile), **kw
+    )
 
 
 def write_image(path, shape, channels):
@@ -111,11 +114,17 @@ def write_zarr(path, shape, channels, chunk=1024):
     full = tuple(shape) + ((channels,) if channels > 1 else ())
     from zarr.codecs import BloscCodec
 
-    z = zarr.create_array(path, shape=full, dtype=np.uint8, chunks=(chunk, chunk) + full[2:],
-                          compressors=BloscCodec(), overwrite=True)
+    z = zarr.create_array(
+        path,
+        shape=full,
+        dtype=np.uint8,
+        chunks=(chunk, chunk) + full[2:],
+        compressors=BloscCodec(),
+        overwrite=True,
+    )
     for y in range(0, shape[0], chunk):
         h = min(chunk, shape[0] - y)
-        z[y:y + h] = photo_block(y, 0, h, shape[1], channels)
+        z[y : y + h] = photo_block(y, 0, h, shape[1], channels)
 
 
 #: name -> (file name, shape, channels, writer)
@@ -124,20 +133,33 @@ CASES = {
     "rgb-png": ("photo.png", (4000, 6000), 3, write_image),
     "rgb-jpeg": ("photo.jpg", (4000, 6000), 3, write_image),
     "rgb-tiff": ("photo.tif", (4000, 6000), 3, lambda p, s, c: write_tiff(p, s, c, tile=512)),
-    "deflate": ("deflate.tif", (10000, 10000), 3,
-                lambda p, s, c: write_tiff(p, s, c, tile=512, compression="deflate")),
-    "lzw": ("lzw.tif", (10000, 10000), 3,
-            lambda p, s, c: write_tiff(p, s, c, tile=512, compression="lzw")),
-    "jpeg-tiff": ("jpeg.tif", (10000, 10000), 3,
-                  lambda p, s, c: write_tiff(p, s, c, tile=512, compression="jpeg")),
+    "deflate": (
+        "deflate.tif",
+        (10000, 10000),
+        3,
+        lambda p, s, c: write_tiff(p, s, c, tile=512, compression="deflate"),
+    ),
+    "lzw": (
+        "lzw.tif",
+        (10000, 10000),
+        3,
+        lambda p, s, c: write_tiff(p, s, c, tile=512, compression="lzw"),
+    ),
+    "jpeg-tiff": (
+        "jpeg.tif",
+        (10000, 10000),
+        3,
+        lambda p, s, c: write_tiff(p, s, c, tile=512, compression="jpeg"),
+    ),
     "zarr": ("blosc.zarr", (10000, 10000), 3, write_zarr),
 }
 
 
 def output_name(case: str, tool: str) -> str:
     name = CASES[case][0]
-    # Outputs keep their input's format, except zarr (OpenCV and libvips write TIFF).
-    suffix = Path(name).suffix if not name.endswith(".zarr") else ".tif"
+    # Outputs keep their input's format, except zarr (OpenCV and libvips write TIFF)
+    # and JPEG (written as PNG, so that the result can be checked: JPEG is lossy).
+    suffix = {".zarr": ".tif", ".jpg": ".png"}.get(Path(name).suffix, Path(name).suffix)
     return f"out-{case}-{tool}{suffix}"
 
 
@@ -189,8 +211,20 @@ cv2.imwrite(dst, out)
 def command(tool: str, src: str, dst: str) -> list[str]:
     py = sys.executable
     if tool == "fftconv":
-        return [py, "-c", FFTCONV, "apply", src, dst, "--kernel", f"gaussian:sigma={SIGMA:g}",
-                "--boundary", "symmetric", "--force", "--quiet"]
+        return [
+            py,
+            "-c",
+            FFTCONV,
+            "apply",
+            src,
+            dst,
+            "--kernel",
+            f"gaussian:sigma={SIGMA:g}",
+            "--boundary",
+            "symmetric",
+            "--force",
+            "--quiet",
+        ]
     if tool.startswith("vips-"):
         return [py, "-c", VIPS, src, dst, tool[5:], str(RADIUS), str(SIGMA)]
     if tool == "opencv":
@@ -201,13 +235,15 @@ def command(tool: str, src: str, dst: str) -> list[str]:
 def timed(cmd, env) -> dict:
     """Wall seconds and peak RSS (bytes) of `cmd` as /usr/bin/time -v reports them."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        proc = subprocess.run(["/usr/bin/time", "-v", "-o", tf.name] + cmd, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-v", "-o", tf.name] + cmd, env=env, capture_output=True, text=True
+        )
         report = tf.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]}... failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)",
-                  report)
+    m = re.search(
+        r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", report
+    )
     wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", report).group(1)) * 1024
     return dict(wall=wall, rss=rss)
@@ -264,7 +300,7 @@ def reference_bands(src_path, rows: int = 1024):
         lo, hi = idx.min(), idx.max() + 1
         block = np.asarray(src[lo:hi]).astype(np.float64)[idx - lo]
         block = correlate1d(block, g, axis=1, mode="reflect")  # reflect = symmetric here
-        band = correlate1d(block, g, axis=0, mode="constant")[RADIUS:RADIUS + y1 - y]
+        band = correlate1d(block, g, axis=0, mode="constant")[RADIUS : RADIUS + y1 - y]
         yield slice(y, y1), band
 
 
@@ -298,7 +334,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--tools", default="fftconv,vips-integer,vips-float,opencv")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool, interleaved; median")
-    ap.add_argument("--no-check", action="store_true", help="skip the comparison with the reference")
+    ap.add_argument(
+        "--no-check", action="store_true", help="skip the comparison with the reference"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the files (default: delete them)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -321,19 +359,30 @@ def main(argv=None) -> int:
             for _ in range(args.repeat):
                 for t in tools:  # interleaved: A B C A B C
                     runs[t].append(timed(command(t, str(src), str(d / output_name(case, t))), env))
-            stats = {} if args.no_check else compare(
-                src, {t: d / output_name(case, t) for t in tools})
+            stats = (
+                {} if args.no_check else compare(src, {t: d / output_name(case, t) for t in tools})
+            )
             for t in tools:
                 wall = float(np.median([r["wall"] for r in runs[t]]))
                 rss = float(np.median([r["rss"] for r in runs[t]]))
                 s = stats.get(t, {})
-                row = dict(case=case, input=f"{shape[0]}x{shape[1]}x{channels} {src.suffix}",
-                           tool=t, wall=wall, mpix=pixels / wall / 1e6, rss=rss,
-                           walls=[r["wall"] for r in runs[t]], **s)
+                row = dict(
+                    case=case,
+                    input=f"{shape[0]}x{shape[1]}x{channels} {src.suffix}",
+                    tool=t,
+                    wall=wall,
+                    mpix=pixels / wall / 1e6,
+                    rss=rss,
+                    walls=[r["wall"] for r in runs[t]],
+                    **s,
+                )
                 rows.append(row)
-                diff = (f"{s['max_diff']} | {s['differ']} ({s['at_ties']})" if s else "- | -")
-                print(f"| {case} | {row['input']} | {t} | {wall:.2f} | {row['mpix']:.0f} | "
-                      f"{rss / 1e9:.2f} | {diff} |", flush=True)
+                diff = f"{s['max_diff']} | {s['differ']} ({s['at_ties']})" if s else "- | -"
+                print(
+                    f"| {case} | {row['input']} | {t} | {wall:.2f} | {row['mpix']:.0f} | "
+                    f"{rss / 1e9:.2f} | {diff} |",
+                    flush=True,
+                )
             for t in tools:
                 (d / output_name(case, t)).unlink(missing_ok=True)
     finally:

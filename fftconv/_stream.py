@@ -128,9 +128,11 @@ class StreamProfile:
         unit = "band" if self.engine == "stream" else "tile"
         moved = (lambda n: f"  ({n / 1e6:.0f} MB)") if self.engine == "stream" else (lambda n: "")
         if self.engine == "stream":
-            waiting = (f"  waiting: reader {self.read_wait:.3f} s for free memory, compute "
-                       f"{self.compute_wait:.3f} s for input, writer {self.write_wait:.3f} s "
-                       "for results")
+            waiting = (
+                f"  waiting: reader {self.read_wait:.3f} s for free memory, compute "
+                f"{self.compute_wait:.3f} s for input, writer {self.write_wait:.3f} s "
+                "for results"
+            )
         else:
             idle = max(0.0, self.threads * self.wall - self.read - self.compute - self.write)
             waiting = f"  waiting: workers idle {idle:.3f} s (threads x wall - busy)"
@@ -169,8 +171,19 @@ def _factors(k: np.ndarray):
     return u, v
 
 
-def plan_stream(shape, in_dtype, kernel, *, mode="same", boundary="symmetric", fillvalue=0.0,
-                correlate=False, out_dtype=None, threads=1, channel_kernels=None):
+def plan_stream(
+    shape,
+    in_dtype,
+    kernel,
+    *,
+    mode="same",
+    boundary="symmetric",
+    fillvalue=0.0,
+    correlate=False,
+    out_dtype=None,
+    threads=1,
+    channel_kernels=None,
+):
     """The StreamPlan for convolving an image of `shape` and `in_dtype` with the 2-D
     `kernel`, or None when this path cannot run it (the tiled path then does).
 
@@ -224,11 +237,18 @@ def plan_stream(shape, in_dtype, kernel, *, mode="same", boundary="symmetric", f
     for n in (kh, kw):
         start = n // 2 if correlate else (n - 1) // 2
         pads.append((n - 1 - start, start))
-    return StreamPlan(shape=shape, in_dtype=in_dtype, out_dtype=out_dtype,
-                      u=np.ascontiguousarray(u, np.float32),
-                      v=np.ascontiguousarray(v, np.float32), pads=tuple(pads),
-                      boundary=boundary, fillvalue=float(fillvalue), copy_channels=tuple(copy),
-                      threads=max(1, int(threads)))
+    return StreamPlan(
+        shape=shape,
+        in_dtype=in_dtype,
+        out_dtype=out_dtype,
+        u=np.ascontiguousarray(u, np.float32),
+        v=np.ascontiguousarray(v, np.float32),
+        pads=tuple(pads),
+        boundary=boundary,
+        fillvalue=float(fillvalue),
+        copy_channels=tuple(copy),
+        threads=max(1, int(threads)),
+    )
 
 
 def _index(n_out: int, pb: int, k: int, n: int, boundary: str) -> np.ndarray:
@@ -318,8 +338,12 @@ class _TiffRows(_Rows):
             self.th, self.tw = page.rowsperstrip, self.w
         self.th = min(self.th, self.h) if not page.is_tiled else self.th
         self.across = -(-self.w // self.tw)
-        self.raw = (page.compression == 1 and page.predictor == 1 and page.fillorder == 1
-                    and page.bitspersample == 8 * page.dtype.itemsize)
+        self.raw = (
+            page.compression == 1
+            and page.predictor == 1
+            and page.fillorder == 1
+            and page.bitspersample == 8 * page.dtype.itemsize
+        )
         # uncompressed segments are read row by row: bands of any height
         self.unit = 1 if self.raw else self.th
         self.offsets = page.dataoffsets
@@ -339,10 +363,15 @@ class _TiffRows(_Rows):
                 if len(tif.series) < 1 or len(tif.series[0].pages) != 1:
                     return None
                 page = tif.pages[0]
-                ok = (page.planarconfig == 1 and page.shaped[0] == 1 and page.shaped[1] == 1
-                      and len(page.dataoffsets) > 0 and page.dtype is not None
-                      and tuple(tif.series[0].shape) in (page.shaped[2:4], page.shaped[2:])
-                      and page.shaped[4] in (1, 2, 3, 4))
+                ok = (
+                    page.planarconfig == 1
+                    and page.shaped[0] == 1
+                    and page.shaped[1] == 1
+                    and len(page.dataoffsets) > 0
+                    and page.dtype is not None
+                    and tuple(tif.series[0].shape) in (page.shaped[2:4], page.shaped[2:])
+                    and page.shaped[4] in (1, 2, 3, 4)
+                )
             return cls(path, threads) if ok else None
         except Exception:  # anything tifffile cannot describe goes the general way
             return None
@@ -372,7 +401,7 @@ class _TiffRows(_Rows):
             a, b = max(y0, sy0), min(y1, sy0 + self.th, self.h)
             seg = self._segment(r * self.across + x, a - sy0, b - sy0)
             c0, c1 = x * self.tw, min(self.w, (x + 1) * self.tw)
-            band[a - y0:b - y0, c0:c1] = seg[:, : c1 - c0]
+            band[a - y0 : b - y0, c0:c1] = seg[:, : c1 - c0]
             return seg.nbytes
 
         if self.pool is None:
@@ -391,8 +420,11 @@ class _TiffRows(_Rows):
 
 def source_rows(src, path=None, threads=1) -> _Rows:
     """The fastest reader of `src` (what `io.open_image` returned for `path`)."""
-    if path is not None and str(path).lower().endswith((".tif", ".tiff")) and not isinstance(
-            src, np.ndarray):
+    if (
+        path is not None
+        and str(path).lower().endswith((".tif", ".tiff"))
+        and not isinstance(src, np.ndarray)
+    ):
         rows = _TiffRows.open(path, threads)
         if rows is not None:
             return rows
@@ -457,8 +489,11 @@ class _ArraySink(_Sink):
 
 def written_by_file(dst) -> bool:
     """True when a run writes `dst` (a memory map) with pwrite, never through the map."""
-    return (isinstance(dst, np.memmap) and dst.flags.c_contiguous
-            and bool(getattr(dst, "filename", None)))
+    return (
+        isinstance(dst, np.memmap)
+        and dst.flags.c_contiguous
+        and bool(getattr(dst, "filename", None))
+    )
 
 
 def sink_rows(dst) -> _Sink:
@@ -504,8 +539,9 @@ def stream_memory(plan: StreamPlan, unit: int = 1) -> int:
     return (SLOTS + 1) * src + SLOTS * out + (kh + 1) * W * C * 4
 
 
-def run_stream(plan: StreamPlan, src, dst, *, path=None, progress=None,
-               rows: _Rows | None = None) -> StreamProfile:
+def run_stream(
+    plan: StreamPlan, src, dst, *, path=None, progress=None, rows: _Rows | None = None
+) -> StreamProfile:
     """Compute `plan` from `src` (as `io.open_image` returns it; `path` its file, for
     the TIFF reader; or `rows`, a reader from `tiff_rows`) into `dst` (an array of the
     output's shape and dtype: a memmap, zarr array or ndarray); returns the profile."""
@@ -550,8 +586,7 @@ def run_stream(plan: StreamPlan, src, dst, *, path=None, progress=None,
         strips = -(-W // S)
         per = -(-strips // T)
         ranges = [(i * per * S, min(W, (i + 1) * per * S)) for i in range(T) if i * per * S < W]
-        rings = [np.zeros((-(-(x1 - x0) // S), kh + 1, S * C), np.float32)
-                 for x0, x1 in ranges]
+        rings = [np.zeros((-(-(x1 - x0) // S), kh + 1, S * C), np.float32) for x0, x1 in ranges]
         failure: list = []
         stop = threading.Event()
         win_q: queue.Queue = queue.Queue()
@@ -586,9 +621,31 @@ def run_stream(plan: StreamPlan, src, dst, *, path=None, progress=None,
                         continue
                     win, rm, out2d, row0, i0, i1, buf, a, b, left = item
                     t0 = time.perf_counter()
-                    K.sep_rows(win, rm, colmap, plan.u, plan.v, fill, copy, pt, pl, n_pad,
-                               out2d, row0, i0, i1, x0, x1, C, lo, hi, is_int, rings[r], tmp,
-                               acc)
+                    K.sep_rows(
+                        win,
+                        rm,
+                        colmap,
+                        plan.u,
+                        plan.v,
+                        fill,
+                        copy,
+                        pt,
+                        pl,
+                        n_pad,
+                        out2d,
+                        row0,
+                        i0,
+                        i1,
+                        x0,
+                        x1,
+                        C,
+                        lo,
+                        hi,
+                        is_int,
+                        rings[r],
+                        tmp,
+                        acc,
+                    )
                     dt = time.perf_counter() - t0
                     with lock:
                         prof.compute += dt
@@ -644,10 +701,13 @@ def run_stream(plan: StreamPlan, src, dst, *, path=None, progress=None,
                 free_out.put(None)
 
         writer_thread = threading.Thread(target=writer, name="fftconv-write", daemon=True)
-        workers = [threading.Thread(target=worker, args=(r,), name=f"fftconv-compute-{r}",
-                                    daemon=True) for r in range(len(ranges))]
-        others = [threading.Thread(target=reader, name="fftconv-read", daemon=True)] \
-            if streamed else []
+        workers = [
+            threading.Thread(target=worker, args=(r,), name=f"fftconv-compute-{r}", daemon=True)
+            for r in range(len(ranges))
+        ]
+        others = (
+            [threading.Thread(target=reader, name="fftconv-read", daemon=True)] if streamed else []
+        )
         for t in [writer_thread] + workers + others:
             t.start()
         try:

@@ -31,14 +31,17 @@ def _photo(shape, seed=0):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _expect(img, k, boundary="symmetric", fillvalue=0, correlate=False, dtype=np.uint8,
-            alpha=False):
+def _expect(
+    img, k, boundary="symmetric", fillvalue=0, correlate=False, dtype=np.uint8, alpha=False
+):
     """The float64 reference of `img` (2-D or channels-last), rounded and clipped."""
     if img.ndim == 2:
         ref = direct_reference(img, k, "same", boundary, fillvalue, correlate)
     else:
-        planes = [direct_reference(img[..., c], k, "same", boundary, fillvalue, correlate)
-                  for c in range(img.shape[2])]
+        planes = [
+            direct_reference(img[..., c], k, "same", boundary, fillvalue, correlate)
+            for c in range(img.shape[2])
+        ]
         if alpha:
             planes[-1] = img[..., -1].astype(np.float64)
         ref = np.stack(planes, axis=-1)
@@ -59,12 +62,30 @@ def _assert_exact(out, ref, want):
     assert not np.any((diff > 0) & ~tie), "a pixel away from a rounding tie differs"
 
 
-def _run(img, k, *, path=None, dtype=None, boundary="symmetric", fillvalue=0,
-         correlate=False, threads=2, channel_kernels=None):
+def _run(
+    img,
+    k,
+    *,
+    path=None,
+    dtype=None,
+    boundary="symmetric",
+    fillvalue=0,
+    correlate=False,
+    threads=2,
+    channel_kernels=None,
+):
     dtype = np.dtype(dtype or img.dtype)
-    plan = _stream.plan_stream(img.shape, img.dtype, k, boundary=boundary, fillvalue=fillvalue,
-                               correlate=correlate, out_dtype=dtype, threads=threads,
-                               channel_kernels=channel_kernels)
+    plan = _stream.plan_stream(
+        img.shape,
+        img.dtype,
+        k,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        correlate=correlate,
+        out_dtype=dtype,
+        threads=threads,
+        channel_kernels=channel_kernels,
+    )
     assert plan is not None
     src = io.open_image(path) if path is not None else img
     out = np.zeros(img.shape, dtype)
@@ -131,7 +152,7 @@ def test_colour_and_alpha(channels, small_bands):
 
 
 def test_uint16_and_float32_out(small_bands):
-    img = (_photo((55, 47)).astype(np.uint16) * 257)
+    img = _photo((55, 47)).astype(np.uint16) * 257
     k = K.box(5)
     _assert_exact(_run(img, k), *_expect(img, k, dtype=np.uint16))
     out = _run(img, k, dtype=np.float32)
@@ -172,13 +193,19 @@ def _write(path, img, kind):
         tifffile.imwrite(path, img, tile=(32, 32), compression=kind, predictor=True)
     elif kind == "jpeg-tiff":
         pytest.importorskip("imagecodecs")
-        tifffile.imwrite(path, img, tile=(32, 32), compression="jpeg",
-                         compressionargs={"level": 90},
-                         photometric="rgb" if img.ndim == 3 else "minisblack")
+        tifffile.imwrite(
+            path,
+            img,
+            tile=(32, 32),
+            compression="jpeg",
+            compressionargs={"level": 90},
+            photometric="rgb" if img.ndim == 3 else "minisblack",
+        )
     elif kind == "zarr":
         zarr = pytest.importorskip("zarr")
-        z = zarr.create_array(str(path), shape=img.shape, dtype=img.dtype,
-                              chunks=(24, 40) + img.shape[2:])
+        z = zarr.create_array(
+            str(path), shape=img.shape, dtype=img.dtype, chunks=(24, 40) + img.shape[2:]
+        )
         z[...] = img
     elif kind == "npy":
         np.save(path, img)
@@ -188,8 +215,17 @@ def _write(path, img, kind):
         Image.fromarray(img).save(path, quality=95)
 
 
-SUFFIX = {"tiled": ".tif", "strips": ".tif", "deflate": ".tif", "lzw": ".tif",
-          "jpeg-tiff": ".tif", "zarr": ".zarr", "npy": ".npy", "png": ".png", "jpeg": ".jpg"}
+SUFFIX = {
+    "tiled": ".tif",
+    "strips": ".tif",
+    "deflate": ".tif",
+    "lzw": ".tif",
+    "jpeg-tiff": ".tif",
+    "zarr": ".zarr",
+    "npy": ".npy",
+    "png": ".png",
+    "jpeg": ".jpg",
+}
 
 
 @pytest.mark.parametrize("kind", list(SUFFIX))
@@ -202,8 +238,18 @@ def test_cli_files(kind, channels, tmp_path, small_bands, capsys):
     decoded = np.asarray(io.open_image(src))  # what the file holds (JPEG is lossy)
     for out_suffix in (".tif", ".png"):
         dst = tmp_path / f"out{out_suffix}"
-        rc = main(["apply", str(src), str(dst), "--kernel", "gaussian:sigma=2.5", "--quiet",
-                   "--force", "--profile"])
+        rc = main(
+            [
+                "apply",
+                str(src),
+                str(dst),
+                "--kernel",
+                "gaussian:sigma=2.5",
+                "--quiet",
+                "--force",
+                "--profile",
+            ]
+        )
         assert rc == 0
         assert "profile (stream" in capsys.readouterr().out  # not the tiled path
         out = np.asarray(io.open_image(dst))
@@ -214,16 +260,14 @@ def test_cli_profile_and_fallback(tmp_path, capsys):
     img = _photo((64, 80))
     src = tmp_path / "in.tif"
     tifffile.imwrite(src, img, tile=(32, 32))
-    assert main(["apply", str(src), str(tmp_path / "a.tif"), "--kernel", "box:5",
-                 "--profile"]) == 0
+    assert main(["apply", str(src), str(tmp_path / "a.tif"), "--kernel", "box:5", "--profile"]) == 0
     text = capsys.readouterr().out
     for word in ("read/decode", "compute", "encode/write", "waiting", "Mpixel/s"):
         assert word in text
     # a kernel that is not separable runs in tiles, as does --method fft; same answers
     for extra in (["--kernel", "disk:radius=3"], ["--kernel", "box:5", "--method", "fft"]):
         dst = tmp_path / "b.tif"
-        assert main(["apply", str(src), str(dst), "--force", "--quiet", "--profile"]
-                    + extra) == 0
+        assert main(["apply", str(src), str(dst), "--force", "--quiet", "--profile"] + extra) == 0
         k = K.disk(3) if "disk" in extra[1] else K.box(5)
         _assert_exact(np.asarray(io.open_image(dst)), *_expect(img, k))
         assert "compute" in capsys.readouterr().out

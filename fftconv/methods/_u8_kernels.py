@@ -41,30 +41,38 @@ def _hpass(acc, tmp, v, n, C):
     while kw - t >= 8:
         w0, w1, w2, w3 = v[t], v[t + 1], v[t + 2], v[t + 3]
         w4, w5, w6, w7 = v[t + 4], v[t + 5], v[t + 6], v[t + 7]
-        a0 = tmp[(t + 0) * C:]
-        a1 = tmp[(t + 1) * C:]
-        a2 = tmp[(t + 2) * C:]
-        a3 = tmp[(t + 3) * C:]
-        a4 = tmp[(t + 4) * C:]
-        a5 = tmp[(t + 5) * C:]
-        a6 = tmp[(t + 6) * C:]
-        a7 = tmp[(t + 7) * C:]
+        a0 = tmp[(t + 0) * C :]
+        a1 = tmp[(t + 1) * C :]
+        a2 = tmp[(t + 2) * C :]
+        a3 = tmp[(t + 3) * C :]
+        a4 = tmp[(t + 4) * C :]
+        a5 = tmp[(t + 5) * C :]
+        a6 = tmp[(t + 6) * C :]
+        a7 = tmp[(t + 7) * C :]
         for p in range(n):
-            acc[p] += (w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
-                       + w4 * a4[p] + w5 * a5[p] + w6 * a6[p] + w7 * a7[p])
+            acc[p] += (
+                w0 * a0[p]
+                + w1 * a1[p]
+                + w2 * a2[p]
+                + w3 * a3[p]
+                + w4 * a4[p]
+                + w5 * a5[p]
+                + w6 * a6[p]
+                + w7 * a7[p]
+            )
         t += 8
     while kw - t >= 4:
         w0, w1, w2, w3 = v[t], v[t + 1], v[t + 2], v[t + 3]
-        a0 = tmp[(t + 0) * C:]
-        a1 = tmp[(t + 1) * C:]
-        a2 = tmp[(t + 2) * C:]
-        a3 = tmp[(t + 3) * C:]
+        a0 = tmp[(t + 0) * C :]
+        a1 = tmp[(t + 1) * C :]
+        a2 = tmp[(t + 2) * C :]
+        a3 = tmp[(t + 3) * C :]
         for p in range(n):
             acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
         t += 4
     while t < kw:
         w0 = v[t]
-        a0 = tmp[t * C:]
+        a0 = tmp[t * C :]
         for p in range(n):
             acc[p] += w0 * a0[p]
         t += 1
@@ -90,8 +98,16 @@ def _vpass(acc, ring, first, u, n):
         a6 = ring[(first + i + 6) % R]
         a7 = ring[(first + i + 7) % R]
         for p in range(n):
-            acc[p] += (w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
-                       + w4 * a4[p] + w5 * a5[p] + w6 * a6[p] + w7 * a7[p])
+            acc[p] += (
+                w0 * a0[p]
+                + w1 * a1[p]
+                + w2 * a2[p]
+                + w3 * a3[p]
+                + w4 * a4[p]
+                + w5 * a5[p]
+                + w6 * a6[p]
+                + w7 * a7[p]
+            )
         i += 8
     while kh - i >= 4:
         w0, w1, w2, w3 = u[i], u[i + 1], u[i + 2], u[i + 3]
@@ -136,10 +152,12 @@ def _vpass2(acc0, acc1, ring, first, u, n):
         for p in range(n):
             x1, x2, x3, x4 = a1[p], a2[p], a3[p], a4[p]
             x5, x6, x7 = a5[p], a6[p], a7[p]
-            acc0[p] += (w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3
-                        + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7)
-            acc1[p] += (w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4
-                        + w4 * x5 + w5 * x6 + w6 * x7 + w7 * a8[p])
+            acc0[p] += (
+                w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7
+            )
+            acc1[p] += (
+                w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * a8[p]
+            )
         i += 8
     while kh - i >= 4:
         w0, w1, w2, w3 = u[i], u[i + 1], u[i + 2], u[i + 3]
@@ -182,8 +200,8 @@ def _load(tmp, row, colmap, xs, m, C, fill, qa, qb, base):
         c0 = colmap[xs + q]
         for c in range(C):
             tmp[q * C + c] = fill if c0 < 0 else row[c0 * C + c]
-    run = tmp[qa * C:]
-    src = row[base * C:]
+    run = tmp[qa * C :]
+    src = row[base * C :]
     for t in range((qb - qa) * C):
         run[t] = src[t]
     for q in range(qb, m):
@@ -225,8 +243,31 @@ def _identity_v(acc, ring_row, copy, nx, C):
 
 
 @njit(**JIT, fastmath=FASTMATH)
-def sep_rows(src, rowmap, colmap, u, v, fill, copy, pt, pl, n_pad, out, out_row0, i0, i1,
-             x0, x1, C, lo, hi, rnd, rings, tmp, acc):
+def sep_rows(
+    src,
+    rowmap,
+    colmap,
+    u,
+    v,
+    fill,
+    copy,
+    pt,
+    pl,
+    n_pad,
+    out,
+    out_row0,
+    i0,
+    i1,
+    x0,
+    x1,
+    C,
+    lo,
+    hi,
+    rnd,
+    rings,
+    tmp,
+    acc,
+):
     """Feed padded rows ``[i0, i1)`` through the strips of columns ``[x0, x1)`` and store
     the output rows they complete.
 
@@ -255,8 +296,8 @@ def sep_rows(src, rowmap, colmap, u, v, fill, copy, pt, pl, n_pad, out, out_row0
     R = rings.shape[1]  # kh + 1: the rows of two output rows
     S = rings.shape[2] // C
     n_out = n_pad - kh + 1
-    acc0 = acc[:S * C]
-    acc1 = acc[S * C:]
+    acc0 = acc[: S * C]
+    acc1 = acc[S * C :]
     for si in range(rings.shape[0]):
         xs = x0 + si * S
         if xs >= x1:
@@ -280,13 +321,13 @@ def sep_rows(src, rowmap, colmap, u, v, fill, copy, pt, pl, n_pad, out, out_row0
                 _vpass2(acc0, acc1, ring, o % R, u, n)
                 _identity_v(acc0, ring[(o + pt) % R], copy, nx, C)
                 _identity_v(acc1, ring[(o + 1 + pt) % R], copy, nx, C)
-                _store(out[o - out_row0, xs * C:], acc0, n, lo, hi, rnd)
-                _store(out[o + 1 - out_row0, xs * C:], acc1, n, lo, hi, rnd)
+                _store(out[o - out_row0, xs * C :], acc0, n, lo, hi, rnd)
+                _store(out[o + 1 - out_row0, xs * C :], acc1, n, lo, hi, rnd)
             if i == n_pad - 1 and n_out % 2 == 1:
                 o = n_out - 1  # an odd last row, completed by the last padded row
                 _vpass(acc0, ring, o % R, u, n)
                 _identity_v(acc0, ring[(o + pt) % R], copy, nx, C)
-                _store(out[o - out_row0, xs * C:], acc0, n, lo, hi, rnd)
+                _store(out[o - out_row0, xs * C :], acc0, n, lo, hi, rnd)
 
 
 def emitted(i0: int, i1: int, kh: int, n_pad: int) -> tuple[int, int]:
