@@ -206,7 +206,7 @@ def _parse_shape(text: str):
 
 def _cmd_plan(args) -> int:
     from . import io
-    from .jobs import FileJob, JobError, as_kernel
+    from .jobs import FileJob, JobError, as_kernel, stream_plan
 
     kernel = as_kernel(args.kernel, max_bytes=args.max_memory / 4)
     shape = _parse_shape(args.input)
@@ -233,6 +233,13 @@ def _cmd_plan(args) -> int:
     print(f"kernel  {args.kernel}: {'x'.join(map(str, kernel.shape))} {kernel.dtype}, "
           f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
           f"{job.problem.boundary}; computed in {job.compute}, written as {job.out_dtype}")
+    opts = _run_options(args)
+    streams = opts.pop("method") == "auto" and stream_plan(shape, in_dtype, kernel, **opts)
+    if streams:
+        kh, kw = kernel.shape
+        print(f"apply streams this job: a separable kernel ({kh} + {kw} taps) in bands of rows "
+              f"on {streams.threads} compute thread(s), no tiles (docs/huge_photos.md); "
+              "with --method fft or direct it would run in tiles:")
     print(plan)
     print(f"\nhow one {'x'.join(map(str, plan.tile))} tile is computed:")
     print(plan.tile_plan)

@@ -424,12 +424,13 @@ def _stream_job(src, dst, image, rows, kernel, **options) -> dict | None:
     return res
 
 
-def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, correlate,
-                threads, dtype, max_memory, force, progress):
+def stream_plan(shape, in_dtype, kernel, *, mode="same", boundary="symmetric", fillvalue=0.0,
+                correlate=False, threads=None, dtype=None):
+    """The `fftconv._stream.StreamPlan` `convolve_file` follows for an image of `shape`
+    and `in_dtype` with `method='auto'`, or None when the job runs in tiles."""
     from . import _stream
 
-    shape = tuple(rows.shape if rows is not None else image.shape)
-    in_dtype = np.dtype(rows.dtype if rows is not None else image.dtype)
+    shape, in_dtype = tuple(shape), np.dtype(in_dtype)
     req = _dtype_choice(dtype)
     if len(shape) not in (2, 3) or kernel.ndim != 2 or (req is not None and req.kind == "c"):
         return None
@@ -439,14 +440,25 @@ def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, cor
     if channels in (2, 4):
         ck = np.moveaxis(_channel_kernel(kernel, channels, correlate), -1, 0)
     try:
-        plan = _stream.plan_stream(shape, in_dtype, kernel, mode=mode, boundary=boundary,
+        return _stream.plan_stream(shape, in_dtype, kernel, mode=mode, boundary=boundary,
                                    fillvalue=fillvalue, correlate=correlate,
                                    out_dtype=out_dtype, threads=normalize_threads(threads),
                                    channel_kernels=ck)
     except (ValueError, TypeError) as exc:
         raise JobError(str(exc)) from None
+
+
+def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, correlate,
+                threads, dtype, max_memory, force, progress):
+    from . import _stream
+
+    shape = tuple(rows.shape if rows is not None else image.shape)
+    in_dtype = np.dtype(rows.dtype if rows is not None else image.dtype)
+    plan = stream_plan(shape, in_dtype, kernel, mode=mode, boundary=boundary,
+                       fillvalue=fillvalue, correlate=correlate, threads=threads, dtype=dtype)
     if plan is None:
         return None
+    out_dtype = plan.out_dtype
     encoded = dst.lower().endswith((".png", ".jpg", ".jpeg"))
     in_memory = int(np.prod(shape)) * out_dtype.itemsize if encoded else 0
     unit = rows.unit if rows is not None else 1

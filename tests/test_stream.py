@@ -301,3 +301,20 @@ def test_emitted_matches_the_engine_schedule(kh, n_out):
             assert sorted(rows) == list(range(a, b))
             seen += rows
         assert sorted(seen) == list(range(n_out))
+
+
+def test_convolve_file_streams_and_plan_says_so(tmp_path, capsys):
+    import fftconv
+
+    img = _photo((70, 90, 3))
+    src = tmp_path / "in.npy"
+    np.save(src, img)
+    res = fftconv.convolve_file(src, tmp_path / "out.npy", "gaussian:sigma=2")
+    assert res["plan"].method == "stream" and res["profile"].engine == "stream"
+    _assert_exact(np.load(tmp_path / "out.npy"), *_expect(img, K.gaussian(2.0)))
+    tiled = fftconv.convolve_file(src, tmp_path / "t.npy", "gaussian:sigma=2", method="fft")
+    assert tiled["profile"].engine == "tiles"
+    assert main(["plan", str(src), "--kernel", "gaussian:sigma=2"]) == 0
+    assert "apply streams this job" in capsys.readouterr().out
+    assert main(["plan", str(src), "--kernel", "disk:radius=2"]) == 0
+    assert "apply streams" not in capsys.readouterr().out
