@@ -2,8 +2,9 @@
 
 Generates the test files (tile by tile, so a 20000x20000 image never sits in
 memory), then runs each tool as its own process under ``/usr/bin/time -v``,
-file to file, and reports wall time (process start included), Mpixel/s, peak
-RSS and the largest difference from an in-memory float64 reference (computed
+file to file, and reports wall time (process start included), Mpixel/s, CPU
+seconds (user + system: less sensitive than wall time to other load on the
+machine), peak RSS and the largest difference from an in-memory float64 reference (computed
 here in bands, rounded half to even), with how many pixels differ and how many
 of those sit at a rounding tie (the reference within 1e-3 of ``n + 0.5``).
 
@@ -246,7 +247,11 @@ def timed(cmd, env) -> dict:
     )
     wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", report).group(1)) * 1024
-    return dict(wall=wall, rss=rss)
+    cpu = sum(
+        float(re.search(rf"{k} time \(seconds\): ([\d.]+)", report).group(1))
+        for k in ("User", "System")
+    )
+    return dict(wall=wall, rss=rss, cpu=cpu)
 
 
 # --------------------------------------------------------------------------- the reference
@@ -345,8 +350,11 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     tools = args.tools.split(",")
     print(f"# {machine()}")
-    print("| case | input | tool | wall s | Mpixel/s | peak RSS GB | max diff | differ (at ties) |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| case | input | tool | wall s | Mpixel/s | CPU s | peak RSS GB | max diff | "
+        "differ (at ties) |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     rows = []
     try:
         for case in args.cases.split(","):
@@ -365,6 +373,7 @@ def main(argv=None) -> int:
             for t in tools:
                 wall = float(np.median([r["wall"] for r in runs[t]]))
                 rss = float(np.median([r["rss"] for r in runs[t]]))
+                cpu = float(np.median([r["cpu"] for r in runs[t]]))
                 s = stats.get(t, {})
                 row = dict(
                     case=case,
@@ -373,6 +382,7 @@ def main(argv=None) -> int:
                     wall=wall,
                     mpix=pixels / wall / 1e6,
                     rss=rss,
+                    cpu=cpu,
                     walls=[r["wall"] for r in runs[t]],
                     **s,
                 )
@@ -380,7 +390,7 @@ def main(argv=None) -> int:
                 diff = f"{s['max_diff']} | {s['differ']} ({s['at_ties']})" if s else "- | -"
                 print(
                     f"| {case} | {row['input']} | {t} | {wall:.2f} | {row['mpix']:.0f} | "
-                    f"{rss / 1e9:.2f} | {diff} |",
+                    f"{cpu:.2f} | {rss / 1e9:.2f} | {diff} |",
                     flush=True,
                 )
             for t in tools:
