@@ -372,6 +372,10 @@ class _TiffRows(_Rows):
                     and tuple(tif.series[0].shape) in (page.shaped[2:4], page.shaped[2:])
                     and page.shaped[4] in (1, 2, 3, 4)
                 )
+                # a truncated file goes the general way, which explains it
+                size = os.path.getsize(path)
+                ends = [int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts)]
+                ok = ok and max(ends) <= size
             return cls(path, threads) if ok else None
         except Exception:  # anything tifffile cannot describe goes the general way
             return None

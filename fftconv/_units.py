@@ -57,17 +57,24 @@ def parse_memory(value) -> int:
             )
         n = float(m.group(1)) * _UNITS[unit]
         if not n < 2**63:
-            raise ValueError(f"max_memory={value!r} is more than any machine has (at most "
-                             f"{fmt_bytes(2**63 - 1)})")
+            raise ValueError(
+                f"max_memory={value!r} is more than any machine has (at most "
+                f"{fmt_bytes(2**63 - 1)})"
+            )
         n = int(n)
     else:
         raise TypeError(f"max_memory must be a number of bytes or a text like '2GB'; got {value!r}")
     if n <= 0:
         raise ValueError(f"max_memory must be > 0; got {value!r}")
     if n >= 2**63:
-        shown = repr(value) if len(repr(value)) <= 30 else f"{repr(value)[:12]}... ({len(str(n))} digits)"
-        raise ValueError(f"max_memory={shown} is more than any machine has (at most "
-                         f"{fmt_bytes(2**63 - 1)})")
+        shown = (
+            repr(value)
+            if len(repr(value)) <= 30
+            else f"{repr(value)[:12]}... ({len(str(n))} digits)"
+        )
+        raise ValueError(
+            f"max_memory={shown} is more than any machine has (at most {fmt_bytes(2**63 - 1)})"
+        )
     return n
 
 

@@ -83,6 +83,21 @@ def _dtype_choice(dtype):
     return np.dtype(dtype)
 
 
+def _capped_threads(threads) -> int:
+    """`threads`, at most the cores this process may use (with a warning)."""
+    threads = normalize_threads(threads)
+    cores = default_threads()
+    if threads > cores:
+        # More workers than cores only cut the work smaller and slower.
+        warnings.warn(
+            f"threads={threads} is more than the {cores} core(s) this "
+            f"process may use; using {cores}",
+            stacklevel=4,
+        )
+        threads = cores
+    return threads
+
+
 def _budget(total: int, in_memory: int) -> int:
     """The working-memory budget left of `total` once this process's own resident
     memory (interpreter, libraries, images decoded in memory) is counted."""
@@ -177,16 +192,7 @@ class FileJob:
                 f"{self.out_dtype} output (integers have no NaN or infinity); write a float "
                 "output (--dtype float32) or pass a finite fill value"
             )
-        self.threads = normalize_threads(threads)
-        cores = default_threads()
-        if self.threads > cores:
-            # More workers than cores only cut the tiles smaller and slower.
-            warnings.warn(
-                f"threads={self.threads} is more than the {cores} core(s) this "
-                f"process may use; using {cores}",
-                stacklevel=3,
-            )
-            self.threads = cores
+        self.threads = _capped_threads(threads)
         self.method = method
 
     def plan(self, max_memory, in_memory: int = 0) -> TilePlan:
@@ -455,9 +461,11 @@ def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, cor
     shape = tuple(rows.shape if rows is not None else image.shape)
     in_dtype = np.dtype(rows.dtype if rows is not None else image.dtype)
     plan = stream_plan(shape, in_dtype, kernel, mode=mode, boundary=boundary,
-                       fillvalue=fillvalue, correlate=correlate, threads=threads, dtype=dtype)
+                       fillvalue=fillvalue, correlate=correlate,
+                       threads=min(normalize_threads(threads), default_threads()), dtype=dtype)
     if plan is None:
         return None
+    _capped_threads(threads)  # the word FileJob would say, said once
     out_dtype = plan.out_dtype
     encoded = dst.lower().endswith((".png", ".jpg", ".jpeg"))
     in_memory = int(np.prod(shape)) * out_dtype.itemsize if encoded else 0
