@@ -325,9 +325,22 @@ def convolve_file(
             _check_stored(src, rows.shape, max_pixels)
         else:
             image = _open(src, max_pixels)
-        res = _stream_job(src, dst, image, rows, kernel, mode=mode, boundary=boundary,
-                          fillvalue=fillvalue, correlate=correlate, threads=threads,
-                          dtype=dtype, max_memory=max_memory, force=force, progress=progress)
+        res = _stream_job(
+            src,
+            dst,
+            image,
+            rows,
+            kernel,
+            mode=mode,
+            boundary=boundary,
+            fillvalue=fillvalue,
+            correlate=correlate,
+            threads=threads,
+            dtype=dtype,
+            max_memory=max_memory,
+            force=force,
+            progress=progress,
+        )
         if res is not None:
             return res
     if image is None:
@@ -430,8 +443,18 @@ def _stream_job(src, dst, image, rows, kernel, **options) -> dict | None:
     return res
 
 
-def stream_plan(shape, in_dtype, kernel, *, mode="same", boundary="symmetric", fillvalue=0.0,
-                correlate=False, threads=None, dtype=None):
+def stream_plan(
+    shape,
+    in_dtype,
+    kernel,
+    *,
+    mode="same",
+    boundary="symmetric",
+    fillvalue=0.0,
+    correlate=False,
+    threads=None,
+    dtype=None,
+):
     """The `fftconv._stream.StreamPlan` `convolve_file` follows for an image of `shape`
     and `in_dtype` with `method='auto'`, or None when the job runs in tiles."""
     from . import _stream
@@ -446,23 +469,54 @@ def stream_plan(shape, in_dtype, kernel, *, mode="same", boundary="symmetric", f
     if channels in (2, 4):
         ck = np.moveaxis(_channel_kernel(kernel, channels, correlate), -1, 0)
     try:
-        return _stream.plan_stream(shape, in_dtype, kernel, mode=mode, boundary=boundary,
-                                   fillvalue=fillvalue, correlate=correlate,
-                                   out_dtype=out_dtype, threads=normalize_threads(threads),
-                                   channel_kernels=ck)
+        return _stream.plan_stream(
+            shape,
+            in_dtype,
+            kernel,
+            mode=mode,
+            boundary=boundary,
+            fillvalue=fillvalue,
+            correlate=correlate,
+            out_dtype=out_dtype,
+            threads=normalize_threads(threads),
+            channel_kernels=ck,
+        )
     except (ValueError, TypeError) as exc:
         raise JobError(str(exc)) from None
 
 
-def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, correlate,
-                threads, dtype, max_memory, force, progress):
+def _stream_run(
+    src,
+    dst,
+    image,
+    rows,
+    kernel,
+    *,
+    mode,
+    boundary,
+    fillvalue,
+    correlate,
+    threads,
+    dtype,
+    max_memory,
+    force,
+    progress,
+):
     from . import _stream
 
     shape = tuple(rows.shape if rows is not None else image.shape)
     in_dtype = np.dtype(rows.dtype if rows is not None else image.dtype)
-    plan = stream_plan(shape, in_dtype, kernel, mode=mode, boundary=boundary,
-                       fillvalue=fillvalue, correlate=correlate,
-                       threads=min(normalize_threads(threads), default_threads()), dtype=dtype)
+    plan = stream_plan(
+        shape,
+        in_dtype,
+        kernel,
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        correlate=correlate,
+        threads=min(normalize_threads(threads), default_threads()),
+        dtype=dtype,
+    )
     if plan is None:
         return None
     _capped_threads(threads)  # the word FileJob would say, said once
@@ -473,8 +527,13 @@ def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, cor
     if _stream.stream_memory(plan, unit) > _budget(parse_memory(max_memory), in_memory):
         return None
     try:
-        out = io.create_output(dst, shape, out_dtype, force=force,
-                               chunks=(_stream.ZARR_ROWS, min(shape[1], 1024)) + shape[2:])
+        out = io.create_output(
+            dst,
+            shape,
+            out_dtype,
+            force=force,
+            chunks=(_stream.ZARR_ROWS, min(shape[1], 1024)) + shape[2:],
+        )
     except (OSError, ValueError) as exc:
         raise JobError(str(exc)) from None
     if progress is True:
@@ -483,8 +542,7 @@ def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, cor
         progress = None
     with out:
         t0 = time.perf_counter()
-        prof = _stream.run_stream(plan, image, out.array, path=src, rows=rows,
-                                  progress=progress)
+        prof = _stream.run_stream(plan, image, out.array, path=src, rows=rows, progress=progress)
         if _stream.written_by_file(out.array):
             # Written with pwrite, not through the mapping: nothing to flush, and
             # the mapping's msync would force the whole file to disk first.
@@ -494,8 +552,15 @@ def _stream_run(src, dst, image, rows, kernel, *, mode, boundary, fillvalue, cor
         seconds = time.perf_counter() - t0
     prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
     prof.wall = seconds
-    return dict(plan=plan, seconds=seconds, pixels=shape[0] * shape[1], shape=shape,
-                dtype=out_dtype, complex=False, profile=prof)
+    return dict(
+        plan=plan,
+        seconds=seconds,
+        pixels=shape[0] * shape[1],
+        shape=shape,
+        dtype=out_dtype,
+        complex=False,
+        profile=prof,
+    )
 
 
 def _row_progress():
@@ -510,8 +575,9 @@ def _row_progress():
             except ImportError:
                 state["bar"] = bar = False
             else:
-                state["bar"] = bar = tqdm(total=total, unit="row", delay=1.0, leave=False,
-                                          desc="fftconv")
+                state["bar"] = bar = tqdm(
+                    total=total, unit="row", delay=1.0, leave=False, desc="fftconv"
+                )
         if bar:
             bar.update(done - bar.n)
             if done >= total:
