@@ -20,6 +20,7 @@ if not HAVE_NUMBA:
         "fftconv/methods/_direct_small.py",
         "fftconv/methods/_direct_taps.py",
         "fftconv/_template_kernels.py",
+        "fftconv/methods/_u8_kernels.py",
     ]
 
 

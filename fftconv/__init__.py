@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from . import _fftw, kernels
-from ._convolver import Convolver
-from ._problem import BOUNDARIES, BOUNDARY_ALIASES
-from .api import convolve, correlate
-from .jobs import convolve_file
-from .methods.precompile import precompile
-from .planner import Plan, calibrate, plan
-from .template import find_peaks, match_template
-from .tiles import convolve_tiled
+import importlib
 
-# fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io are submodules,
-# imported on use: `import fftconv` does not load scipy.signal or Pillow.
+from . import kernels
+
+# The public names are loaded on first use (PEP 562), so that `fftconv apply` on a
+# separable kernel, which needs none of them, does not pay for pyFFTW's and the
+# planner's import. fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io
+# are submodules, imported on use: `import fftconv` does not load scipy.signal or Pillow.
+_LAZY = {
+    "BOUNDARIES": "._problem",
+    "BOUNDARY_ALIASES": "._problem",
+    "Convolver": "._convolver",
+    "convolve": ".api",
+    "correlate": ".api",
+    "Plan": ".planner",
+    "calibrate": ".planner",
+    "plan": ".planner",
+    "convolve_tiled": ".tiles",
+    "convolve_file": ".jobs",
+    "find_peaks": ".template",
+    "match_template": ".template",
+    "precompile": ".methods.precompile",
+}
 
 __version__ = "0.1.0"
 
@@ -44,6 +55,8 @@ def set_fftw_effort(effort: str) -> str:
     >>> fftconv.set_fftw_effort(old)
     'measure'
     """
+    from . import _fftw
+
     return _fftw.set_effort(effort)
 
 
@@ -65,3 +78,16 @@ __all__ = [
     "precompile",
     "set_fftw_effort",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fftconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -59,7 +59,7 @@ def _positive_int(text: str) -> int:
 
 
 def _memory_arg(text: str) -> int:
-    from .tiles import parse_memory
+    from ._units import parse_memory
 
     try:
         return parse_memory(text)
@@ -116,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="output dtype: same (as IN; default), uint8, uint16, float32, float64")
     apply.add_argument("--force", "-f", action="store_true", help="replace OUT if it exists")
     apply.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    apply.add_argument("--profile", action="store_true",
+                       help="print the time spent reading/decoding, computing, encoding/writing "
+                            "and waiting, and each stage's throughput")
 
     plan = sub.add_parser(
         "plan", help="print how 'apply' would run (tiles, method, memory) without running it",
@@ -185,7 +188,10 @@ def _cmd_apply(args) -> int:
         print(f"fftconv: wrote {args.output}: {'x'.join(map(str, res['shape']))} "
               f"{res['dtype']}{note} in {res['seconds']:.2f} s "
               f"({res['pixels'] / res['seconds'] / 1e6:.1f} Mpixel/s, "
-              f"{res['plan'].tiles} tile(s))")
+              f"{res['plan'].tiles} {'band' if res['plan'].method == 'stream' else 'tile'}"
+              "(s))")
+    if args.profile:
+        print("\n".join(res["profile"].lines()))
     return 0
 
 
@@ -200,7 +206,7 @@ def _parse_shape(text: str):
 
 def _cmd_plan(args) -> int:
     from . import io
-    from .jobs import FileJob, JobError, as_kernel
+    from .jobs import FileJob, JobError, as_kernel, stream_plan
 
     kernel = as_kernel(args.kernel, max_bytes=args.max_memory / 4)
     shape = _parse_shape(args.input)
@@ -227,6 +233,13 @@ def _cmd_plan(args) -> int:
     print(f"kernel  {args.kernel}: {'x'.join(map(str, kernel.shape))} {kernel.dtype}, "
           f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
           f"{job.problem.boundary}; computed in {job.compute}, written as {job.out_dtype}")
+    opts = _run_options(args)
+    streams = opts.pop("method") == "auto" and stream_plan(shape, in_dtype, kernel, **opts)
+    if streams:
+        kh, kw = kernel.shape
+        print(f"apply streams this job: a separable kernel ({kh} + {kw} taps) in bands of rows "
+              f"on {streams.threads} compute thread(s), no tiles (docs/huge_photos.md); "
+              "with --method fft or direct it would run in tiles:")
     print(plan)
     print(f"\nhow one {'x'.join(map(str, plan.tile))} tile is computed:")
     print(plan.tile_plan)

@@ -10,13 +10,19 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import io
 from ._problem import default_threads, make_problem_from_shapes, normalize_threads
+from ._units import DEFAULT_MAX_MEMORY, parse_memory
 from .kernels import parse_spec
-from .tiles import DEFAULT_MAX_MEMORY, TilePlan, compute_dtype, parse_memory, plan_tiles, run_tiled
+
+# fftconv.tiles (and with it the planner and pyFFTW) is imported only by jobs that
+# run in tiles: a job the streaming path runs (`fftconv._stream`) does not pay for it.
+if TYPE_CHECKING:
+    from .tiles import TilePlan
 
 __all__ = ["FileJob", "JobError", "convolve_file"]
 
@@ -77,6 +83,21 @@ def _dtype_choice(dtype):
     return np.dtype(dtype)
 
 
+def _capped_threads(threads) -> int:
+    """`threads`, at most the cores this process may use (with a warning)."""
+    threads = normalize_threads(threads)
+    cores = default_threads()
+    if threads > cores:
+        # More workers than cores only cut the work smaller and slower.
+        warnings.warn(
+            f"threads={threads} is more than the {cores} core(s) this "
+            f"process may use; using {cores}",
+            stacklevel=4,
+        )
+        threads = cores
+    return threads
+
+
 def _budget(total: int, in_memory: int) -> int:
     """The working-memory budget left of `total` once this process's own resident
     memory (interpreter, libraries, images decoded in memory) is counted."""
@@ -131,6 +152,8 @@ class FileJob:
             raise JobError(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
         channels = self.shape[2] if len(self.shape) == 3 else 0
         self.complex = kernel.dtype.kind == "c"
+        from .tiles import compute_dtype
+
         req = _dtype_choice(dtype)
         self.compute = compute_dtype(self.in_dtype, kernel.dtype, req)
         k = kernel.astype(self.compute)
@@ -169,21 +192,14 @@ class FileJob:
                 f"{self.out_dtype} output (integers have no NaN or infinity); write a float "
                 "output (--dtype float32) or pass a finite fill value"
             )
-        self.threads = normalize_threads(threads)
-        cores = default_threads()
-        if self.threads > cores:
-            # More workers than cores only cut the tiles smaller and slower.
-            warnings.warn(
-                f"threads={self.threads} is more than the {cores} core(s) this "
-                f"process may use; using {cores}",
-                stacklevel=3,
-            )
-            self.threads = cores
+        self.threads = _capped_threads(threads)
         self.method = method
 
     def plan(self, max_memory, in_memory: int = 0) -> TilePlan:
         """The tiled plan within `max_memory` for the whole process, of which this
         process's resident memory and `in_memory` bytes held elsewhere are spent."""
+        from .tiles import plan_tiles
+
         try:
             return plan_tiles(
                 self.problem,
@@ -257,9 +273,17 @@ def convolve_file(
     Returns
     -------
     dict
-        ``plan`` (the `TilePlan`), ``seconds``, ``pixels``, ``shape`` and
-        ``dtype`` of the output, and ``complex`` (a complex result written as
-        its modulus).
+        ``plan`` (the `TilePlan`, or the `fftconv._stream.StreamPlan` of a job
+        that streamed), ``seconds``, ``pixels``, ``shape`` and ``dtype`` of the
+        output, ``complex`` (a complex result written as its modulus) and
+        ``profile`` (a `fftconv._stream.StreamProfile`: the seconds spent reading,
+        computing and writing).
+
+    Notes
+    -----
+    With ``method='auto'``, a separable kernel in 'same' mode on a photo's
+    dtypes streams through bands of rows (`fftconv._stream`; see
+    docs/huge_photos.md), every other job runs in tiles.
 
     Raises
     ------
@@ -291,15 +315,39 @@ def convolve_file(
     src, dst = os.fspath(src), os.fspath(dst)
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise JobError(f"OUT {dst!r} is IN: fftconv never modifies its input; choose another OUT")
-    given = max_pixels is not None
-    try:
-        image = io.open_image(
+    image = None
+    if method == "auto":
+        from . import _stream
+
+        # TIFFs are read by the streaming path's own reader, without zarr.
+        rows = _stream.tiff_rows(src, normalize_threads(threads))
+        if rows is not None:
+            _check_stored(src, rows.shape, max_pixels)
+        else:
+            image = _open(src, max_pixels)
+        res = _stream_job(
             src,
-            max_pixels=max_pixels if given else io.DEFAULT_MAX_PIXELS,
-            max_stored_pixels=max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS,
+            dst,
+            image,
+            rows,
+            kernel,
+            mode=mode,
+            boundary=boundary,
+            fillvalue=fillvalue,
+            correlate=correlate,
+            threads=threads,
+            dtype=dtype,
+            max_memory=max_memory,
+            force=force,
+            progress=progress,
         )
-    except (FileNotFoundError, ValueError, ImportError) as exc:
-        raise JobError(str(exc)) from None
+        if res is not None:
+            return res
+    if image is None:
+        image = _open(src, max_pixels)
+    from ._stream import StreamProfile
+    from .tiles import run_tiled
+
     job = FileJob(
         image.shape,
         image.dtype,
@@ -323,6 +371,8 @@ def convolve_file(
         out = io.create_output(dst, shape, job.out_dtype, force=force, chunks=chunks)
     except (OSError, ValueError) as exc:
         raise JobError(str(exc)) from None
+    pixels = int(np.prod(shape[:2]))
+    prof = StreamProfile(engine="tiles", pixels=pixels, threads=plan.workers, bands=plan.tiles)
     with out:
         t0 = time.perf_counter()
         run_tiled(
@@ -336,10 +386,13 @@ def convolve_file(
             tile=plan.tile,
             progress=progress,
             magnitude=job.complex,
+            profile=prof,
         )
+        t1 = time.perf_counter()
         out.commit()
         seconds = time.perf_counter() - t0
-    pixels = int(np.prod(shape[:2]))
+    prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
+    prof.wall = seconds
     return dict(
         plan=plan,
         seconds=seconds,
@@ -347,4 +400,187 @@ def convolve_file(
         shape=shape,
         dtype=job.out_dtype,
         complex=job.complex,
+        profile=prof,
     )
+
+
+def _open(src: str, max_pixels):
+    given = max_pixels is not None
+    try:
+        return io.open_image(
+            src,
+            max_pixels=max_pixels if given else io.DEFAULT_MAX_PIXELS,
+            max_stored_pixels=max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS,
+        )
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        raise JobError(str(exc)) from None
+
+
+def _check_stored(src: str, shape, max_pixels) -> None:
+    """The guard `io.open_image` applies to a TIFF header's claimed size, for the
+    streaming path's own TIFF reader."""
+    limit = max_pixels if max_pixels is not None else io.DEFAULT_MAX_STORED_PIXELS
+    pixels = int(shape[0]) * int(shape[1])
+    if pixels > limit:
+        dims = "x".join(str(int(n)) for n in shape)
+        raise JobError(
+            f"input {src!r} claims {dims} = {pixels:,} pixels, more than "
+            f"max_stored_pixels={limit:,}; if that is right, pass a larger "
+            f"limit (--max-pixels {pixels} on the command line)"
+        )
+
+
+def _stream_job(src, dst, image, rows, kernel, **options) -> dict | None:
+    """`convolve_file` through the streaming band path (`fftconv._stream`) when it can
+    run the job (a separable kernel, 'same' mode, photo dtypes), else None (after
+    closing `rows`, the path's own reader of `src`, or None to read `image`)."""
+    res = None
+    try:
+        res = _stream_run(src, dst, image, rows, kernel, **options)
+    finally:
+        if res is None and rows is not None:
+            rows.close()
+    return res
+
+
+def stream_plan(
+    shape,
+    in_dtype,
+    kernel,
+    *,
+    mode="same",
+    boundary="symmetric",
+    fillvalue=0.0,
+    correlate=False,
+    threads=None,
+    dtype=None,
+):
+    """The `fftconv._stream.StreamPlan` `convolve_file` follows for an image of `shape`
+    and `in_dtype` with `method='auto'`, or None when the job runs in tiles."""
+    from . import _stream
+
+    shape, in_dtype = tuple(shape), np.dtype(in_dtype)
+    req = _dtype_choice(dtype)
+    if len(shape) not in (2, 3) or kernel.ndim != 2 or (req is not None and req.kind == "c"):
+        return None
+    out_dtype = _out_dtype(req, in_dtype, np.dtype(np.float32))
+    channels = shape[2] if len(shape) == 3 else 0
+    ck = None
+    if channels in (2, 4):
+        ck = np.moveaxis(_channel_kernel(kernel, channels, correlate), -1, 0)
+    try:
+        return _stream.plan_stream(
+            shape,
+            in_dtype,
+            kernel,
+            mode=mode,
+            boundary=boundary,
+            fillvalue=fillvalue,
+            correlate=correlate,
+            out_dtype=out_dtype,
+            threads=normalize_threads(threads),
+            channel_kernels=ck,
+        )
+    except (ValueError, TypeError) as exc:
+        raise JobError(str(exc)) from None
+
+
+def _stream_run(
+    src,
+    dst,
+    image,
+    rows,
+    kernel,
+    *,
+    mode,
+    boundary,
+    fillvalue,
+    correlate,
+    threads,
+    dtype,
+    max_memory,
+    force,
+    progress,
+):
+    from . import _stream
+
+    shape = tuple(rows.shape if rows is not None else image.shape)
+    in_dtype = np.dtype(rows.dtype if rows is not None else image.dtype)
+    plan = stream_plan(
+        shape,
+        in_dtype,
+        kernel,
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        correlate=correlate,
+        threads=min(normalize_threads(threads), default_threads()),
+        dtype=dtype,
+    )
+    if plan is None:
+        return None
+    _capped_threads(threads)  # the word FileJob would say, said once
+    out_dtype = plan.out_dtype
+    encoded = dst.lower().endswith((".png", ".jpg", ".jpeg"))
+    in_memory = int(np.prod(shape)) * out_dtype.itemsize if encoded else 0
+    unit = rows.unit if rows is not None else 1
+    if _stream.stream_memory(plan, unit) > _budget(parse_memory(max_memory), in_memory):
+        return None
+    try:
+        out = io.create_output(
+            dst,
+            shape,
+            out_dtype,
+            force=force,
+            chunks=(_stream.ZARR_ROWS, min(shape[1], 1024)) + shape[2:],
+        )
+    except (OSError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    if progress is True:
+        progress = _row_progress()
+    elif not callable(progress):
+        progress = None
+    with out:
+        t0 = time.perf_counter()
+        prof = _stream.run_stream(plan, image, out.array, path=src, rows=rows, progress=progress)
+        if _stream.written_by_file(out.array):
+            # Written with pwrite, not through the mapping: nothing to flush, and
+            # the mapping's msync would force the whole file to disk first.
+            out.array = None
+        t1 = time.perf_counter()
+        out.commit()
+        seconds = time.perf_counter() - t0
+    prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
+    prof.wall = seconds
+    return dict(
+        plan=plan,
+        seconds=seconds,
+        pixels=shape[0] * shape[1],
+        shape=shape,
+        dtype=out_dtype,
+        complex=False,
+        profile=prof,
+    )
+
+
+def _row_progress():
+    """A progress(done, total) callable drawing a tqdm bar on runs longer than a second."""
+    state = {}
+
+    def update(done, total):
+        bar = state.get("bar")
+        if bar is None:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                state["bar"] = bar = False
+            else:
+                state["bar"] = bar = tqdm(
+                    total=total, unit="row", delay=1.0, leave=False, desc="fftconv"
+                )
+        if bar:
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+
+    return update

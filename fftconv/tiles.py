@@ -20,8 +20,8 @@ from __future__ import annotations
 import itertools
 import math
 import mmap
-import re
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -38,6 +38,8 @@ from ._problem import (
     normalize_method,
     normalize_threads,
 )
+from ._units import DEFAULT_MAX_MEMORY, parse_memory
+from ._units import fmt_bytes as _fmt_bytes
 from .io import cast_to
 from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
@@ -53,63 +55,9 @@ __all__ = [
     "tile_shape",
 ]
 
-#: The budget when none is given.
-DEFAULT_MAX_MEMORY = 2 * 10**9
-
 #: Memory kept aside from the budget for what the tiles do not account for: the
 #: FFTW plans' own tables, thread stacks, the kernel and bookkeeping.
 _OVERHEAD = 16 * 2**20
-
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
-          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
-          "tib": 2**40}
-
-
-def parse_memory(value) -> int:
-    """Bytes from an int or a text such as ``'2GB'``, ``'1.5 GiB'`` or ``'512MB'``.
-
-    K/M/G/T and KB/MB/GB/TB are decimal (``'2GB'`` is 2e9 bytes); KiB/MiB/GiB/TiB
-    are binary.
-
-    Examples
-    --------
-    >>> parse_memory("2GB"), parse_memory("1.5GiB"), parse_memory(4096)
-    (2000000000, 1610612736, 4096)
-    """
-    if isinstance(value, bool):
-        raise TypeError(f"max_memory must be a number of bytes or a text like '2GB'; got {value!r}")
-    if isinstance(value, (int, np.integer)) or isinstance(value, float) and math.isfinite(value):
-        n = int(value)
-    elif isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*", value)
-        unit = m.group(2).lower() if m else None
-        if m is None or unit not in _UNITS:
-            raise ValueError(
-                f"max_memory={value!r} is not a size; write e.g. '2GB', '512MB', '1.5GiB' "
-                "or a number of bytes"
-            )
-        n = float(m.group(1)) * _UNITS[unit]
-        if not n < 2**63:
-            raise ValueError(f"max_memory={value!r} is more than any machine has (at most "
-                             f"{_fmt_bytes(2**63 - 1)})")
-        n = int(n)
-    else:
-        raise TypeError(f"max_memory must be a number of bytes or a text like '2GB'; got {value!r}")
-    if n <= 0:
-        raise ValueError(f"max_memory must be > 0; got {value!r}")
-    if n >= 2**63:
-        shown = repr(value) if len(repr(value)) <= 30 else f"{repr(value)[:12]}... ({len(str(n))} digits)"
-        raise ValueError(f"max_memory={shown} is more than any machine has (at most "
-                         f"{_fmt_bytes(2**63 - 1)})")
-    return n
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
-
 
 def _round_up(n: int) -> int:
     """`n` rounded up to what `_fmt_bytes` prints (3 significant figures), so that the
@@ -567,18 +515,22 @@ def _progress_bar(progress, total: int):
 
 def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads: int,
               method: str = "auto", progress=None, magnitude: bool = False,
-              tile=None) -> TilePlan:
+              tile=None, profile=None) -> TilePlan:
     """Compute `problem` from `src` into `dst` tile by tile; returns the plan used.
 
     `problem` describes the whole call with its compute dtype; `k` is the kernel
     as the Problem has it (with `src`'s number of dimensions), in that dtype.
     A `dst` that overlaps `src` (an ndarray written in place) gets the result
     through a temporary of its size: tiles would otherwise read what others wrote.
+    `profile`, an object with ``read``, ``compute`` and ``write`` attributes (such
+    as `fftconv._stream.StreamProfile`), gets the seconds the tiles spent in each,
+    summed over the workers.
     """
     if isinstance(dst, np.ndarray) and overlaps(dst, src, k):
         tmp = np.empty(dst.shape, dst.dtype)
         plan = run_tiled(problem, src, k, tmp, max_memory=max_memory, threads=threads,
-                         method=method, progress=progress, magnitude=magnitude, tile=tile)
+                         method=method, progress=progress, magnitude=magnitude, tile=tile,
+                         profile=profile)
         dst[...] = tmp
         return plan
     if problem.swapped:
@@ -623,14 +575,19 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
 
     rel_src, rel_dst = _Releaser(src), _Releaser(dst)
 
+    clock = threading.Lock()
+
     def work(combo):
+        t0 = time.perf_counter()
         starts = [s[0] for s in combo]
         block = _read_block(src, problem, starts, plan.tile, rel_src.region)
         if not identity:
             block = np.ascontiguousarray(block.transpose(perm))
+        t1 = time.perf_counter()
         res = np.empty(tile_out, problem.dtype)
         execute(tp, tile_plan, block, k, res, plan.fft_threads, prepared)
         del block
+        t2 = time.perf_counter()
         if not identity:
             res = res.transpose(inverse)
         crop = [slice(None)] * res.ndim
@@ -645,6 +602,12 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
             with lock:
                 dst[tuple(region)] = val
         rel_dst.region(tuple(region))
+        if profile is not None:
+            t3 = time.perf_counter()
+            with clock:
+                profile.read += t1 - t0
+                profile.compute += t2 - t1
+                profile.write += t3 - t2
 
     tiles = list(itertools.product(*spans))
     bar = _progress_bar(progress, len(tiles))
