@@ -1,0 +1,402 @@
+"""Convolution and correlation of Dask arrays, chunk by chunk through fftconv's planner.
+
+Every output chunk is the 'valid' convolution of its input chunk plus the halo
+the kernel needs, computed by a `fftconv.Convolver` (so the planner picks
+direct, separable, FFT or overlap-add per chunk, and the kernel's spectrum and
+the FFTW plans are kept between chunks of one worker process). The boundary is
+applied once, to the whole array, so it holds at the array's true edges and
+never at chunk edges.
+
+This module is optional (``pip install fftconv[dask]``); ``import fftconv``
+does not import it, nor Dask.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+from collections import OrderedDict
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.array.overlap import ensure_minimum_chunksize, overlap
+
+from ._convolver import Convolver
+from ._pad import source_index
+from ._problem import as_input, make_problem, normalize_method, normalize_threads
+
+__all__ = ["CacheInfo", "ChunkWarning", "cache_info", "convolve", "correlate"]
+
+#: Halo overhead (samples read per sample written, minus one) above which a
+#: chunking gets a suggestion.
+WASTE_WARNING = 0.5
+
+#: Convolvers kept per worker process (one per kernel and fixed arguments).
+MAX_CONVOLVERS = 16
+
+#: The attribute a finished output store carries (see `convolve_zarr`).
+COMPLETE_ATTR = "fftconv_complete"
+
+
+class ChunkWarning(UserWarning):
+    """A chunking changed (chunks smaller than the halo) or worth changing (halo overhead)."""
+
+
+# --------------------------------------------------------------------------- the per-worker cache
+
+_lock = threading.Lock()
+_convolvers: OrderedDict = OrderedDict()
+_stats = {"hits": 0, "misses": 0}
+
+
+class CacheInfo(tuple):
+    """``(hits, misses, size)`` of this process's Convolver cache."""
+
+    __slots__ = ()
+
+    def __new__(cls, hits: int, misses: int, size: int):
+        return super().__new__(cls, (hits, misses, size))
+
+    hits = property(lambda self: self[0])
+    misses = property(lambda self: self[1])
+    size = property(lambda self: self[2])
+
+
+def cache_info() -> CacheInfo:
+    """Hits and misses of this process's Convolver cache (one entry per kernel).
+
+    A miss builds a `fftconv.Convolver`; a hit reuses its plans and kernel
+    spectra. Run it on the workers with ``client.run(fftconv.dask.cache_info)``.
+    """
+    with _lock:
+        return CacheInfo(_stats["hits"], _stats["misses"], len(_convolvers))
+
+
+def _clear_cache() -> None:
+    with _lock:
+        _convolvers.clear()
+        _stats.update(hits=0, misses=0)
+
+
+def _convolver(kernel: np.ndarray, axes, correlate: bool, method: str, threads: int) -> Convolver:
+    """The Convolver of this process for `kernel` and the fixed arguments."""
+    key = (
+        dask.base.tokenize(kernel),
+        kernel.shape,
+        kernel.dtype.str,
+        axes,
+        correlate,
+        method,
+        threads,
+    )
+    with _lock:
+        conv = _convolvers.get(key)
+        if conv is not None:
+            _convolvers.move_to_end(key)
+            _stats["hits"] += 1
+            return conv
+        _stats["misses"] += 1
+        conv = Convolver(
+            kernel, "valid", axes=axes, method=method, threads=threads, correlate=correlate
+        )
+        _convolvers[key] = conv
+        while len(_convolvers) > MAX_CONVOLVERS:
+            _convolvers.popitem(last=False)
+        return conv
+
+
+def _valid_block(block, kernel, *, axes, correlate, method, threads):
+    """One output chunk: the 'valid' result of its padded input chunk."""
+    return _convolver(kernel, axes, correlate, method, threads)(block)
+
+
+def _whole(block, kernel, **kw):
+    """The whole result at once ('valid' with an image smaller than the kernel)."""
+    from . import api
+
+    return (api.correlate if kw.pop("correlate") else api.convolve)(block, kernel, "valid", **kw)
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def _pad_axis(x, axis: int, before: int, after: int, boundary: str, fillvalue):
+    """`x` padded on one axis as fftconv pads (`fftconv._pad`'s index maps, so pads
+    wider than the array repeat exactly as in memory)."""
+    if before == 0 and after == 0:
+        return x
+    n = x.shape[axis]
+    if boundary == "fill":
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (before, after)
+        return da.pad(x, widths, mode="constant", constant_values=fillvalue)
+    parts = []
+    for positions in (np.arange(-before, 0), None, np.arange(n, n + after)):
+        if positions is None:
+            parts.append(x)
+        elif positions.size:
+            idx = source_index(positions, n, boundary)
+            parts.append(da.take(x, idx, axis=axis))
+    return da.concatenate(parts, axis=axis)
+
+
+def _halo(problem, d: int, k: int) -> tuple[int, int]:
+    """Samples each output chunk reads before and after its own input chunk on axis `d`.
+
+    'same' reads the pads themselves, so output chunks are the input's chunks;
+    'full' and 'valid' split ``k - 1`` evenly."""
+    pb, pa = problem.pads()[problem.axes.index(d)]
+    if problem.mode == "same":
+        return pb, pa
+    hb = (k - 1) // 2
+    return hb, k - 1 - hb
+
+
+def _axis_chunks(chunks, hb: int, ha: int, pb: int, pa: int):
+    """Input chunks on one axis that every halo fits in (dask's overlap needs each
+    chunk at least as large as the halo it gives), and the output chunks they give."""
+    chunks = tuple(chunks)
+    if len(chunks) > 1:
+        need = max(hb, ha, 1)
+        chunks = (sum(chunks),) if need > sum(chunks) else ensure_minimum_chunksize(need, chunks)
+    # an edge output chunk shrinks by its missing halo ('valid'): merge until positive
+    while len(chunks) > 1 and chunks[0] + pb - hb < 1:
+        chunks = (chunks[0] + chunks[1],) + chunks[2:]
+    while len(chunks) > 1 and chunks[-1] + pa - ha < 1:
+        chunks = chunks[:-2] + (chunks[-2] + chunks[-1],)
+    if len(chunks) == 1:
+        return chunks, (chunks[0] + pb + pa - (hb + ha),)
+    out = (chunks[0] + pb - hb,) + chunks[1:-1] + (chunks[-1] + pa - ha,)
+    return chunks, out
+
+
+def _suggest(problem, out_chunks) -> None:
+    """Warn when the halos read more than WASTE_WARNING of the output again."""
+    read = written = 1.0
+    for d, k in zip(problem.axes, problem.kernel_shape):
+        c = out_chunks[d]
+        read *= sum(c) + len(c) * (k - 1)
+        written *= sum(c)
+    waste = read / written - 1
+    if waste <= WASTE_WARNING:
+        return
+    # per axis, a chunk whose halo costs about a quarter in all
+    grow = 1.25 ** (1 / len(problem.axes)) - 1
+    better = []
+    for d, k in zip(problem.axes, problem.kernel_shape):
+        want = math.ceil((k - 1) / grow / 256) * 256
+        better.append(min(max(want, max(out_chunks[d])), sum(out_chunks[d])))
+    warnings.warn(
+        f"chunks {tuple(max(out_chunks[d]) for d in problem.axes)} on axes {problem.axes} "
+        f"are small for a {'x'.join(map(str, problem.kernel_shape))} kernel: the halos read "
+        f"{waste:.0%} more samples than the chunks hold; chunks of about "
+        f"{tuple(better)} would read about 25% more (x.rechunk(...))",
+        ChunkWarning,
+        stacklevel=5,
+    )
+
+
+def _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, correlate):
+    if not isinstance(x, da.Array):
+        raise TypeError(
+            f"x must be a dask array; got {type(x).__name__} (use fftconv.convolve for "
+            "arrays in memory, or dask.array.from_array(x, chunks=...))"
+        )
+    if isinstance(kernel, da.Array):
+        kernel = kernel.compute()
+    kernel = as_input(kernel, "kernel")
+    method = normalize_method(method)
+    threads = 1 if threads is None else normalize_threads(threads)
+    if x.ndim == 0 or 0 in x.shape:
+        raise ValueError(
+            f"x must be a non-empty array of at least one dimension; got shape {x.shape}"
+        )
+    dummy = np.broadcast_to(np.zeros((), x.dtype), x.shape)
+    problem, _, k = make_problem(
+        dummy, kernel, mode, boundary, fillvalue, axes, channel_axis, correlate
+    )
+    meta = np.empty((0,) * x.ndim, problem.dtype)
+    fixed = dict(correlate=problem.correlate, method=method, threads=threads)
+    if problem.swapped:
+        # 'valid' with the image smaller than the kernel: a result smaller than the
+        # image, computed in one piece.
+        ind = "abcdefghijklmnopqrstuvwxyz"[: x.ndim]
+        kd = da.from_array(kernel, chunks=kernel.shape)
+        return da.blockwise(
+            _whole,
+            ind,
+            x.rechunk(-1),
+            ind,
+            kd,
+            ind.upper()[: kernel.ndim],
+            dtype=problem.dtype,
+            concatenate=True,
+            align_arrays=False,
+            meta=meta,
+            adjust_chunks={c: (n,) for c, n in zip(ind, problem.out_shape)},
+            axes=axes,
+            channel_axis=channel_axis,
+            **fixed,
+        )
+    return _graph(x, k, problem, fixed, meta)
+
+
+def _graph(x, k, problem, fixed, meta):
+    nd = x.ndim
+    # broadcast non-convolved axes where the kernel is the larger
+    shape = problem.batch_shape
+    if any(x.shape[d] != shape[d] for d in range(nd) if d not in problem.axes):
+        x = da.broadcast_to(
+            x, tuple(x.shape[d] if d in problem.axes else shape[d] for d in range(nd))
+        )
+    x = x.astype(problem.dtype)  # padding with fillvalue, as in memory, in the result dtype
+
+    in_chunks, out_chunks, depth = list(x.chunks), list(x.chunks), {}
+    for d, kd, (pb, pa) in zip(problem.axes, problem.kernel_shape, problem.pads()):
+        hb, ha = _halo(problem, d, kd)
+        in_chunks[d], out_chunks[d] = _axis_chunks(x.chunks[d], hb, ha, pb, pa)
+        depth[d] = (hb, ha) if len(in_chunks[d]) > 1 else 0
+    if tuple(in_chunks) != x.chunks:
+        changed = [d for d in problem.axes if in_chunks[d] != x.chunks[d]]
+        warnings.warn(
+            f"chunks on axes {tuple(changed)} are smaller than the halo of the "
+            f"{'x'.join(map(str, problem.kernel_shape))} kernel; rechunked from "
+            f"{tuple(x.chunks[d] for d in changed)} to {tuple(in_chunks[d] for d in changed)}",
+            ChunkWarning,
+            stacklevel=4,
+        )
+        x = x.rechunk(tuple(in_chunks))
+    _suggest(problem, out_chunks)
+
+    padded_chunks = list(in_chunks)
+    for d, (pb, pa) in zip(problem.axes, problem.pads()):
+        x = _pad_axis(x, d, pb, pa, problem.boundary, problem.fillvalue)
+        c = in_chunks[d]
+        padded_chunks[d] = (
+            (c[0] + pb + pa,) if len(c) == 1 else (c[0] + pb,) + c[1:-1] + (c[-1] + pa,)
+        )
+    x = x.rechunk(tuple(padded_chunks))  # the pads join the edge chunks
+    if any(depth.values()):
+        x = overlap(
+            x,
+            depth={d: v for d, v in depth.items() if v},
+            boundary={d: "none" for d, v in depth.items() if v},
+        )
+
+    # The kernel is one key (one per chunk of an axis it has one kernel per
+    # sample on, such as per-channel kernels): never copied into every task.
+    ind = "abcdefghijklmnopqrstuvwxyz"[:nd]
+    kind, kchunks = "", []
+    for d in range(nd):
+        if d in problem.axes or k.shape[d] == 1:
+            kind += ind[d].upper()
+            kchunks.append((k.shape[d],))
+        else:
+            kind += ind[d]
+            kchunks.append(x.chunks[d])
+    kd = da.from_array(k, chunks=tuple(kchunks))
+    return da.blockwise(
+        _valid_block,
+        ind,
+        x,
+        ind,
+        kd,
+        kind,
+        dtype=problem.dtype,
+        concatenate=True,
+        align_arrays=False,
+        meta=meta,
+        adjust_chunks={ind[d]: out_chunks[d] for d in problem.axes},
+        axes=problem.axes,
+        **fixed,
+    )
+
+
+# --------------------------------------------------------------------------- public face
+
+
+def convolve(
+    x,
+    kernel,
+    mode: str = "same",
+    boundary: str = "fill",
+    fillvalue=0,
+    *,
+    axes=None,
+    channel_axis: int | None = None,
+    method: str = "auto",
+    threads: int | None = None,
+):
+    """Convolve a Dask array with a kernel, chunk by chunk; lazy.
+
+    The result equals ``fftconv.convolve(x.compute(), kernel, ...)`` (within
+    the project's tolerances): the boundary holds at the array's edges, and
+    'same' is centred as scipy.signal.convolve2d centres it, even kernels
+    included.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+        The image (or a stack, with batch or channel axes), chunked anyhow.
+        Chunks smaller than the kernel's halo are merged (with a
+        `ChunkWarning`); chunks whose halos read more than half as many
+        samples again as they hold get a `ChunkWarning` naming a better size.
+    kernel : array_like
+        The kernel, as for `fftconv.convolve` (in memory; it is sent to each
+        worker once).
+    mode, boundary, fillvalue, axes, channel_axis, method
+        As for `fftconv.convolve`; note the default mode here is 'same'.
+        `method` applies to every chunk ('auto': the planner decides per chunk).
+    threads : int, optional
+        FFTW threads per chunk; default 1, as Dask runs chunks in parallel.
+
+    Returns
+    -------
+    dask.array.Array
+        The result, chunked as `x` on the other axes and, for 'same', on the
+        convolved axes too; dtype as for `fftconv.convolve`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import fftconv, fftconv.dask
+    >>> image = np.arange(48.0).reshape(6, 8)
+    >>> x = da.from_array(image, chunks=(3, 4))
+    >>> y = fftconv.dask.convolve(x, np.ones((3, 3)) / 9, boundary="nearest")
+    >>> y.chunks
+    ((3, 3), (4, 4))
+    >>> np.allclose(y.compute(), fftconv.convolve(image, np.ones((3, 3)) / 9, "same", "nearest"))
+    True
+    """
+    return _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, False)
+
+
+def correlate(
+    x,
+    kernel,
+    mode: str = "same",
+    boundary: str = "fill",
+    fillvalue=0,
+    *,
+    axes=None,
+    channel_axis: int | None = None,
+    method: str = "auto",
+    threads: int | None = None,
+):
+    """Cross-correlate a Dask array with a kernel; the arguments are `convolve`'s.
+
+    The definition is `fftconv.correlate`'s ('same' centred at ``k // 2``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import fftconv.dask
+    >>> x = da.from_array(np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), chunks=2)
+    >>> fftconv.dask.correlate(x, np.array([1.0, 2.0, 3.0])).compute()
+    array([0., 3., 2., 1., 0., 0.])
+    """
+    return _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, True)
