@@ -14,6 +14,7 @@ does not import it, nor Dask.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import warnings
 from collections import OrderedDict
@@ -25,9 +26,25 @@ from dask.array.overlap import ensure_minimum_chunksize, overlap
 
 from ._convolver import Convolver
 from ._pad import source_index
-from ._problem import as_input, make_problem, normalize_method, normalize_threads
+from ._problem import (
+    as_input,
+    default_threads,
+    make_problem,
+    normalize_method,
+    normalize_threads,
+)
 
-__all__ = ["CacheInfo", "ChunkWarning", "cache_info", "convolve", "correlate"]
+__all__ = [
+    "CacheInfo",
+    "ChunkWarning",
+    "cache_info",
+    "convolve",
+    "convolve_file",
+    "correlate",
+    "is_complete",
+    "open_image",
+    "to_zarr",
+]
 
 #: Halo overhead (samples read per sample written, minus one) above which a
 #: chunking gets a suggestion.
@@ -400,3 +417,299 @@ def correlate(
     array([0., 3., 2., 1., 0., 0.])
     """
     return _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, True)
+
+
+# --------------------------------------------------------------------------- zarr and files
+
+
+def is_complete(path) -> bool:
+    """Whether `path` is a zarr store that `to_zarr` finished.
+
+    `to_zarr` writes into a temporary store beside `path`, marks it complete
+    (the ``fftconv_complete`` attribute, written after every chunk) and only
+    then renames it to `path`; a run that fails or is killed leaves no store
+    at `path`, or the one that was there before.
+    """
+    import zarr
+
+    try:
+        arr = zarr.open_array(os.fspath(path), mode="r")
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return False
+    except Exception as exc:  # zarr's own "nothing here" errors
+        if type(exc).__name__ in (
+            "GroupNotFoundError",
+            "ArrayNotFoundError",
+            "NodeTypeValidationError",
+        ):
+            return False
+        raise
+    return arr.attrs.get(COMPLETE_ATTR) is True
+
+
+def _regular(y):
+    """`y` with chunks zarr can hold (all equal but a smaller last one, on each axis)."""
+
+    def ok(c):
+        return len(c) == 1 or (len(set(c[:-1])) == 1 and c[-1] <= c[0])
+
+    return y if all(map(ok, y.chunks)) else y.rechunk(tuple(max(c) for c in y.chunks))
+
+
+def to_zarr(y, path, *, force: bool = False, dtype=None, magnitude: bool = False):
+    """Compute `y` into a new zarr store at `path`, which appears only when complete.
+
+    Chunks are computed and written in parallel by the current scheduler (a
+    `distributed.Client`, when one is active, writes from its workers: `path`
+    must then be on a file system they share). The store is written beside
+    `path` under a temporary name, marked complete, and renamed into place;
+    on any failure (a worker lost for good, an interrupt) the temporary store
+    is removed and `path` is left as it was.
+
+    Parameters
+    ----------
+    y : dask.array.Array
+        The result to write (usually `convolve`'s).
+    path : str or os.PathLike
+        The store, ending in ``.zarr``.
+    force : bool
+        Replace an existing store at `path` (only once the new one is complete).
+    dtype : dtype, optional
+        Write in this dtype: integers rounded and clipped (`fftconv.io.cast_to`).
+    magnitude : bool
+        Write the modulus of complex values.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    from . import io
+
+    if not isinstance(y, da.Array):
+        raise TypeError(f"y must be a dask array; got {type(y).__name__}")
+    dtype = (
+        np.dtype(dtype)
+        if dtype is not None
+        else (np.empty(0, y.dtype).real.dtype if magnitude and y.dtype.kind == "c" else y.dtype)
+    )
+    if dtype != y.dtype or magnitude:
+        y = y.map_blocks(io.cast_to, dtype, magnitude, dtype=dtype)
+    y = _regular(y)
+    with io.create_output(
+        path, y.shape, dtype, force=force, chunks=tuple(c[0] for c in y.chunks)
+    ) as dst:
+        da.store(y, dst.array, lock=False)
+        dst.array.attrs[COMPLETE_ATTR] = True
+    return dst.path
+
+
+_open_lock = threading.Lock()
+_open_images: OrderedDict = OrderedDict()
+
+
+def _read_region(block_info=None, *, path, stamp):
+    """One chunk of an image file, read in the worker (each process opens the file once)."""
+    from . import io
+
+    key = (path, stamp)
+    with _open_lock:
+        src = _open_images.get(key)
+        if src is None:
+            src = io.open_image(path, max_pixels=None)
+            _open_images[key] = src
+            while len(_open_images) > 4:
+                _open_images.popitem(last=False)
+    loc = block_info[None]["array-location"]
+    return np.asarray(src[tuple(slice(a, b) for a, b in loc)])
+
+
+def open_image(path, chunks=None):
+    """An image file as a Dask array, read chunk by chunk where it is used.
+
+    A zarr store is opened with `dask.array.from_zarr` (chunks default to the
+    store's); a TIFF (tiled, striped or contiguous, BigTIFF included) is read
+    region by region through `fftconv.io.open_image` in each worker (chunks
+    default to 1024 rows and columns, all channels). Nothing is read now.
+    """
+    from . import io
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"input {path!r} does not exist")
+    if path.lower().rstrip("/").endswith(".zarr"):
+        import zarr
+
+        arr = zarr.open_array(path, mode="r")
+        return da.from_zarr(arr, chunks=chunks if chunks is not None else arr.chunks)
+    if not path.lower().endswith((".tif", ".tiff")):
+        raise ValueError(f"input {path!r}: a Dask run reads .zarr stores and .tif/.tiff files")
+    shape, dtype = io.probe(path, max_pixels=None)
+    if chunks is None:
+        chunks = tuple(min(s, 1024) for s in shape[:2]) + tuple(shape[2:])
+    st = os.stat(path)
+    return da.map_blocks(
+        _read_region,
+        dtype=dtype,
+        chunks=da.core.normalize_chunks(chunks, shape),
+        meta=np.empty((0,) * len(shape), dtype),
+        path=os.path.abspath(path),
+        stamp=(st.st_mtime_ns, st.st_size),
+    )
+
+
+def _alpha_kernel(kernel: np.ndarray, channels: int, correlate: bool) -> np.ndarray:
+    """One kernel per channel: `kernel` for colour, the identity for the alpha channel
+    (the last of 2 or 4), as the command treats photos in memory."""
+    delta = np.zeros(kernel.shape, kernel.dtype)
+    delta[tuple((k // 2) if correlate else (k - 1) // 2 for k in kernel.shape)] = 1
+    return np.stack([kernel] * (channels - 1) + [delta], axis=-1)
+
+
+class _Scheduler:
+    """``None`` (Dask's current scheduler), ``'local'`` (an in-process LocalCluster of
+    threads, closed at the end) or a scheduler address (a Client, closed at the end)."""
+
+    def __init__(self, scheduler):
+        self.scheduler, self.client, self.cluster = scheduler, None, None
+
+    def __enter__(self):
+        if self.scheduler is None:
+            return self
+        import distributed
+
+        if self.scheduler == "local":
+            self.cluster = distributed.LocalCluster(
+                n_workers=1,
+                processes=False,
+                threads_per_worker=default_threads(),
+                dashboard_address=None,
+            )
+            self.client = distributed.Client(self.cluster, set_as_default=False)
+        else:
+            try:
+                self.client = distributed.Client(
+                    self.scheduler, set_as_default=False, timeout="10s"
+                )
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler at {self.scheduler!r} ({exc}); give an "
+                    "address such as tcp://host:8786, or 'local'"
+                ) from None
+        self._ctx = self.client.as_current()
+        self._ctx.__enter__()
+        self._cfg = dask.config.set(scheduler=self.client)
+        self._cfg.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self._cfg.__exit__(*exc)
+            self._ctx.__exit__(*exc)
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+
+def convolve_file(
+    inp,
+    out,
+    kernel,
+    *,
+    mode: str = "same",
+    boundary: str = "symmetric",
+    fillvalue=0,
+    method: str = "auto",
+    correlate: bool = False,
+    dtype=None,
+    force: bool = False,
+    scheduler=None,
+    chunks=None,
+    threads: int | None = None,
+) -> dict:
+    """Convolve (or correlate) a zarr store or TIFF into a zarr store, on Dask.
+
+    The image is never in one place: each worker reads its chunks plus halos,
+    convolves them and writes its output chunks (`open_image`, `convolve`,
+    `to_zarr`). `out` appears only when complete (see `to_zarr`).
+
+    Parameters
+    ----------
+    inp : str or os.PathLike
+        A ``.zarr`` store or a ``.tif``/``.tiff`` file: rows x columns, or rows x
+        columns x channels (each channel convolved; an alpha channel, the last
+        of 2 or 4, copied unchanged).
+    out : str or os.PathLike
+        The output ``.zarr`` store.
+    kernel : array_like
+        A 2-d kernel.
+    mode, boundary, fillvalue, method, correlate
+        As for `fftconv.convolve` (default boundary 'symmetric', as the command's).
+    dtype : dtype, optional
+        Output dtype; default the input's for uint8 and uint16 images (rounded and
+        clipped), else the dtype computed in (float32 for photos; complex results
+        are written as their modulus).
+    force : bool
+        Replace an existing `out`.
+    scheduler : None, 'local' or str
+        None: Dask's current scheduler (an active `distributed.Client` included);
+        'local': a LocalCluster of threads in this process; else the address of a
+        `distributed` scheduler (``tcp://host:8786``), whose workers must see
+        `inp` and `out` at the same paths.
+    chunks : tuple of int, optional
+        Chunks to compute in (default: the store's, or 1024 x 1024 for TIFF).
+    threads : int, optional
+        FFTW threads per chunk (default 1: Dask runs chunks in parallel; 'local'
+        runs one thread per core this process may use).
+
+    Returns
+    -------
+    dict
+        ``shape``, ``dtype``, ``chunks`` and ``seconds`` of the run.
+    """
+    import time
+
+    from .tiles import compute_dtype
+
+    kernel = as_input(kernel, "kernel")
+    if kernel.ndim != 2:
+        raise ValueError(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
+    x = open_image(inp, chunks)
+    if x.ndim not in (2, 3):
+        raise ValueError(
+            f"input {os.fspath(inp)!r} has shape {x.shape}; expected a 2-d grey or "
+            "3-d (rows, columns, channels) image"
+        )
+    req = None if dtype is None else np.dtype(dtype)
+    cdt = compute_dtype(x.dtype, kernel.dtype, req)
+    k = kernel.astype(cdt)
+    channels = x.shape[2] if x.ndim == 3 else 0
+    if channels in (2, 4):
+        k = _alpha_kernel(k, channels, correlate)
+    if req is None:
+        req = (
+            x.dtype
+            if x.dtype.kind == "u" and x.dtype.itemsize <= 2
+            else (np.empty(0, cdt).real.dtype)
+        )
+    if os.path.exists(out) and os.path.samefile(inp, out):
+        raise ValueError(f"out {os.fspath(out)!r} is inp: fftconv never modifies its input")
+    y = _run(
+        x.astype(cdt),
+        k,
+        mode,
+        boundary,
+        fillvalue,
+        None,
+        -1 if channels else None,
+        method,
+        threads,
+        correlate,
+    )
+    t0 = time.perf_counter()
+    with _Scheduler(scheduler):
+        path = to_zarr(y, out, force=force, dtype=req, magnitude=cdt.kind == "c")
+    return dict(
+        path=path, shape=y.shape, dtype=req, chunks=y.chunksize, seconds=time.perf_counter() - t0
+    )
