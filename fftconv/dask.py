@@ -18,6 +18,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
+from typing import NamedTuple
 
 import dask
 import dask.array as da
@@ -68,17 +69,12 @@ _convolvers: OrderedDict = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
 
 
-class CacheInfo(tuple):
-    """``(hits, misses, size)`` of this process's Convolver cache."""
+class CacheInfo(NamedTuple):
+    """Hits and misses of a process's Convolver cache, and how many it holds."""
 
-    __slots__ = ()
-
-    def __new__(cls, hits: int, misses: int, size: int):
-        return super().__new__(cls, (hits, misses, size))
-
-    hits = property(lambda self: self[0])
-    misses = property(lambda self: self[1])
-    size = property(lambda self: self[2])
+    hits: int
+    misses: int
+    size: int
 
 
 def cache_info() -> CacheInfo:
