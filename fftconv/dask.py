@@ -575,12 +575,14 @@ class _Scheduler:
         import distributed
 
         if self.scheduler == "local":
-            self.cluster = distributed.LocalCluster(
-                n_workers=1,
-                processes=False,
-                threads_per_worker=default_threads(),
-                dashboard_address=None,
-            )
+            with warnings.catch_warnings():  # "port 8787 is already in use" and the like
+                warnings.simplefilter("ignore", UserWarning)
+                self.cluster = distributed.LocalCluster(
+                    n_workers=1,
+                    processes=False,
+                    threads_per_worker=default_threads(),
+                    dashboard_address=None,
+                )
             self.client = distributed.Client(self.cluster, set_as_default=False)
         else:
             try:
@@ -668,6 +670,8 @@ def convolve_file(
 
     from .tiles import compute_dtype
 
+    if not os.fspath(out).lower().rstrip("/").endswith(".zarr"):
+        raise ValueError(f"out {os.fspath(out)!r}: a Dask run writes .zarr stores")
     kernel = as_input(kernel, "kernel")
     if kernel.ndim != 2:
         raise ValueError(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
