@@ -438,3 +438,22 @@ def test_worker_killed_mid_run(client, rng, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if "fftconv-tmp" in p.name] == []
     client.wait_for_workers(2, timeout=60)
     assert set(_pids(client).values()) != set(pids.values())  # the nanny restarted it
+
+
+def _fail_on_last(block, block_info=None):
+    if block_info[0]["chunk-location"] == (1, 1):
+        raise RuntimeError("disk on fire")
+    return block
+
+
+def test_a_failed_run_leaves_no_store(rng, tmp_path):
+    x = da.from_array(rng.random((64, 64)), chunks=32).map_blocks(_fail_on_last, dtype=float)
+    out = tmp_path / "out.zarr"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        fd.to_zarr(fd.convolve(x, np.ones((3, 3))), out)
+    assert list(tmp_path.iterdir()) == []
+    _store(out, np.zeros((4, 4)), (2, 2))  # an earlier store stays as it was
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        fd.to_zarr(fd.convolve(x, np.ones((3, 3))), out, force=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.zarr"]
+    assert zarr.open_array(str(out)).shape == (4, 4) and not fd.is_complete(out)
