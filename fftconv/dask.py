@@ -376,12 +376,12 @@ def convolve(
     >>> import numpy as np
     >>> import dask.array as da
     >>> import fftconv, fftconv.dask
-    >>> image = np.arange(48.0).reshape(6, 8)
-    >>> x = da.from_array(image, chunks=(3, 4))
-    >>> y = fftconv.dask.convolve(x, np.ones((3, 3)) / 9, boundary="nearest")
+    >>> image = np.arange(4096.0).reshape(64, 64)
+    >>> x = da.from_array(image, chunks=(32, 32))
+    >>> y = fftconv.dask.convolve(x, np.ones((3, 4)) / 12, boundary="nearest")
     >>> y.chunks
-    ((3, 3), (4, 4))
-    >>> np.allclose(y.compute(), fftconv.convolve(image, np.ones((3, 3)) / 9, "same", "nearest"))
+    ((32, 32), (32, 32))
+    >>> np.allclose(y.compute(), fftconv.convolve(image, np.ones((3, 4)) / 12, "same", "nearest"))
     True
     """
     return _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, False)
@@ -408,8 +408,9 @@ def correlate(
     >>> import numpy as np
     >>> import dask.array as da
     >>> import fftconv.dask
-    >>> x = da.from_array(np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.0]), chunks=2)
-    >>> fftconv.dask.correlate(x, np.array([1.0, 2.0, 3.0])).compute()
+    >>> x = da.from_array(np.eye(16)[2], chunks=8)
+    >>> y = fftconv.dask.correlate(x, np.array([1.0, 2.0, 3.0]))
+    >>> y.compute()[:6]
     array([0., 3., 2., 1., 0., 0.])
     """
     return _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, True)
@@ -554,14 +555,6 @@ def open_image(path, chunks=None):
     )
 
 
-def _alpha_kernel(kernel: np.ndarray, channels: int, correlate: bool) -> np.ndarray:
-    """One kernel per channel: `kernel` for colour, the identity for the alpha channel
-    (the last of 2 or 4), as the command treats photos in memory."""
-    delta = np.zeros(kernel.shape, kernel.dtype)
-    delta[tuple((k // 2) if correlate else (k - 1) // 2 for k in kernel.shape)] = 1
-    return np.stack([kernel] * (channels - 1) + [delta], axis=-1)
-
-
 class _Scheduler:
     """``None`` (Dask's current scheduler), ``'local'`` (an in-process LocalCluster of
     threads, closed at the end) or a scheduler address (a Client, closed at the end)."""
@@ -640,11 +633,12 @@ def convolve_file(
         of 2 or 4, copied unchanged).
     out : str or os.PathLike
         The output ``.zarr`` store.
-    kernel : array_like
-        A 2-d kernel.
+    kernel : str or array_like
+        A 2-d kernel, or its spec (``'gaussian:sigma=8'``, ``'box:31'``, a .npy
+        file: `fftconv.kernels.parse_spec`).
     mode, boundary, fillvalue, method, correlate
         As for `fftconv.convolve` (default boundary 'symmetric', as the command's).
-    dtype : dtype, optional
+    dtype : dtype or 'same', optional
         Output dtype; default the input's for uint8 and uint16 images (rounded and
         clipped), else the dtype computed in (float32 for photos; complex results
         are written as their modulus).
@@ -668,48 +662,44 @@ def convolve_file(
     """
     import time
 
-    from .tiles import compute_dtype
+    from .jobs import FileJob, as_kernel
 
     if not os.fspath(out).lower().rstrip("/").endswith(".zarr"):
         raise ValueError(f"out {os.fspath(out)!r}: a Dask run writes .zarr stores")
-    kernel = as_input(kernel, "kernel")
-    if kernel.ndim != 2:
-        raise ValueError(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
     x = open_image(inp, chunks)
-    if x.ndim not in (2, 3):
-        raise ValueError(
-            f"input {os.fspath(inp)!r} has shape {x.shape}; expected a 2-d grey or "
-            "3-d (rows, columns, channels) image"
-        )
-    req = None if dtype is None else np.dtype(dtype)
-    cdt = compute_dtype(x.dtype, kernel.dtype, req)
-    k = kernel.astype(cdt)
-    channels = x.shape[2] if x.ndim == 3 else 0
-    if channels in (2, 4):
-        k = _alpha_kernel(k, channels, correlate)
-    if req is None:
-        req = (
-            x.dtype
-            if x.dtype.kind == "u" and x.dtype.itemsize <= 2
-            else (np.empty(0, cdt).real.dtype)
-        )
+    # the command's rules: compute dtype, alpha channel, output dtype
+    job = FileJob(
+        x.shape,
+        x.dtype,
+        as_kernel(kernel),
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        correlate=correlate,
+        method=method,
+        dtype=dtype,
+    )
     if os.path.exists(out) and os.path.samefile(inp, out):
         raise ValueError(f"out {os.fspath(out)!r} is inp: fftconv never modifies its input")
     y = _run(
-        x.astype(cdt),
-        k,
+        x.astype(job.compute),
+        job.kernel,
         mode,
         boundary,
         fillvalue,
         None,
-        -1 if channels else None,
+        job.channel_axis,
         method,
         threads,
         correlate,
     )
     t0 = time.perf_counter()
     with _Scheduler(scheduler):
-        path = to_zarr(y, out, force=force, dtype=req, magnitude=cdt.kind == "c")
+        path = to_zarr(y, out, force=force, dtype=job.out_dtype, magnitude=job.complex)
     return dict(
-        path=path, shape=y.shape, dtype=req, chunks=y.chunksize, seconds=time.perf_counter() - t0
+        path=path,
+        shape=y.shape,
+        dtype=job.out_dtype,
+        chunks=y.chunksize,
+        seconds=time.perf_counter() - t0,
     )
