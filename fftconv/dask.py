@@ -43,6 +43,7 @@ __all__ = [
     "convolve_file",
     "correlate",
     "is_complete",
+    "match_template",
     "open_image",
     "to_zarr",
 ]
@@ -414,6 +415,144 @@ def correlate(
     array([0., 3., 2., 1., 0., 0.])
     """
     return _run(x, kernel, mode, boundary, fillvalue, axes, channel_axis, method, threads, True)
+
+
+#: numpy.pad modes of `match_template` (pad_input=True) and fftconv's names for them;
+#: the others ('mean', 'median', 'linear_ramp', ...) depend on the whole image.
+_TEMPLATE_MODES = {
+    "constant": "fill",
+    "edge": "nearest",
+    "reflect": "mirror",
+    "symmetric": "symmetric",
+    "wrap": "wrap",
+}
+
+
+def _match_block(block, template, **kw):
+    from .template import match_template as match
+
+    return match(block, template, **kw)
+
+
+def match_template(
+    image,
+    template,
+    pad_input: bool = False,
+    mode: str = "constant",
+    constant_values=0,
+    *,
+    mask=None,
+    method: str = "auto",
+    channel_axis: int | None = None,
+):
+    """`fftconv.match_template` of a Dask array, chunk by chunk; lazy.
+
+    Each output chunk scores the placements whose windows lie in its input
+    chunk plus a halo of the template's size; padding (``pad_input=True``) is
+    applied once, at the image's true edges.
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        The image, chunked anyhow (a channel axis is joined into one chunk: the
+        score sums over channels).
+    template, pad_input, mask, method, channel_axis
+        As for `fftconv.match_template`.
+    mode : {'constant', 'edge', 'reflect', 'symmetric', 'wrap'}
+        numpy.pad's mode for ``pad_input=True`` (the modes that need the whole
+        image, such as 'mean', are not available here).
+    constant_values : scalar
+        The padding value for mode='constant'.
+
+    Returns
+    -------
+    dask.array.Array
+        The scores (as `fftconv.match_template`'s, within its tolerances: each
+        chunk centres its own pixels, which changes the rounding only; with
+        `mask` or NaN pixels a window counts as flat relative to the largest
+        energy of its chunk rather than of the whole image).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> import fftconv, fftconv.dask
+    >>> image = np.random.default_rng(0).random((60, 50))
+    >>> template = image[20:27, 30:35].copy()
+    >>> scores = fftconv.dask.match_template(da.from_array(image, chunks=30), template)
+    >>> np.unravel_index(int(scores.argmax().compute()), scores.shape)
+    (np.int64(20), np.int64(30))
+    >>> np.allclose(scores.compute(), fftconv.match_template(image, template))
+    True
+    """
+    from . import template as _template  # noqa: F401  (fails clearly where it is missing)
+
+    if not isinstance(image, da.Array):
+        raise TypeError(
+            f"image must be a dask array; got {type(image).__name__} (use "
+            "fftconv.match_template for arrays in memory)"
+        )
+    if not isinstance(mode, str) or mode not in _TEMPLATE_MODES:
+        raise ValueError(
+            f"mode={mode!r} is not one of {', '.join(map(repr, _TEMPLATE_MODES))} "
+            "(fftconv.dask pads chunk by chunk; the other numpy.pad modes need "
+            "the whole image)"
+        )
+    tpl = as_input(template, "template")
+    nd = image.ndim
+    c = None if channel_axis is None else channel_axis % nd
+    spatial = [d for d in range(nd) if d != c]
+    tshape = [tpl.shape[i] for i in range(tpl.ndim) if tpl.ndim == len(spatial) or i != c]
+    if len(tshape) != len(spatial):
+        raise ValueError(
+            f"template has shape {tpl.shape}; image {image.shape} needs "
+            f"{len(spatial)} spatial dimensions"
+        )
+    x = image if c is None else image.rechunk({c: -1})
+    if pad_input:
+        fill = np.asarray(constant_values).item()
+        for d, m in zip(spatial, tshape):
+            x = _pad_axis(x, d, m // 2, m - 1 - m // 2, _TEMPLATE_MODES[mode], fill)
+    if any(x.shape[d] < m for d, m in zip(spatial, tshape)):
+        raise ValueError(
+            f"template {tpl.shape} is larger than image {image.shape}; pass "
+            "pad_input=True or a larger image"
+        )
+    in_chunks, out_chunks, depth = list(x.chunks), list(x.chunks), {}
+    for d, m in zip(spatial, tshape):
+        hb = (m - 1) // 2
+        in_chunks[d], out_chunks[d] = _axis_chunks(x.chunks[d], hb, m - 1 - hb, 0, 0)
+        depth[d] = (hb, m - 1 - hb) if len(in_chunks[d]) > 1 else 0
+    x = x.rechunk(tuple(in_chunks))
+    if any(depth.values()):
+        x = overlap(
+            x,
+            depth={d: v for d, v in depth.items() if v},
+            boundary={d: "none" for d, v in depth.items() if v},
+        )
+    dtype = (
+        np.dtype(np.float32) if image.dtype in (np.float16, np.float32) else np.dtype(np.float64)
+    )
+    ind = "abcdefghijklmnopqrstuvwxyz"[:nd]
+    out_ind = "".join(ind[d] for d in spatial)
+    td = da.from_array(tpl, chunks=tpl.shape)
+    kw = dict(method=method, channel_axis=channel_axis)
+    if mask is not None:
+        kw["mask"] = dask.delayed(np.asarray(mask))  # one key, as the template
+    return da.blockwise(
+        _match_block,
+        out_ind,
+        x,
+        ind,
+        td,
+        ind.upper()[: tpl.ndim],
+        dtype=dtype,
+        concatenate=True,
+        align_arrays=False,
+        meta=np.empty((0,) * len(spatial), dtype),
+        adjust_chunks={ind[d]: out_chunks[d] for d in spatial},
+        **kw,
+    )
 
 
 # --------------------------------------------------------------------------- zarr and files

@@ -459,3 +459,41 @@ def test_a_failed_run_leaves_no_store(rng, tmp_path):
         fd.to_zarr(fd.convolve(x, np.ones((3, 3))), out, force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["out.zarr"]
     assert zarr.open_array(str(out)).shape == (4, 4) and not fd.is_complete(out)
+
+
+# --------------------------------------------------------------------------- match_template
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric", "wrap"])
+def test_match_template_against_the_in_memory_call(rng, mode):
+    image = rng.random((45, 38))
+    lazy, want = [], []
+    for tshape in ((6, 4), (1, 3)):
+        template = rng.random(tshape)
+        mask = rng.random(tshape) > 0.3
+        for chunks in ((12, 10), (4, 38)):
+            x = da.from_array(image, chunks=chunks)
+            for pad in (False, True):
+                kw = dict(pad_input=pad, mode=mode, constant_values=0.25)
+                lazy.append(_quiet(fd.match_template, x, template, **kw))
+                want.append(fftconv.match_template(image, template, **kw))
+                lazy.append(_quiet(fd.match_template, x, template, mask=mask, **kw))
+                want.append(fftconv.match_template(image, template, mask=mask, **kw))
+    # Each chunk centres its own pixels, which changes the rounding only; masked windows
+    # of two or three pixels (the 1x3 template) amplify it most.
+    for r, w in zip(dask.compute(*lazy, scheduler="threads"), want):
+        assert r.shape == w.shape and r.dtype == w.dtype
+        np.testing.assert_allclose(r, w, rtol=0, atol=1e-8)
+
+
+def test_match_template_channels_on_the_cluster(client, rng):
+    rgb = rng.random((40, 36, 3)).astype(np.float32)
+    template = rgb[10:19, 5:12].copy()
+    x = da.from_array(rgb, chunks=(16, 16, 1))
+    got = client.compute(_quiet(fd.match_template, x, template, channel_axis=-1)).result()
+    want = fftconv.match_template(rgb, template, channel_axis=-1)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
+    assert np.unravel_index(got.argmax(), got.shape) == (10, 5)
+    with pytest.raises(ValueError, match="mode='mean' is not one of"):
+        fd.match_template(x, template, True, "mean", channel_axis=-1)
