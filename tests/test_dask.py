@@ -24,6 +24,10 @@ import fftconv  # noqa: E402
 import fftconv.dask as fd  # noqa: E402
 from reference import assert_close, direct_reference  # noqa: E402
 
+# The chunkings here are small or ragged on purpose; the tests that check the warnings
+# catch them themselves.
+pytestmark = pytest.mark.filterwarnings("ignore::fftconv.dask.ChunkWarning")
+
 BOUNDARIES = ("fill", "wrap", "symmetric", "mirror", "nearest")
 MODES = ("same", "full", "valid")
 
