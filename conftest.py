@@ -23,6 +23,10 @@ if not HAVE_NUMBA:
         "fftconv/methods/_u8_kernels.py",
     ]
 
+if importlib.util.find_spec("dask") is None:
+    # fftconv.dask needs the dask extra; tests/test_dask.py skips itself likewise.
+    collect_ignore.append("fftconv/dask.py")
+
 
 def pytest_collection_modifyitems(config, items):
     if HAVE_NUMBA:

@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--profile", action="store_true",
                        help="print the time spent reading/decoding, computing, encoding/writing "
                             "and waiting, and each stage's throughput")
+    apply.add_argument("--dask", metavar="SCHEDULER", default=None,
+                       help="run on Dask: a scheduler address (tcp://host:8786) or 'local'; IN "
+                            ".zarr or .tif, OUT .zarr (fftconv.dask.convolve_file)")
 
     plan = sub.add_parser(
         "plan", help="print how 'apply' would run (tiles, method, memory) without running it",
@@ -177,7 +180,31 @@ def _run_options(args) -> dict:
                 dtype=args.dtype)
 
 
+def _apply_dask(args) -> dict:
+    import warnings
+
+    from .jobs import JobError
+
+    try:
+        from .dask import ChunkWarning, convolve_file
+    except ImportError as exc:
+        raise JobError(f"--dask needs Dask ({exc}): pip install 'fftconv[dask]'") from None
+    warnings.simplefilter("ignore", ChunkWarning)  # the command prints one line
+    try:
+        return convolve_file(args.input, args.output, args.kernel, **_run_options(args),
+                             force=args.force, scheduler=args.dask)
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
+        raise JobError(str(exc)) from None
+
+
 def _cmd_apply(args) -> int:
+    if args.dask is not None:
+        res = _apply_dask(args)
+        if not args.quiet:
+            print(f"fftconv: wrote {args.output}: {'x'.join(map(str, res['shape']))} "
+                  f"{res['dtype']} in {res['seconds']:.2f} s on Dask ({args.dask}), chunks "
+                  f"{'x'.join(map(str, res['chunks']))}")
+        return 0
     from .jobs import convolve_file
 
     res = convolve_file(args.input, args.output, args.kernel, **_run_options(args),
