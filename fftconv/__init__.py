@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from . import _fftw, kernels
 from ._convolver import Convolver
+from ._precompile import precompile
 from ._problem import BOUNDARIES, BOUNDARY_ALIASES
 from .api import convolve, correlate
 from .jobs import convolve_file
-from .methods.precompile import precompile
 from .planner import Plan, calibrate, plan
 from .template import find_peaks, match_template
 from .tiles import convolve_tiled
