@@ -12,7 +12,7 @@ import pytest
 import fftconv
 from fftconv._problem import make_problem
 from fftconv.methods import interleaved
-from fftconv.methods.direct import compiled_available
+from fftconv.methods.rows import compiled_available
 from reference import assert_close, direct_reference
 
 BOUNDARIES = ("fill", "wrap", "symmetric", "mirror", "nearest")
