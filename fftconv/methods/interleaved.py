@@ -217,11 +217,10 @@ def _drivers(c: int) -> dict:
             "small": grey.small.ROWS,
             "separable": grey.separable_rows,
             "per_channel": grey.direct_rows,
-            "module": _drivers(2)["module"],
         }
     from . import _interleaved_kernels as il
 
-    return {**il.DRIVERS[c], "module": il}
+    return il.DRIVERS[c]
 
 
 @dataclass(frozen=True)
@@ -244,6 +243,7 @@ class _Rows:
 
     def band(self, img, dst, rowmap, cols, i0, i1, dtype):
         kh = self.w.shape[0]
+        from . import _interleaved_kernels as il
 
         def task():
             need = rowmap[i0 : i1 + kh - 1]
@@ -252,7 +252,6 @@ class _Rows:
             band_map = np.full(len(need), -1, np.int64)
             band_map[real] = local
             src = np.empty((len(rows), img.shape[1]), dtype)
-            il = _drivers(2)["module"]
             il.load_rows(src, img, rows)
             buf = np.empty((i1 - i0, dst.shape[1]), dtype)
             self._sum(src, buf, band_map, cols, 0, i1 - i0)
