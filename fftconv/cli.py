@@ -398,6 +398,19 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"fftconv: warning: {message}", file=sys.stderr if file is None else file)
 
 
+def _log_above_bars():
+    """Lines of the ``fftconv`` logger (the compile notices) printed through tqdm, above a
+    progress bar rather than into its line (a no-op without tqdm)."""
+    import contextlib
+    import logging
+
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+    except ImportError:
+        return contextlib.nullcontext()
+    return logging_redirect_tqdm(loggers=[logging.getLogger("fftconv")])
+
+
 def _on_sigterm(signum, frame):
     # Unwind like Ctrl-C so that temporary files are removed on the way out.
     raise SystemExit(128 + signum)
@@ -430,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     from .jobs import JobError
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log_above_bars():
             # A warning (a broken cache file, ...) is one line, as errors are.
             warnings.showwarning = _one_line_warning
             return commands[args.command](args)
