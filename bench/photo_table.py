@@ -3,6 +3,7 @@
     python bench/photo_table.py                       # 2000x3000x3, float32 and uint8
     python bench/photo_table.py --size 4000x6000 --ksizes 3 5 15 63 --kinds random
     python bench/photo_table.py --first-call --import-time   # fresh processes
+    python bench/photo_table.py --no-grid --many 20           # apply DIR --out-dir vs a loop
 
 Peers, on the same arrays in the same process, interleaved (A B C A B C),
 median of ``--repeat`` runs after one warm-up: ``cv2.filter2D`` (all channels
@@ -263,6 +264,47 @@ def import_times(processes: int) -> dict:
     return med
 
 
+def many_files(n: int, size: int = 512) -> dict:
+    """`fftconv apply DIR --out-dir OUT` on `n` JPEGs in one process, against a shell loop
+    of `n` commands (one process each)."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    d = tempfile.mkdtemp(prefix="fftconv-many-")
+    src = os.path.join(d, "in")
+    os.makedirs(src)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        img = (rng.random((size, size * 3 // 2, 3)) * 255).astype(np.uint8)
+        Image.fromarray(img).save(os.path.join(src, f"p{i:03d}.jpg"), quality=90)
+    cmd = [sys.executable, "-m", "fftconv", "apply"]
+    kern = ["--kernel", "gaussian:sigma=2", "--quiet"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd + [src, "--out-dir", os.path.join(d, "one")] + kern, check=True)
+    one = time.perf_counter() - t0
+    os.makedirs(os.path.join(d, "loop"))
+    t0 = time.perf_counter()
+    for name in sorted(os.listdir(src)):
+        subprocess.run(
+            cmd + [os.path.join(src, name), os.path.join(d, "loop", name)] + kern, check=True
+        )
+    loop = time.perf_counter() - t0
+    row = dict(
+        files=n,
+        one_process_s=round(one, 2),
+        shell_loop_s=round(loop, 2),
+        speedup=round(loop / one, 1),
+    )
+    print(
+        f"| {n} JPEGs {size * 3 // 2}x{size} | {row['one_process_s']} s | "
+        f"{row['shell_loop_s']} s | {row['speedup']}x |",
+        flush=True,
+    )
+    return row
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="2000x3000", help="HxW of the photo (3 channels)")
@@ -275,6 +317,13 @@ def main(argv=None) -> None:
     ap.add_argument("--first-call", action="store_true", help="first calls in fresh processes")
     ap.add_argument("--import-time", action="store_true", help="import time, fresh processes")
     ap.add_argument("--processes", type=int, default=5)
+    ap.add_argument(
+        "--many",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N JPEGs through one `apply --out-dir` against a shell loop",
+    )
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
@@ -287,6 +336,9 @@ def main(argv=None) -> None:
         result["first_calls"] = first_calls(args.processes)
     if args.import_time:
         result["import"] = import_times(args.processes)
+    if args.many:
+        print("| files | one process | shell loop | speedup |\n| --- | ---: | ---: | ---: |")
+        result["many"] = many_files(args.many)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
