@@ -89,7 +89,7 @@ def check(got, img, k2, boundary) -> str:
     return "ok" if err <= 1e-5 else f"BAD ({err:.1e})"
 
 
-def contenders(img, k2, factors, boundary, u8: bool):
+def contenders(img, k2, factors, boundary, u8: bool, ndimage_max: int = 15):
     import cv2
     import scipy.ndimage
     import scipy.signal
@@ -114,7 +114,7 @@ def contenders(img, k2, factors, boundary, u8: bool):
     if boundary == "fill" and not u8:
         k3 = k2[..., None]
         runs["fftconvolve"] = lambda: scipy.signal.fftconvolve(img, k3, "same", axes=(0, 1))
-    if k2.shape[0] <= 15:
+    if k2.shape[0] <= ndimage_max:
         k3 = k2[..., None]
         runs["ndimage"] = lambda: scipy.ndimage.convolve(img, k3, mode=nd_mode)
     return runs, out
@@ -139,7 +139,7 @@ def grid(args) -> list[dict]:
         img = photo(h, w, dt)
         for kind, k, boundary in itertools.product(args.kinds, args.ksizes, args.boundaries):
             k2, factors = kernel(kind, k)
-            runs, out = contenders(img, k2, factors, boundary, dt == "uint8")
+            runs, out = contenders(img, k2, factors, boundary, dt == "uint8", args.ndimage_max)
             med = timed(runs, args.repeat)
             status = check(out, img, k2, boundary)
             peers = {n: t for n, t in med.items() if n not in ("fftconv", "Convolver")}
@@ -313,6 +313,12 @@ def main(argv=None) -> None:
     ap.add_argument("--ksizes", nargs="+", type=int, default=[3, 5, 7, 15, 31, 63, 255])
     ap.add_argument("--boundaries", nargs="+", default=["symmetric"])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--ndimage-max",
+        type=int,
+        default=15,
+        help="largest kernel side scipy.ndimage is timed for (slow beyond)",
+    )
     ap.add_argument("--no-grid", action="store_true")
     ap.add_argument("--first-call", action="store_true", help="first calls in fresh processes")
     ap.add_argument("--import-time", action="store_true", help="import time, fresh processes")
