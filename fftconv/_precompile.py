@@ -75,12 +75,13 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
         for c in channels:
             shape = (40, 40) if c == 1 else (40, 40, c)
             img = rng.integers(info.min, info.max, shape).astype(name)
-            convolve(
-                img,
-                np.ones((3, 3), np.float32) / 9,
-                "same",
-                channel_axis=None if c == 1 else -1,
-                out=np.empty_like(img),
-                method="direct",
-            )
+            for m in ("direct", "oa"):  # bands, and overlap-add blocks (strided rows)
+                convolve(
+                    img,
+                    np.ones((3, 3), np.float32) / 9,
+                    "same",
+                    channel_axis=None if c == 1 else -1,
+                    out=np.empty_like(img),
+                    method=m,
+                )
     return time.perf_counter() - t0

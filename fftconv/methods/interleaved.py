@@ -278,12 +278,18 @@ def round_into(dst: np.ndarray, res: np.ndarray) -> None:
     if res.dtype.kind != "f":
         res = res.astype(np.float64)
     lo, hi = res.dtype.type(info.min), res.dtype.type(info.max)
-    if kernels() is not None and res.ndim == dst.ndim and res.size and dst.flags.writeable:
+    if kernels() is not None and res.shape == dst.shape and res.size and dst.flags.writeable:
         from . import _interleaved_kernels as il
 
-        d2 = dst.reshape(-1, dst.shape[-1]) if dst.ndim > 1 else dst.reshape(1, -1)
-        r2 = res.reshape(-1, res.shape[-1]) if res.ndim > 1 else res.reshape(1, -1)
-        if np.shares_memory(d2, dst):
+        # Rows of samples as 2-D views (a block of a channels-last photo merges its
+        # columns and channels); an array that needs a copy for that takes numpy's path.
+        shape = (dst.shape[0], -1) if dst.ndim > 1 else (1, -1)
+        try:
+            d2 = dst.reshape(shape, copy=False)
+            r2 = res.reshape(shape, copy=False)
+        except ValueError:
+            pass
+        else:
             il.store_rounded(d2, r2, lo, hi)
             return
     r = np.clip(res, lo, hi)
