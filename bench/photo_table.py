@@ -4,6 +4,7 @@
     python bench/photo_table.py --size 4000x6000 --ksizes 3 5 15 63 --kinds random
     python bench/photo_table.py --first-call --import-time   # fresh processes
     python bench/photo_table.py --no-grid --many 20           # apply DIR --out-dir vs a loop
+    python bench/photo_table.py --no-grid --layouts           # channels last vs planes
 
 Peers, on the same arrays in the same process, interleaved (A B C A B C),
 median of ``--repeat`` runs after one warm-up: ``cv2.filter2D`` (all channels
@@ -264,6 +265,38 @@ def import_times(processes: int) -> dict:
     return med
 
 
+def layouts(repeat: int) -> list[dict]:
+    """One thread, direct summation: a 1000x1500x3 photo channels last (one kernel for
+    all channels, and one per channel) against the same samples as 3 contiguous planes
+    and as one grey 1000x4500 image."""
+    import fftconv
+
+    rng = np.random.default_rng(0)
+    x = rng.random((1000, 1500, 3), dtype=np.float32)
+    planes = np.ascontiguousarray(np.moveaxis(x, -1, 0))
+    grey = np.ascontiguousarray(x.reshape(1000, 4500))
+    out, po, go = np.empty_like(x), np.empty_like(planes[0]), np.empty_like(grey)
+    rows = []
+    for k in (3, 5, 7, 15):
+        w = rng.random((k, k)).astype(np.float32)
+        wc = rng.random((k, k, 3)).astype(np.float32)
+        opts = dict(mode="same", boundary="symmetric", method="direct", threads=1)
+        runs = {
+            "channels last": lambda w=w: fftconv.convolve(x, w, channel_axis=-1, out=out, **opts),
+            "3 planes": lambda w=w: [fftconv.convolve(p, w, out=po, **opts) for p in planes],
+            "grey W*C": lambda w=w: fftconv.convolve(grey, w, out=go, **opts),
+            "per channel": lambda wc=wc: fftconv.convolve(x, wc, channel_axis=-1, out=out, **opts),
+            "3 planes, own kernels": lambda wc=wc: [
+                fftconv.convolve(p, wc[..., c], out=po, **opts) for c, p in enumerate(planes)
+            ],
+        }
+        med = timed(runs, repeat)
+        row = dict(k=k, ms={n: round(t * 1e3, 2) for n, t in med.items()})
+        rows.append(row)
+        print(f"| {k}x{k} | " + " | ".join(f"{row['ms'][n]:.1f}" for n in runs) + " |", flush=True)
+    return rows
+
+
 def many_files(n: int, size: int = 512) -> dict:
     """`fftconv apply DIR --out-dir OUT` on `n` JPEGs in one process, against a shell loop
     of `n` commands (one process each)."""
@@ -342,6 +375,12 @@ def main(argv=None) -> None:
         result["first_calls"] = first_calls(args.processes)
     if args.import_time:
         result["import"] = import_times(args.processes)
+    if args.layouts:
+        print(
+            "| kernel | channels last | 3 planes | grey W*C | per channel | "
+            "3 planes, own kernels |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+        )
+        result["layouts"] = layouts(args.repeat)
     if args.many:
         print("| files | one process | shell loop | speedup |\n| --- | ---: | ---: | ---: |")
         result["many"] = many_files(args.many)
