@@ -277,10 +277,10 @@ def layouts(repeat: int) -> list[dict]:
     grey = np.ascontiguousarray(x.reshape(1000, 4500))
     out, po, go = np.empty_like(x), np.empty_like(planes[0]), np.empty_like(grey)
     rows = []
+    opts = dict(mode="same", boundary="symmetric", method="direct", threads=1)
     for k in (3, 5, 7, 15):
         w = rng.random((k, k)).astype(np.float32)
         wc = rng.random((k, k, 3)).astype(np.float32)
-        opts = dict(mode="same", boundary="symmetric", method="direct", threads=1)
         runs = {
             "channels last": lambda w=w: fftconv.convolve(x, w, channel_axis=-1, out=out, **opts),
             "3 planes": lambda w=w: [fftconv.convolve(p, w, out=po, **opts) for p in planes],
