@@ -363,6 +363,11 @@ def main(argv=None) -> None:
         metavar="N",
         help="N JPEGs through one `apply --out-dir` against a shell loop",
     )
+    ap.add_argument(
+        "--layouts",
+        action="store_true",
+        help="channels last against planes and grey rows (one thread)",
+    )
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
