@@ -35,6 +35,9 @@ CHANNELS = (2, 3, 4)
 #: Pixels per period of the per-channel weight rows (``PERIOD * C`` samples: whole
 #: vectors and whole pixels).
 PERIOD = 64
+#: One kernel per channel costs this many times one shared kernel (each tap's weight
+#: read per sample; measured ~2x, docs/photos.md): the planner's factor.
+PER_CHANNEL_COST = 2.0
 
 
 @dataclass(frozen=True)
