@@ -44,8 +44,13 @@ def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory
         interleaved.convolve(work, lay, a, kk, out, threads, factors)
         return out
     finite_data = (a.dtype.kind in "biu" or finite(a)) and np.isfinite(kk).all()
-    if (plan.method in ("fft", "oa") and not plan.circular and not work.swapped and finite_data
-            and np.isfinite(work.fillvalue)):
+    if (
+        plan.method in ("fft", "oa")
+        and not plan.circular
+        and not work.swapped
+        and finite_data
+        and np.isfinite(work.fillvalue)
+    ):
         # Overlap-add blocks, each rounded into `out`: a whole-array transform would
         # hold image-sized float buffers.
         oa = plan if plan.method == "oa" else plan_problem(work, threads, "oa", kernel=kk)
