@@ -23,7 +23,7 @@ _LAZY = {
     "convolve_file": ".jobs",
     "find_peaks": ".template",
     "match_template": ".template",
-    "precompile": ".methods.precompile",
+    "precompile": "._precompile",
 }
 
 __version__ = "0.1.0"

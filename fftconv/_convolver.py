@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ._execute import compute, prepare_kernel
+from ._photo import photo_out
 from ._problem import (
     check_out,
     kernel_as_problem,
@@ -93,6 +94,8 @@ class Convolver:
             self.channel_axis, self.correlate,
         )
         check_out(out, problem)
+        if out is not None and out.dtype != problem.dtype:
+            return photo_out(problem, a, k, out, self.method, self.threads)
         plan, prepared = self._prepare(problem, k)
         return compute(problem, plan, a, k, out, self.threads, prepared)
 

@@ -44,6 +44,7 @@ import atexit
 import hashlib
 import json
 import os
+import sys
 import threading
 import warnings
 from collections import OrderedDict
@@ -51,7 +52,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pyfftw
 import scipy.fft
 
 from ._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
@@ -89,6 +89,37 @@ _idle_bytes = 0
 _stats = {"hits": 0, "misses": 0, "evictions": 0, "measured": 0}
 
 
+_lib_lock = threading.Lock()
+_pyfftw = None
+
+
+def _lib():
+    """pyFFTW, imported on first use: `import fftconv` then costs no more than numpy and
+    scipy.fft, and a call that the planner sends to direct summation never loads it."""
+    global _pyfftw
+    if _pyfftw is None:
+        with _lib_lock:
+            if _pyfftw is None:
+                _pyfftw = _import_pyfftw()
+    return _pyfftw
+
+
+def _import_pyfftw():
+    # pyfftw/__init__ imports pyfftw.interfaces, which imports dask.array (0.3-1 s)
+    # when dask is installed, only to offer its optional dask wrappers, which fftconv
+    # never uses. Hiding dask during that import skips them; a dask already imported
+    # is left alone, and the entry is removed again so that dask imports normally later.
+    hide = "dask" not in sys.modules
+    if hide:
+        sys.modules["dask"] = None
+    try:
+        import pyfftw
+    finally:
+        if hide and sys.modules.get("dask", False) is None:
+            del sys.modules["dask"]
+    return pyfftw
+
+
 def fast_length(n: int, real: bool = True) -> int:
     """The smallest length >= `n` whose transform FFTW computes fast (factors 2, 3, 5, 7)."""
     return scipy.fft.next_fast_len(int(n), real=real)
@@ -107,7 +138,7 @@ def _key(shape, dtype, axes, direction, threads):
         tuple(axes),
         direction,
         int(threads),
-        pyfftw.simd_alignment,
+        _lib().simd_alignment,
     )
 
 
@@ -140,8 +171,8 @@ def _build(shape, dtype, axes, direction, threads, flag=None):
     cshape = list(shape)
     if dtype.kind == "f":
         cshape[axes[-1]] = shape[axes[-1]] // 2 + 1
-    signal = pyfftw.empty_aligned(shape, dtype=dtype)
-    spectrum = pyfftw.empty_aligned(tuple(cshape), dtype=complex_dtype(dtype))
+    signal = _lib().empty_aligned(shape, dtype=dtype)
+    spectrum = _lib().empty_aligned(tuple(cshape), dtype=complex_dtype(dtype))
     if direction == "forward":
         a, b = signal, spectrum
         fftw_dir = "FFTW_FORWARD"
@@ -155,14 +186,14 @@ def _build(shape, dtype, axes, direction, threads, flag=None):
         # Free when wisdom (loaded, or measured in this process) holds a measured plan;
         # fails at once otherwise.
         with _planner_lock:
-            return pyfftw.FFTW(
+            return _lib().FFTW(
                 a, b, flags=("FFTW_MEASURE", "FFTW_DESTROY_INPUT", "FFTW_WISDOM_ONLY"), **kw
             )
     except RuntimeError:
         pass
     effort = _EFFORTS[_effort] if flag is None else flag
     with _planner_lock:
-        plan = pyfftw.FFTW(a, b, flags=(effort, "FFTW_DESTROY_INPUT"), **kw)
+        plan = _lib().FFTW(a, b, flags=(effort, "FFTW_DESTROY_INPUT"), **kw)
     if effort != "FFTW_ESTIMATE":
         with _lock:
             _stats["measured"] += 1
@@ -398,7 +429,7 @@ def _wisdom_enabled() -> bool:
 
 def wisdom_path() -> Path:
     """The wisdom file of this FFTW version in the cache directory."""
-    return cache_dir() / f"fftw-wisdom-{pyfftw.fftw_version}.json"
+    return cache_dir() / f"fftw-wisdom-{_lib().fftw_version}.json"
 
 
 def _digest(wisdom: dict) -> str:
@@ -422,9 +453,9 @@ def _wisdom_strings(doc) -> tuple[str, ...]:
         raise ValueError("the wisdom of each precision must be ASCII text")
     if doc.get("sha256") != _digest(wisdom):
         raise ValueError("checksum mismatch (truncated or edited)")
-    if doc.get("fftw_version") != pyfftw.fftw_version:
+    if doc.get("fftw_version") != _lib().fftw_version:
         raise ValueError(f"written by FFTW {doc.get('fftw_version')!r}, this is FFTW "
-                         f"{pyfftw.fftw_version}")
+                         f"{_lib().fftw_version}")
     return strings
 
 
@@ -456,7 +487,7 @@ def load_wisdom(force: bool = False) -> bool:
             _warn(("wisdom-read", str(path)), f"ignoring FFTW wisdom file {path}: {exc}")
             return False
         with _planner_lock:
-            done = pyfftw.import_wisdom(tuple(x.encode("ascii") for x in strings))
+            done = _lib().import_wisdom(tuple(x.encode("ascii") for x in strings))
         if not all(d for d, x in zip(done, strings) if x):
             _warn(("wisdom-rejected", str(path)),
                   f"FFTW rejected part of the wisdom in {path}; it was ignored")
@@ -474,12 +505,12 @@ def save_wisdom() -> bool:
     _merge_saved()
     with _wisdom_lock:
         with _planner_lock:
-            exported = pyfftw.export_wisdom()
+            exported = _lib().export_wisdom()
         wisdom = {p: w.decode("ascii") for p, w in zip(_PRECISIONS, exported)}
         doc = {
             "format": _WISDOM_FORMAT,
-            "fftw_version": pyfftw.fftw_version,
-            "libraries": dict(getattr(pyfftw, "_fftw_version_dict", {})),
+            "fftw_version": _lib().fftw_version,
+            "libraries": dict(getattr(_lib(), "_fftw_version_dict", {})),
             "wisdom": wisdom,
             "sha256": _digest(wisdom),
         }
@@ -506,5 +537,5 @@ def _forget_wisdom() -> None:
     global _wisdom_loaded
     with _wisdom_lock:
         with _planner_lock:
-            pyfftw.forget_wisdom()
+            _lib().forget_wisdom()
         _wisdom_loaded = False

@@ -411,15 +411,23 @@ def _problem(ashape, adtype, kshape, kdtype, mode, boundary, fillvalue, axes, ch
     return problem, expand
 
 
+#: Integer `out=` dtypes (photos kept in their own dtype): the result is computed in
+#: float32 tile by tile, rounded half to even and clipped to the dtype's range.
+PHOTO_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+
+
 def check_out(out, problem: Problem) -> None:
     if out is None:
         return
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array (np.memmap allowed) or None; got {type(out)}")
-    if out.shape != problem.out_shape or out.dtype != problem.dtype:
+    photo = out.dtype in PHOTO_DTYPES and problem.dtype.kind == "f"
+    if out.shape != problem.out_shape or (out.dtype != problem.dtype and not photo):
+        also = ("" if problem.is_complex else
+                " (or uint8, uint16 or int16: computed in float32, rounded and clipped)")
         raise ValueError(
             f"out has shape {out.shape} and dtype {out.dtype}; this call needs shape "
-            f"{problem.out_shape} and dtype {problem.dtype}"
+            f"{problem.out_shape} and dtype {problem.dtype}{also}"
         )
     if not out.flags.writeable:
         raise ValueError("out is read-only")

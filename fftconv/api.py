@@ -6,6 +6,7 @@ import numpy as np
 
 from ._convolver import Convolver  # noqa: F401  (exported from here, as DESIGN.md lays out)
 from ._execute import compute
+from ._photo import photo_out
 from ._problem import (
     check_out,
     make_problem,
@@ -32,6 +33,8 @@ def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, t
     method = normalize_method(method)
     threads = normalize_threads(threads)
     check_out(out, problem)
+    if out is not None and out.dtype != problem.dtype:
+        return photo_out(problem, a, k, out, method, threads, max_memory)
     if max_memory is not None:
         tiled = maybe_tiled(problem, a, k, out, method, threads, max_memory)
         if tiled is not None:

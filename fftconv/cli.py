@@ -33,12 +33,16 @@ examples:
   fftconv apply photo.jpg blurred.jpg --kernel gaussian:sigma=8
   fftconv apply scan.tif edges.tif --kernel scharr --dtype float32 --max-memory 1GB
   fftconv apply huge.tif out.zarr --kernel box:31 --boundary nearest --force
+  fftconv apply photos/ extra/*.jpg --out-dir blurred/ --kernel gaussian:sigma=3
 
 uint8 and uint16 images are computed in float32 and written back in their own
 dtype, rounded and clipped (--dtype float32 keeps negative edge responses).
 The RGB channels of colour images are filtered independently; an alpha
 channel is copied unchanged. IN is never modified; OUT appears only when
-complete, and an existing OUT is replaced only with --force."""
+complete, and an existing OUT is replaced only with --force. With --out-dir,
+every input is planned once per shape and kernel in one process, one progress
+bar counts the files, and a file that fails is reported with its reason while
+the others go on (exit status 2 if any failed)."""
 
 
 def _dtype_arg(text: str) -> str:
@@ -109,8 +113,11 @@ def _parser() -> argparse.ArgumentParser:
                     "larger than memory run tile by tile within --max-memory.",
         epilog=_EPILOG_APPLY, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    apply.add_argument("input", metavar="IN", help="input image: .png .jpg .tif .npy .zarr")
-    apply.add_argument("output", metavar="OUT", help="output image: .png .jpg .tif .npy .zarr")
+    apply.add_argument("paths", metavar="IN", nargs="+",
+                       help="IN OUT (one image: .png .jpg .tif .npy .zarr), or with --out-dir "
+                            "any number of inputs: files, directories, glob patterns")
+    apply.add_argument("--out-dir", metavar="DIR", default=None,
+                       help="write one output per input into DIR, named as the input")
     _add_run_options(apply)
     apply.add_argument("--dtype", type=_dtype_arg, default="same",
                        help="output dtype: same (as IN; default), uint8, uint16, float32, float64")
@@ -154,6 +161,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="also remove temporary files of older fftconv versions (their "
                             "names hold no process id) not modified for HOURS hours")
 
+    pre = sub.add_parser(
+        "precompile", help="compile the compiled (numba) kernels ahead of time (minutes, once)",
+        description="Compile every numba kernel fftconv uses (grey and channels-last images, "
+                    "shared and per-channel kernels, separable passes, integer outputs) into "
+                    "numba's on-disk cache, so that no later call compiles.",
+    )
+    pre.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
+                     choices=["float32", "float64"], help="compute dtypes (both)")
+    pre.add_argument("--channels", nargs="+", type=int, default=[1, 3, 4],
+                     choices=[1, 2, 3, 4], help="samples per pixel (1 3 4)")
+
     demo = sub.add_parser(
         "demo", help="blur, edge-detect and sharpen a generated photo; print plans and timings",
         description="Generate a photo-like RGB image, write it as PNG, run a Gaussian blur, a "
@@ -180,7 +198,7 @@ def _run_options(args) -> dict:
                 dtype=args.dtype)
 
 
-def _apply_dask(args) -> dict:
+def _apply_dask(args, src, dst) -> dict:
     import warnings
 
     from .jobs import JobError
@@ -191,35 +209,121 @@ def _apply_dask(args) -> dict:
         raise JobError(f"--dask needs Dask ({exc}): pip install 'fftconv[dask]'") from None
     warnings.simplefilter("ignore", ChunkWarning)  # the command prints one line
     try:
-        return convolve_file(args.input, args.output, args.kernel, **_run_options(args),
+        return convolve_file(src, dst, args.kernel, **_run_options(args),
                              force=args.force, scheduler=args.dask)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
         raise JobError(str(exc)) from None
 
 
 def _cmd_apply(args) -> int:
+    from .jobs import JobError, convolve_file
+
+    if args.out_dir is not None:
+        return _apply_many(args)
+    if len(args.paths) != 2:
+        raise JobError(f"apply takes IN and OUT (or inputs with --out-dir DIR); got "
+                       f"{len(args.paths)} path(s): {' '.join(args.paths)}")
+    src, dst = args.paths
     if args.dask is not None:
-        res = _apply_dask(args)
+        res = _apply_dask(args, src, dst)
         if not args.quiet:
-            print(f"fftconv: wrote {args.output}: {'x'.join(map(str, res['shape']))} "
+            print(f"fftconv: wrote {dst}: {'x'.join(map(str, res['shape']))} "
                   f"{res['dtype']} in {res['seconds']:.2f} s on Dask ({args.dask}), chunks "
                   f"{'x'.join(map(str, res['chunks']))}")
         return 0
-    from .jobs import convolve_file
-
-    res = convolve_file(args.input, args.output, args.kernel, **_run_options(args),
+    res = convolve_file(src, dst, args.kernel, **_run_options(args),
                         max_memory=args.max_memory, force=args.force,
                         progress=not args.quiet, max_pixels=args.max_pixels)
     if not args.quiet:
-        note = " (modulus of the complex result)" if res["complex"] else ""
-        print(f"fftconv: wrote {args.output}: {'x'.join(map(str, res['shape']))} "
-              f"{res['dtype']}{note} in {res['seconds']:.2f} s "
-              f"({res['pixels'] / res['seconds'] / 1e6:.1f} Mpixel/s, "
-              f"{res['plan'].tiles} {'band' if res['plan'].method == 'stream' else 'tile'}"
-              "(s))")
+        print(_wrote(dst, res))
     if args.profile:
         print("\n".join(res["profile"].lines()))
     return 0
+
+
+def _wrote(dst, res) -> str:
+    note = " (modulus of the complex result)" if res["complex"] else ""
+    return (f"fftconv: wrote {dst}: {'x'.join(map(str, res['shape']))} "
+            f"{res['dtype']}{note} in {res['seconds']:.2f} s "
+            f"({res['pixels'] / res['seconds'] / 1e6:.1f} Mpixel/s, "
+            f"{res['plan'].tiles} {'band' if res['plan'].method == 'stream' else 'tile'}(s))")
+
+
+#: What a directory given to `apply --out-dir` contributes: its image files.
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+
+
+def _inputs(paths) -> list[str]:
+    """Files, the image files of directories, and the matches of glob patterns, in order,
+    each once; a path that is none of these is kept (its error is reported per file)."""
+    import glob
+
+    found = []
+    for p in paths:
+        if os.path.isdir(p) and not p.rstrip("/").endswith(".zarr"):
+            found += sorted(os.path.join(p, n) for n in os.listdir(p)
+                            if n.lower().endswith(_IMAGE_SUFFIXES)
+                            and os.path.isfile(os.path.join(p, n)))
+        elif not os.path.exists(p) and glob.has_magic(p):
+            found += sorted(glob.glob(p))
+        else:
+            found.append(p)
+    seen = set()
+    return [p for p in found if not (p in seen or seen.add(p))]
+
+
+def _apply_many(args) -> int:
+    """`apply IN... --out-dir DIR`: one process, one progress bar over the files."""
+    from .jobs import JobError, as_kernel, convolve_file
+
+    kernel = as_kernel(args.kernel)  # parsed once; a bad kernel stops before any file
+    inputs = _inputs(args.paths)
+    if not inputs:
+        raise JobError(f"no input images in {' '.join(args.paths)}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise JobError(f"--out-dir {args.out_dir!r} is a file, not a directory")
+    os.makedirs(args.out_dir, exist_ok=True)
+    names = {}
+    for src in inputs:
+        dst = os.path.join(args.out_dir, os.path.basename(src.rstrip("/")))
+        if dst in names:
+            raise JobError(f"{src!r} and {names[dst]!r} would both be written to {dst!r}")
+        names[dst] = src
+    bar = None if args.quiet else _file_bar(len(inputs))
+    say = bar.write if bar is not None else print
+    failed = 0
+    try:
+        for dst, src in names.items():
+            try:
+                res = convolve_file(src, dst, kernel, **_run_options(args),
+                                    max_memory=args.max_memory, force=args.force,
+                                    progress=False, max_pixels=args.max_pixels)
+            except (JobError, ValueError, TypeError, OSError, MemoryError) as exc:
+                failed += 1
+                say(f"fftconv apply: error: {src}: {exc or type(exc).__name__}",
+                    file=sys.stderr)
+            else:
+                if not args.quiet:
+                    say(_wrote(dst, res))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if failed:
+        print(f"fftconv apply: {failed} of {len(inputs)} file(s) failed", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _file_bar(total: int):
+    """A tqdm bar over the files (None without tqdm); lines go through its `write`, so
+    that they are printed above the bar, never into it."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="file", desc="fftconv apply", leave=False)
 
 
 def _parse_shape(text: str):
@@ -288,6 +392,20 @@ def _cmd_calibrate(args) -> int:
     return 0
 
 
+def _cmd_precompile(args) -> int:
+    from ._precompile import precompile
+
+    print("fftconv precompile: compiling (numba); this takes minutes the first time",
+          flush=True)
+    seconds = precompile(dtypes=args.dtypes, channels=args.channels)
+    if seconds is None:
+        print("fftconv precompile: numba is not installed; nothing to compile "
+              "(fftconv sums with numpy)")
+    else:
+        print(f"fftconv precompile: done in {seconds:.1f} s")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from . import _demo
     from .jobs import JobError
@@ -319,6 +437,19 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"fftconv: warning: {message}", file=sys.stderr if file is None else file)
 
 
+def _log_above_bars():
+    """Lines of the ``fftconv`` logger (the compile notices) printed through tqdm, above a
+    progress bar rather than into its line (a no-op without tqdm)."""
+    import contextlib
+    import logging
+
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+    except ImportError:
+        return contextlib.nullcontext()
+    return logging_redirect_tqdm(loggers=[logging.getLogger("fftconv")])
+
+
 def _on_sigterm(signum, frame):
     # Unwind like Ctrl-C so that temporary files are removed on the way out.
     raise SystemExit(128 + signum)
@@ -347,11 +478,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, AttributeError):  # not the main thread, or no such signal
             pass
     commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo,
-                "calibrate": _cmd_calibrate, "clean": _cmd_clean}
+                "calibrate": _cmd_calibrate, "clean": _cmd_clean, "precompile": _cmd_precompile}
     from .jobs import JobError
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log_above_bars():
             # A warning (a broken cache file, ...) is one line, as errors are.
             warnings.showwarning = _one_line_warning
             return commands[args.command](args)

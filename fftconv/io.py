@@ -339,10 +339,11 @@ def cast_to(res: np.ndarray, dtype, magnitude: bool = False) -> np.ndarray:
     if dtype.kind == "b":
         return res != 0
     if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        r = np.rint(res)
-        np.clip(r, info.min, info.max, out=r)
-        return r.astype(dtype)
+        from .methods.interleaved import round_into
+
+        out = np.empty(res.shape, dtype)
+        round_into(out, res)
+        return out
     return res.astype(dtype, copy=False)
 
 

@@ -41,6 +41,7 @@ from ._problem import (
 from ._units import DEFAULT_MAX_MEMORY, parse_memory
 from ._units import fmt_bytes as _fmt_bytes
 from .io import cast_to
+from .methods import interleaved
 from .methods.fft import transform_lengths
 from .planner import Plan, plan_problem
 
@@ -308,6 +309,10 @@ def _channels_first(problem: Problem, tile, k=None):
     conv = problem.axes
     perm = tuple(d for d in range(problem.ndim) if d not in conv) + conv
     tp = _tile_problem(problem, tile)
+    if interleaved.layout(tp) is not None:
+        # 2 to 4 channels last: the executors run interleaved rows (and FFTW's strided
+        # batches are as fast as planes), so the tile keeps its layout.
+        perm = tuple(range(problem.ndim))
     if perm != tuple(range(problem.ndim)):
         tp = replace(tp, in1_shape=tuple(tp.in1_shape[d] for d in perm),
                      in2_shape=tuple(tp.in2_shape[d] for d in perm),

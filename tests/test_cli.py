@@ -322,3 +322,72 @@ def test_corrupt_tile_half_way_is_one_line_and_leaves_nothing(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.splitlines()) == 1 and "DeflateError" in r.stderr
     assert os.listdir(tmp_path) == ["a.tif"]
+
+
+# --- apply IN... --out-dir DIR ----------------------------------------------------------------
+
+
+def test_apply_many_files_directory_and_glob(tmp_path, photo, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        PIL.fromarray(np.roll(photo, 7 * i, axis=1)).save(src / f"p{i}.png")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    np.save(extra / "grey.npy", photo[..., 0].astype(np.float32))
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    rc, err = _cli(capsys, "apply", src, str(extra / "*.npy"), "--out-dir", out,
+                   "-k", "box:3", "--quiet")
+    assert rc == 0, err
+    assert sorted(os.listdir(out)) == ["grey.npy", "p0.png", "p1.png", "p2.png"]
+    for i in range(3):
+        got = io.open_image(out / f"p{i}.png")
+        want = _expected(np.roll(photo, 7 * i, axis=1), K.box(3))
+        assert np.abs(got.astype(float) - want).max() <= 1
+    # never overwritten without --force: every file fails, with its reason
+    before = (out / "p0.png").read_bytes()
+    rc, err = _cli(capsys, "apply", src, "--out-dir", out, "-k", "box:5", "--quiet")
+    assert rc == 2 and err.count("exists") == 3 and "3 of 3 file(s) failed" in err
+    assert (out / "p0.png").read_bytes() == before
+    rc, err = _cli(capsys, "apply", src, "--out-dir", out, "-k", "box:5", "--quiet", "--force")
+    assert rc == 0, err
+    assert (out / "p0.png").read_bytes() != before
+
+
+def test_apply_many_reports_a_bad_file_and_goes_on(tmp_path, photo, capsys):
+    PIL.fromarray(photo).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    rc, err = _cli(capsys, "apply", tmp_path / "bad.png", tmp_path / "good.png",
+                   tmp_path / "missing.png", "--out-dir", out, "-k", "box:3")
+    assert rc == 2
+    lines = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(lines) == 2 and "bad.png" in lines[0] and "missing.png" in lines[1]
+    assert os.listdir(out) == ["good.png"]
+
+
+def test_apply_many_progress_lines_are_not_written_into_the_bar(tmp_path, photo):
+    pytest.importorskip("tqdm")
+    for i in range(2):
+        PIL.fromarray(photo).save(tmp_path / f"p{i}.png")
+    r = _run("apply", tmp_path / "p0.png", tmp_path / "p1.png", "--out-dir", tmp_path / "o",
+             "-k", "box:3")
+    assert r.returncode == 0, r.stderr
+    # tqdm.write clears the bar before a line and redraws it after: each "wrote" line
+    # starts a line of its own.
+    wrote = [ln for ln in r.stdout.splitlines() if "wrote" in ln]
+    assert len(wrote) == 2 and all(ln.startswith("fftconv: wrote") for ln in wrote)
+
+
+def test_apply_two_paths_without_out_dir(tmp_path, capsys):
+    rc, err = _cli(capsys, "apply", tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png",
+                   "-k", "box:3")
+    assert rc == 2 and "IN and OUT" in err
+
+
+def test_precompile_command(capsys):
+    rc = main(["precompile", "--dtypes", "float64", "--channels", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "done in" in out or "numba is not installed" in out

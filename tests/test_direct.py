@@ -15,7 +15,7 @@ import fftconv
 from fftconv._problem import make_problem
 from fftconv.methods import direct, rows
 from fftconv.methods.direct import convolve_direct
-from fftconv.methods.precompile import precompile
+from fftconv._precompile import precompile
 from fftconv.planner import Machine, direct_cost
 from fftconv.planner.profile import compiled_rates
 from reference import assert_close, reference
@@ -273,9 +273,9 @@ def test_cache_falls_back_to_a_temporary_directory():
 
 def test_precompile_reports_availability(monkeypatch):
     pytest.importorskip("numba")
-    assert precompile(["float32"]) is True
+    assert precompile(["float32"], channels=[1], photo_dtypes=[]) is not None
     monkeypatch.setattr(rows, "USE_NUMBA", False)
-    assert precompile(["float32"]) is False
+    assert precompile(["float32"], channels=[1], photo_dtypes=[]) is None
 
 
 def test_complex_non_finite_takes_the_exact_path():

@@ -128,7 +128,7 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 
 
 @njit(**JIT, fastmath=FASTMATH | {"reassoc"})
-def _nonfinite(x, n):
+def nonfinite(x, n):
     """True when x[:n] holds a NaN or an infinity (x - x is 0 only for finite x)."""
     s = x[0] - x[0]
     for j in range(n):
@@ -137,7 +137,7 @@ def _nonfinite(x, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
-def _column_pass1(v, a, cols, f, rowmap, i, kh, w, fv):
+def column_pass1(v, a, cols, f, rowmap, i, kh, w, fv):
     """v[x] = sum_r cols[f, r] * P[i + r, x] for one output row (fill rows allowed)."""
     for x in range(w):
         v[x] = 0
@@ -169,7 +169,7 @@ def _column_pass1(v, a, cols, f, rowmap, i, kh, w, fv):
 
 
 @njit(**JIT, fastmath=FASTMATH)
-def _column_pass2(v, a, cols, f, rowmap, i, kh, w):
+def column_pass2(v, a, cols, f, rowmap, i, kh, w):
     """Rows 0 and 1 of `v`: the column pass for output rows i and i + 1 together,
     four kernel taps per pass, each image row loaded once for both (no fill rows)."""
     r = 0
@@ -265,9 +265,9 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
             for r in range(kh):
                 vfill += cols[f, r] * fv
             if nr == 2:
-                _column_pass2(v, a, cols, f, rowmap, i, kh, w)
+                column_pass2(v, a, cols, f, rowmap, i, kh, w)
             else:
-                _column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
+                column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
             for c in range(kw):
                 rw[0, c] = rows[f, c]
             ja = min(max(0, jl), wo)
@@ -280,7 +280,7 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                 border_row(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 0)
                 border_row(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 0)
         for o in range(nr):
-            if _nonfinite(out[i + o], wo):
+            if nonfinite(out[i + o], wo):
                 bad = True
         i += nr
     return bad

@@ -33,6 +33,7 @@ from .._pad import source_index
 from .._problem import Problem
 from . import run_on_cores
 from .fft import buffer_shape, lent_kernel_spectrum, product_shape, zero_tail
+from .interleaved import round_into
 
 
 def block_layout(problem: Problem, lengths) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -119,7 +120,10 @@ def _one_block(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> None:
     for ax, t, b, kn in zip(problem.axes, t0, sizes, problem.kernel_shape):
         src[ax] = slice(kn - 1, kn - 1 + b)
         dst[ax] = slice(t, t + b)
-    np.copyto(out[tuple(dst)], y[tuple(src)], casting="unsafe")
+    if out.dtype.kind in "iu":  # a photo's own dtype: rounded and clipped, block by block
+        round_into(out[tuple(dst)], y[tuple(src)])
+    else:
+        np.copyto(out[tuple(dst)], y[tuple(src)], casting="unsafe")
 
 
 def _load(buf, a, problem: Problem, first, used) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._pad import padded
 from .._problem import Problem
-from . import effective_kernel, finite
+from . import effective_kernel, finite, interleaved
 from .rows import Geometry, compiled_available, kernels, run_2d
 
 
@@ -68,6 +68,8 @@ def convolve_direct(problem: Problem, a, k, out, threads: int = 1,
         convolve_numpy(problem, a, k, out)
     elif problem.is_complex:
         _convolve_complex(problem, a, k, out, threads, finite_data)
+    elif (lay := interleaved.layout(problem, k)) is not None:
+        interleaved.convolve(problem, lay, a, k, out, threads)
     else:
         run_2d(problem, a, effective_kernel(problem, k), out, threads, _direct_task)
 

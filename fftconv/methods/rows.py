@@ -54,6 +54,9 @@ def _import_kernels():
         import numba
     except ImportError:
         return None
+    from .. import _compile_notice
+
+    _compile_notice.install()
     try:
         from . import _direct_kernels, _direct_small
     except RuntimeError as exc:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._problem import Problem
-from . import effective_kernel
+from . import effective_kernel, interleaved
 from .direct import convolve_direct
 from .rows import compiled_available, kernels, run_2d
 
@@ -155,6 +155,11 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
         or kernels() is None
     ):
         return convolve_direct(problem, a, k, out, threads)
+    lay = interleaved.layout(problem, k)
+    if lay is not None:
+        if factors is None and not lay.per_channel:
+            factors = kernel_factors(interleaved.shared_kernel(lay, k), problem.dtype)
+        return interleaved.convolve(problem, lay, a, k, out, threads, factors)
     kk = effective_kernel(problem, k)
     dtype = problem.dtype
     found: dict = {}

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _fftw
 from .._problem import Problem
+from ..methods import interleaved
 from ..methods.fft import circular_ok, transform_lengths
 from ..methods.rows import MIN_PARALLEL_MADDS, compiled_available
 from ..methods.separable import kernel_2d, kernel_factors
@@ -136,6 +137,9 @@ def direct_cost(problem: Problem, m: Machine | None = None, threads: int = 1):
     madds = out_size * math.prod(problem.kernel_shape)
     threads = max(1, min(threads, madds // MIN_PARALLEL_MADDS))
     compute = madds / (m.rate("direct", problem.dtype) * threads)
+    lay = interleaved.layout(problem)
+    if lay is not None and lay.per_channel:
+        compute *= interleaved.PER_CHANNEL_COST
     memory = traffic_bytes(problem) / m.copy_rate
     seconds = max(compute, memory) + m.direct_call
     # Per-thread row buffers. (An input of another dtype or layout is converted

@@ -1,0 +1,62 @@
+"""Photos in their own dtype: `out=` uint8, uint16 or int16.
+
+The result is computed in float32 (float64 for float64 images), clipped to the
+output dtype's range and rounded half to even (`methods.interleaved.round_into`,
+the rule `fftconv.io.cast_to` writes photos with), never as an image-sized
+float array: direct and separable plans are summed band by band straight into
+`out` (`methods.interleaved.convolve`), FFT plans run as overlap-add blocks each
+rounded into `out`, and what neither covers (non-finite data, circular plans)
+runs tile by tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ._problem import Problem
+from .methods import finite, interleaved
+from .methods.blocks import convolve_oa
+from .planner import plan_problem
+from .tiles import compute_dtype, parse_memory, run_tiled
+
+#: Working memory of an integer `out=` call when no `max_memory` is given: tiles of a
+#: few MB (the result is never held as an image-sized float array).
+PHOTO_MEMORY = 64 << 20
+
+
+def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory=None):
+    """Write `problem` into the integer array `out` (uint8, uint16, int16), a band, block
+    or tile at a time (see the module docstring): each computed in float32 (float64 for
+    float64 images), clipped to `out`'s range and rounded half to even."""
+    work = replace(problem, dtype=compute_dtype(a.dtype, k.dtype, out.dtype))
+    kk = np.ascontiguousarray(k.astype(work.dtype, copy=False))
+    plan = plan_problem(work, threads, method, kernel=kk)
+    lay = interleaved.layout(work, kk, grey=True)
+    if (
+        lay is not None
+        and plan.method in ("direct", "separable", "lowrank")
+        and (not work.swapped and (a.dtype.kind in "biu" or finite(a)) and out.flags.c_contiguous)
+    ):
+        # Summed band by band straight into `out` (see `methods.interleaved.convolve`).
+        factors = plan.factors if plan.method != "direct" else None
+        interleaved.convolve(work, lay, a, kk, out, threads, factors)
+        return out
+    finite_data = (a.dtype.kind in "biu" or finite(a)) and np.isfinite(kk).all()
+    if (
+        plan.method in ("fft", "oa")
+        and not plan.circular
+        and not work.swapped
+        and finite_data
+        and np.isfinite(work.fillvalue)
+    ):
+        # Overlap-add blocks, each rounded into `out`: a whole-array transform would
+        # hold image-sized float buffers.
+        oa = plan if plan.method == "oa" else plan_problem(work, threads, "oa", kernel=kk)
+        if oa.method == "oa":
+            convolve_oa(work, a, kk, out, threads, oa.transform_shape)
+            return out
+    budget = PHOTO_MEMORY if max_memory is None else parse_memory(max_memory)
+    run_tiled(work, a, kk, out, max_memory=budget, threads=threads, method=method)
+    return out

@@ -1,0 +1,91 @@
+"""`fftconv.precompile`: compile the compiled kernels ahead of time."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+#: What `precompile` compiles unless told otherwise: both real dtypes, grey images
+#: and RGB / RGBA photos, and the integer outputs of photos.
+DTYPES = ("float32", "float64")
+CHANNELS = (1, 3, 4)
+PHOTO_DTYPES = ("uint8", "uint16", "int16")
+
+
+def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> float | None:
+    """Compile fftconv's numba kernels for this machine into numba's on-disk cache.
+
+    The first call that needs a kernel compiles it (seconds to a minute each,
+    once per machine); afterwards every process loads the machine code from
+    the cache.  This compiles them all now: direct summation (with the
+    unrolled 3x3 and 5x5 kernels), separable passes, per-channel kernels of
+    channels-last photos, the rounding into integer outputs and the window
+    sums of `match_template`.
+
+    Parameters
+    ----------
+    dtypes : sequence of {'float32', 'float64'}
+        Compute dtypes (complex problems run on the real kernels).
+    channels : sequence of int
+        Samples per pixel of channels-last images (1 is grey; 2 to 4).
+    photo_dtypes : sequence of {'uint8', 'uint16', 'int16'}
+        Integer image and `out=` dtypes, read and written by photos.
+
+    Returns
+    -------
+    float or None
+        Seconds it took, or None when numba is not installed (fftconv then
+        sums with numpy and has nothing to compile).
+
+    Examples
+    --------
+    >>> seconds = precompile(dtypes=["float64"], channels=[1], photo_dtypes=[])
+    >>> seconds is None or seconds >= 0
+    True
+    """
+    from .api import convolve
+    from .methods.direct import kernels
+    from .template import match_template
+
+    if kernels() is None:
+        return None
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for name in dtypes:
+        for c in channels:
+            shape = (40, 40) if c == 1 else (40, 40, c)
+            img = rng.random(shape).astype(name)
+            ca = None if c == 1 else -1
+            for ksize in (3, 5, 7):
+                k = rng.random((ksize, ksize)).astype(name)
+                convolve(img, k, "same", channel_axis=ca, method="direct")
+            sep = np.outer(rng.random(7), rng.random(7)).astype(name)
+            # separable passes: the planner takes them from 2**16 outputs on
+            big = rng.random((260, 260) + shape[2:]).astype(name)
+            convolve(big, sep, "same", channel_axis=ca, method="separable")
+            if c == 1:  # the window sums of template matching
+                match_template(img, img[:5, :5])
+            if c > 1:
+                convolve(
+                    img,
+                    rng.random((3, 3, c)).astype(name),
+                    "same",
+                    channel_axis=ca,
+                    method="direct",
+                )
+    for name in photo_dtypes:
+        info = np.iinfo(name)
+        for c in channels:
+            shape = (40, 40) if c == 1 else (40, 40, c)
+            img = rng.integers(info.min, info.max, shape).astype(name)
+            for m in ("direct", "oa"):  # bands, and overlap-add blocks (strided rows)
+                convolve(
+                    img,
+                    np.ones((3, 3), np.float32) / 9,
+                    "same",
+                    channel_axis=None if c == 1 else -1,
+                    out=np.empty_like(img),
+                    method=m,
+                )
+    return time.perf_counter() - t0

@@ -1,0 +1,265 @@
+"""Channels-last images (methods/interleaved.py) and integer outputs, against the
+per-channel float64 reference."""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fftconv
+from fftconv._problem import make_problem
+from fftconv.methods import interleaved
+from fftconv.methods.rows import compiled_available
+from reference import assert_close, direct_reference
+
+BOUNDARIES = ("fill", "wrap", "symmetric", "mirror", "nearest")
+MODES = ("same", "full", "valid")
+needs_numba = pytest.mark.skipif(
+    not compiled_available(
+        make_problem(np.zeros((4, 4)), np.ones((2, 2)), "same", "fill", 0, None, None, False)[0]
+    ),
+    reason="the interleaved engine is compiled (numba)",
+)
+
+
+def per_channel_reference(x, k, mode, boundary, fillvalue=0, correlate=False, axis=-1):
+    """The reference of every channel (axis `axis` of `x`), kernel `k` shared or per channel."""
+    xs = np.moveaxis(x, axis, 0)
+    ks = np.moveaxis(k, axis, 0) if k.ndim == x.ndim else [k] * len(xs)
+    res = [direct_reference(xc, kc, mode, boundary, fillvalue, correlate) for xc, kc in zip(xs, ks)]
+    return np.moveaxis(np.stack(res), 0, axis)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records every call of the interleaved executor (and whether it got factors)."""
+    calls = []
+    orig = interleaved.convolve
+
+    def record(problem, lay, a, k, out, threads=1, factors=None):
+        calls.append((lay, bool(factors)))
+        return orig(problem, lay, a, k, out, threads, factors)
+
+    monkeypatch.setattr(interleaved, "convolve", record)
+    return calls
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (4, 7), (9, 2)])
+def test_direct_every_boundary_and_mode(channels, per_channel, kshape, spy):
+    rng = np.random.default_rng(channels * 10 + len(kshape))
+    x = rng.standard_normal((23, 37, channels)).astype(np.float32)
+    k = rng.standard_normal(kshape + ((channels,) if per_channel else ())).astype(np.float32)
+    for boundary, mode, corr in itertools.product(BOUNDARIES, MODES, (False, True)):
+        f = fftconv.correlate if corr else fftconv.convolve
+        got = f(x, k, mode, boundary, fillvalue=0.5, channel_axis=-1, method="direct")
+        ref = per_channel_reference(x, k, mode, boundary, 0.5, corr)
+        assert_close(got, ref, np.float32)
+    assert spy and all(lay.channels == channels for lay, _ in spy)
+    assert all(lay.per_channel == per_channel for lay, _ in spy)
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_separable_passes(channels, boundary, spy):
+    # large enough (>= 2**16 outputs) for the planner's separable candidate
+    rng = np.random.default_rng(channels)
+    x = rng.random((260, 270, channels))
+    k = np.outer(rng.random(7), rng.random(5))
+    for corr in (False, True):
+        f = fftconv.correlate if corr else fftconv.convolve
+        got = f(x, k, "same", boundary, fillvalue=0.25, channel_axis=-1, method="separable")
+        assert_close(got, per_channel_reference(x, k, "same", boundary, 0.25, corr))
+    assert [f for _, f in spy] == [True, True]
+
+
+@needs_numba
+def test_separable_nonfinite_rows_are_summed_directly():
+    x = np.random.default_rng(0).random((260, 270, 3))
+    x[100, 50, 1] = np.nan
+    x[10, 3, 2] = np.inf
+    k = np.outer(np.arange(1.0, 8.0), np.arange(1.0, 6.0))
+    got = fftconv.convolve(x, k, "same", "nearest", channel_axis=-1, method="separable")
+    assert_close(got, per_channel_reference(x, k, "same", "nearest"))
+
+
+@needs_numba
+@pytest.mark.parametrize("method", ["direct", "separable", "fft", "oa", "auto"])
+@pytest.mark.parametrize("form", ["channel_axis", "axes"])
+def test_every_method_and_both_spellings(method, form):
+    rng = np.random.default_rng(3)
+    x = rng.random((70, 90, 3)).astype(np.float32)
+    k = np.outer(rng.random(6), rng.random(6)).astype(np.float32)
+    if form == "channel_axis":
+        got = fftconv.convolve(x, k, "same", "mirror", channel_axis=-1, method=method)
+    else:
+        got = fftconv.convolve(x, k[..., None], "same", "mirror", axes=(0, 1), method=method)
+    assert_close(got, per_channel_reference(x, k, "same", "mirror"), np.float32)
+
+
+@needs_numba
+def test_leading_batch_and_leading_channels(spy):
+    rng = np.random.default_rng(4)
+    batch = rng.random((2, 30, 40, 3))
+    k = rng.random((5, 5))
+    got = fftconv.convolve(batch, k[None, :, :, None], "same", "wrap", axes=(1, 2), method="direct")
+    for b in range(2):
+        assert_close(got[b], per_channel_reference(batch[b], k, "same", "wrap"))
+    assert spy[-1][0].first == 1
+    planes = np.ascontiguousarray(np.moveaxis(batch[0], -1, 0))
+    got = fftconv.convolve(planes, k, "same", "wrap", channel_axis=0, method="direct")
+    assert_close(got, per_channel_reference(planes, k, "same", "wrap", axis=0))
+
+
+@needs_numba
+def test_two_trailing_axes_and_non_contiguous_out():
+    rng = np.random.default_rng(5)
+    x = rng.random((20, 25, 2, 2))
+    k = rng.random((3, 4, 1, 1))
+    out = np.empty((20, 25, 2, 4))[..., ::2]
+    fftconv.convolve(x, k, "same", "symmetric", axes=(0, 1), method="direct", out=out)
+    flat = x.reshape(20, 25, 4)
+    ref = per_channel_reference(flat, k[..., 0, 0], "same", "symmetric").reshape(x.shape)
+    assert_close(out, ref)
+
+
+@needs_numba
+def test_equal_channel_kernels_run_as_one(spy):
+    x = np.random.default_rng(6).random((20, 20, 3))
+    k = np.repeat(np.arange(9.0).reshape(3, 3)[..., None], 3, axis=-1)
+    fftconv.convolve(x, k, "same", channel_axis=-1, method="direct")
+    assert spy[-1][0].per_channel is False
+
+
+def test_layout_refuses_what_it_cannot_run():
+    def lay(xs, ks, **kw):
+        p, _, k = make_problem(
+            np.zeros(xs),
+            np.zeros(ks),
+            "same",
+            "fill",
+            0,
+            kw.get("axes"),
+            kw.get("channel_axis"),
+            False,
+        )
+        return interleaved.layout(p, k)
+
+    assert lay((8, 8, 5), (3, 3), channel_axis=-1) is None  # 5 channels: the batch path
+    assert lay((8, 8, 3), (3, 1, 3), axes=(0, 2)) is None  # not neighbouring axes
+    assert lay((8, 8), (3, 3)) is None  # grey
+    assert lay((2, 8, 8, 3), (2, 3, 3, 1), axes=(1, 2)) is None  # a kernel per batch item
+
+
+def test_sample_colmap():
+    cm = np.array([1, 0, 0, 1, -1])
+    assert interleaved.sample_colmap(cm, 2).tolist() == [2, 3, 0, 1, 0, 1, 2, 3, -1, -1]
+
+
+# --- integer outputs ------------------------------------------------------------------------
+
+
+def _rounded_reference(x, k, boundary, dtype):
+    info = np.iinfo(dtype)
+    ref = (
+        per_channel_reference(x, k, "same", boundary)
+        if x.ndim == 3
+        else direct_reference(x, k, "same", boundary)
+    )
+    return ref, np.clip(np.rint(ref), info.min, info.max)
+
+
+def _assert_rounded(got, ref, want):
+    """Equal to the rounded, clipped float64 reference, except by one where the float64
+    value lies within float32 rounding of a tie (x.5, which an FFT's float32 result
+    may land on either side of)."""
+    d = np.abs(got.astype(np.float64) - want)
+    tie = np.abs(np.abs(ref - np.floor(ref)) - 0.5) <= 1e-5 * max(1.0, float(np.abs(ref).max()))
+    assert ((d == 0) | ((d <= 1) & tie)).all(), (d.max(), int((d > 0).sum()))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+@pytest.mark.parametrize("method", ["auto", "direct", "separable", "fft", "oa"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_integer_out_is_the_rounded_clipped_reference(dtype, method, channels):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(7)
+    shape = (64, 80) if channels == 1 else (64, 80, channels)
+    x = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    # A sharpening kernel overshoots both ends of the range: clipping is exercised.
+    k = -np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16
+    k[1, 1] += 2.0
+    out = np.empty_like(x)
+    res = fftconv.convolve(
+        x,
+        k,
+        "same",
+        "symmetric",
+        channel_axis=None if channels == 1 else -1,
+        out=out,
+        method=method,
+    )
+    assert res is out and out.dtype == dtype
+    ref, want = _rounded_reference(x.astype(np.float64), k, "symmetric", dtype)
+    assert (want == info.min).any() and (want == info.max).any()
+    _assert_rounded(out, ref, want)
+    if method in ("direct", "separable"):
+        # Integer samples times sixteenths are exact in float32: ties are ties, and
+        # rounding half to even decides them.
+        assert np.array_equal(out, want)
+
+
+def test_integer_out_rounds_half_to_even_and_the_command_agrees():
+    from fftconv.io import cast_to
+
+    x = np.array([[0, 1, 2, 3, 4, 5]], np.uint8)
+    out = np.empty_like(x)
+    fftconv.convolve(x, np.array([[0.5]]), "same", out=out)
+    assert out.tolist() == [[0, 0, 1, 2, 2, 2]]
+    assert cast_to(x * 0.5, np.uint8).tolist() == out.tolist()
+    vals = np.array([-3.0, 0.5, 1.5, 254.5, 300.0, np.nan, -np.inf, np.inf])
+    assert cast_to(vals, np.uint8).tolist() == [0, 0, 2, 254, 255, 0, 0, 255]
+    assert cast_to(vals, np.int16).tolist() == [-3, 0, 2, 254, 300, -32768, -32768, 32767]
+
+
+def test_integer_out_with_convolver():
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 255, (50, 60, 3), endpoint=True).astype(np.uint8)
+    k = rng.random((5, 5))
+    conv = fftconv.Convolver(k, "same", "nearest", channel_axis=-1)
+    out = np.empty_like(x)
+    conv(x, out=out)
+    ref, want = _rounded_reference(x.astype(np.float64), k, "nearest", np.uint8)
+    _assert_rounded(out, ref, want)
+
+
+def test_integer_out_refuses_complex_and_wrong_dtypes():
+    x = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match="uint8, uint16 or int16"):
+        fftconv.convolve(x, np.ones((3, 3)), "same", out=np.empty((8, 8), np.int32))
+    with pytest.raises(ValueError, match="complex"):
+        fftconv.convolve(x, np.ones((3, 3)) * 1j, "same", out=np.empty((8, 8), np.uint8))
+
+
+@needs_numba
+@pytest.mark.parametrize(("ksize", "method"), [(3, "auto"), (31, "auto"), (31, "fft")])
+def test_integer_out_allocates_no_image_sized_float(ksize, method):
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 255, (1600, 2000, 3), endpoint=True).astype(np.uint8)
+    k = rng.random((ksize, ksize)) / ksize**2
+    out = np.empty_like(x)
+    fftconv.convolve(x, k, "same", "symmetric", channel_axis=-1, out=out, method=method)  # warm
+    tracemalloc.start()
+    try:
+        fftconv.convolve(x, k, "same", "symmetric", channel_axis=-1, out=out, method=method)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    float_image = x.size * 4
+    assert peak < float_image / 3, (peak, float_image)
