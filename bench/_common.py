@@ -18,7 +18,7 @@ def test_image(n: int, dtype=np.float32, rows: int = 1024) -> np.ndarray:
     img = np.empty((n, n), dtype)
     rng = np.random.default_rng(0)
     for r in range(0, n, rows):
-        img[r:r + rows] = rng.random((min(rows, n - r), n), dtype=dtype)
+        img[r : r + rows] = rng.random((min(rows, n - r), n), dtype=dtype)
     return img
 
 

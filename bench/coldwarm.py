@@ -54,9 +54,20 @@ print(json.dumps({"cold": cold, "warm": warm[len(warm) // 2]}))
 def cold_run(which, shape, ks, threads):
     env = dict(os.environ, FFTCONV_NO_WISDOM="1")
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, which, str(shape[0]), str(shape[1]), str(ks),
-         str(threads or "all")],
-        capture_output=True, text=True, env=env, check=True,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            which,
+            str(shape[0]),
+            str(shape[1]),
+            str(ks),
+            str(threads or "all"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -101,14 +112,21 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    sizes = ([tuple(int(x) for x in s.split("x")) for s in args.sizes] if args.sizes
-             else [(2048, 2048)] if args.quick else [(2048, 2048), (4096, 4096)])
+    sizes = (
+        [tuple(int(x) for x in s.split("x")) for s in args.sizes]
+        if args.sizes
+        else [(2048, 2048)]
+        if args.quick
+        else [(2048, 2048), (4096, 4096)]
+    )
     kernels = args.kernels or ([15, 63] if args.quick else [15, 31, 63, 127])
     import fftconv
 
-    print(f"# fftconv {fftconv.__version__} vs scipy, {machine()}, "
-          f"float32, mode 'same', fftconv threads {args.threads or 'all'}, SciPy single-threaded "
-          f"(its default), warm = median of {args.repeat} interleaved\n")
+    print(
+        f"# fftconv {fftconv.__version__} vs scipy, {machine()}, "
+        f"float32, mode 'same', fftconv threads {args.threads or 'all'}, SciPy single-threaded "
+        f"(its default), warm = median of {args.repeat} interleaved\n"
+    )
     rows = []
     for shape in sizes:
         for ks in kernels:
@@ -119,9 +137,11 @@ def main(argv=None) -> int:
                 row["cold_scipy"] = cold_run("scipy", shape, ks, args.threads)
             rows.append(row)
             print(f"  {shape} k={ks}: {row}", file=sys.stderr, flush=True)
-    print("| image | kernel | fftconv method | fftconv warm | fftconvolve | oaconvolve | "
-          "speed-up vs fftconvolve | vs oaconvolve | fftconv cold | cold / warm | "
-          "fftconvolve cold |")
+    print(
+        "| image | kernel | fftconv method | fftconv warm | fftconvolve | oaconvolve | "
+        "speed-up vs fftconvolve | vs oaconvolve | fftconv cold | cold / warm | "
+        "fftconvolve cold |"
+    )
     print("|" + "---|" * 11)
     sp, so, cw = [], [], []
     for r in rows:
@@ -129,21 +149,33 @@ def main(argv=None) -> int:
         s1, s2 = w["fftconvolve"] / w["fftconv"], w["oaconvolve"] / w["fftconv"]
         sp.append(s1)
         so.append(s2)
-        cells = [f"{r['image'][0]}x{r['image'][1]}", f"{r['kernel']}", r["method"],
-                 f"{w['fftconv'] * 1e3:.0f} ms", f"{w['fftconvolve'] * 1e3:.0f} ms",
-                 f"{w['oaconvolve'] * 1e3:.0f} ms", f"{s1:.2f}x", f"{s2:.2f}x"]
+        cells = [
+            f"{r['image'][0]}x{r['image'][1]}",
+            f"{r['kernel']}",
+            r["method"],
+            f"{w['fftconv'] * 1e3:.0f} ms",
+            f"{w['fftconvolve'] * 1e3:.0f} ms",
+            f"{w['oaconvolve'] * 1e3:.0f} ms",
+            f"{s1:.2f}x",
+            f"{s2:.2f}x",
+        ]
         if "cold_fftconv" in r:
             c = r["cold_fftconv"]
             cw.append(c["cold"] / c["warm"])
-            cells += [f"{c['cold'] * 1e3:.0f} ms", f"{c['cold'] / c['warm']:.2f}",
-                      f"{r['cold_scipy']['cold'] * 1e3:.0f} ms"]
+            cells += [
+                f"{c['cold'] * 1e3:.0f} ms",
+                f"{c['cold'] / c['warm']:.2f}",
+                f"{r['cold_scipy']['cold'] * 1e3:.0f} ms",
+            ]
         else:
             cells += ["-", "-", "-"]
         print("| " + " | ".join(cells) + " |")
 
-    print(f"\ngeometric mean warm speed-up: {geomean(sp):.2f}x vs fftconvolve, {geomean(so):.2f}x vs "
-          f"oaconvolve" + (f"; cold/warm geometric mean {geomean(cw):.2f}, worst {max(cw):.2f}"
-                           if cw else ""))
+    print(
+        f"\ngeometric mean warm speed-up: {geomean(sp):.2f}x vs fftconvolve, {geomean(so):.2f}x vs "
+        f"oaconvolve"
+        + (f"; cold/warm geometric mean {geomean(cw):.2f}, worst {max(cw):.2f}" if cw else "")
+    )
     save_json(args.json, rows)
     return 0
 

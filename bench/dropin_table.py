@@ -48,16 +48,46 @@ def cases(quick: bool):
     k3, k5, k15, k31 = rng.random((3, 3)), rng.random((5, 5)), _gauss(15), _gauss(31)
     return [
         ("signal.fftconvolve", f"{s}x{s} f8, 31x31, same", "fftconvolve", (img, k31, "same"), {}),
-        ("signal.fftconvolve", f"{s}x{s} f4, 15x15, same", "fftconvolve", (img32, k15.astype(np.float32), "same"), {}),
+        (
+            "signal.fftconvolve",
+            f"{s}x{s} f4, 15x15, same",
+            "fftconvolve",
+            (img32, k15.astype(np.float32), "same"),
+            {},
+        ),
         ("signal.oaconvolve", f"{s}x{s} f8, 15x15, full", "oaconvolve", (img, k15), {}),
         ("signal.convolve", f"{s}x{s} f8, 5x5, same", "convolve", (img, k5, "same"), {}),
         ("signal.convolve", f"{s}x{s} f8, 31x31, same", "convolve", (img, k31, "same"), {}),
-        ("signal.correlate", f"1-D {sig.size} f8, 257 taps, full", "correlate", (sig, sig[:257]), {}),
-        ("signal.convolve2d", f"{s // 2}x{s // 2} f8, 5x5, same, symm", "convolve2d", (half, k5, "same", "symm"), {}),
-        ("signal.correlate2d", f"{s // 2}x{s // 2} f8, 15x15, same", "correlate2d", (half, k15, "same"), {}),
+        (
+            "signal.correlate",
+            f"1-D {sig.size} f8, 257 taps, full",
+            "correlate",
+            (sig, sig[:257]),
+            {},
+        ),
+        (
+            "signal.convolve2d",
+            f"{s // 2}x{s // 2} f8, 5x5, same, symm",
+            "convolve2d",
+            (half, k5, "same", "symm"),
+            {},
+        ),
+        (
+            "signal.correlate2d",
+            f"{s // 2}x{s // 2} f8, 15x15, same",
+            "correlate2d",
+            (half, k15, "same"),
+            {},
+        ),
         ("ndimage.convolve", f"{s}x{s} f8, 3x3, reflect", "nd:convolve", (img, k3), {}),
         ("ndimage.convolve", f"{s}x{s} f4, 15x15, reflect", "nd:convolve", (img32, k15), {}),
-        ("ndimage.correlate", f"{s}x{s} u8, 31x31, nearest", "nd:correlate", (img_u8, k31), {"mode": "nearest"}),
+        (
+            "ndimage.correlate",
+            f"{s}x{s} u8, 31x31, nearest",
+            "nd:correlate",
+            (img_u8, k31),
+            {"mode": "nearest"},
+        ),
     ]
 
 
@@ -94,16 +124,23 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=7, help="interleaved timed calls per row")
     p.add_argument("--quick", action="store_true", help="smaller arrays (CI smoke run)")
     opts = p.parse_args(argv)
-    print(f"machine: {machine()}; "
-          f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"fftconv {fftconv.__version__}; median of {opts.repeat} interleaved calls\n")
-    print("| SciPy call | inputs | SciPy (ms) | fftconv (ms) | speed-up | fftconv first call (ms) "
-          "| max rel. diff |")
+    print(
+        f"machine: {machine()}; "
+        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"fftconv {fftconv.__version__}; median of {opts.repeat} interleaved calls\n"
+    )
+    print(
+        "| SciPy call | inputs | SciPy (ms) | fftconv (ms) | speed-up | fftconv first call (ms) "
+        "| max rel. diff |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for label, desc, name, args, kwargs in cases(opts.quick):
         t_s, t_f, first, err = measure(name, args, kwargs, opts.repeat)
-        print(f"| `{label}` | {desc} | {t_s * 1e3:.1f} | {t_f * 1e3:.1f} | {t_s / t_f:.2f}x "
-              f"| {first * 1e3:.1f} | {err:.1e} |", flush=True)
+        print(
+            f"| `{label}` | {desc} | {t_s * 1e3:.1f} | {t_f * 1e3:.1f} | {t_s / t_f:.2f}x "
+            f"| {first * 1e3:.1f} | {err:.1e} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -80,8 +80,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-
-
 def _save(key: str, value) -> None:
     path = HERE / "memory_results.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -90,16 +88,33 @@ def _save(key: str, value) -> None:
 
 
 def inmem(args) -> None:
-    names = args.only or ["fftconv-tiled:" + args.tiled_budget, "fftconv-tiled:256MB",
-                          "fftconv", "scipy.fftconvolve", "scipy.oaconvolve", "cv2.filter2D"]
+    names = args.only or [
+        "fftconv-tiled:" + args.tiled_budget,
+        "fftconv-tiled:256MB",
+        "fftconv",
+        "scipy.fftconvolve",
+        "scipy.oaconvolve",
+        "cv2.filter2D",
+    ]
     rows = []
     for name in names:
         env = dict(os.environ)
         t0 = time.time()
-        res = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
-                              + CHILD, name, str(args.size), str(args.kernel)],
-                             capture_output=True, text=True, env=env, timeout=args.timeout,
-                             check=False)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {str(HERE)!r})\n" + CHILD,
+                name,
+                str(args.size),
+                str(args.kernel),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=args.timeout,
+            check=False,
+        )
         if res.returncode != 0:
             print(f"{name}: failed ({res.returncode}): {res.stderr.strip()[-300:]}")
             rows.append(dict(name=name, failed=res.stderr.strip()[-300:]))
@@ -107,11 +122,16 @@ def inmem(args) -> None:
         m = json.loads(res.stdout.strip().splitlines()[-1])
         m["extra_x_input"] = (m["peak"] - m["base"]) / m["input"]
         rows.append(m)
-        print(f"{name:28s} extra {m['extra_x_input']:.2f} x input, {m['seconds']:.1f} s "
-              f"(process {time.time() - t0:.0f} s), probe {m['probe']:.6f}", flush=True)
+        print(
+            f"{name:28s} extra {m['extra_x_input']:.2f} x input, {m['seconds']:.1f} s "
+            f"(process {time.time() - t0:.0f} s), probe {m['probe']:.6f}",
+            flush=True,
+        )
     print()
-    print(f"{args.size}x{args.size} float32 ({args.size**2 * 4 / 2**30:.2f} GiB), "
-          f"{args.kernel}x{args.kernel} kernel, mode 'same'; {machine()}")
+    print(
+        f"{args.size}x{args.size} float32 ({args.size**2 * 4 / 2**30:.2f} GiB), "
+        f"{args.kernel}x{args.kernel} kernel, mode 'same'; {machine()}"
+    )
     print()
     print("| call | extra peak memory (x input, output included) | time (s) |")
     print("| --- | --- | --- |")
@@ -144,8 +164,15 @@ def _generate(path: Path, side: int, tile: int = 1024) -> float:
                 yield np.clip(v, 0, 255).astype(np.uint8)
 
     t0 = time.perf_counter()
-    tifffile.imwrite(path, tiles(), shape=(side, side), dtype=np.uint8, tile=(tile, tile),
-                     bigtiff=True, photometric="minisblack")
+    tifffile.imwrite(
+        path,
+        tiles(),
+        shape=(side, side),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        bigtiff=True,
+        photometric="minisblack",
+    )
     return time.perf_counter() - t0
 
 
@@ -161,17 +188,31 @@ def ooc(args) -> None:
         print(f"generated {src} ({src.stat().st_size / 2**30:.2f} GiB) in {secs:.0f} s", flush=True)
     if out.exists():
         out.unlink()
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "fftconv", "apply", str(src), str(out),
-           "--kernel", "gaussian:sigma=3.75", "--max-memory", args.max_memory, "--quiet"]
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "fftconv",
+        "apply",
+        str(src),
+        str(out),
+        "--kernel",
+        "gaussian:sigma=3.75",
+        "--max-memory",
+        args.max_memory,
+        "--quiet",
+    ]
     print(" ".join(cmd), flush=True)
     t0 = time.perf_counter()
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
-                             check=False)
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     except subprocess.TimeoutExpired:
         print(f"did not finish within {args.timeout} s; {out} exists: {out.exists()}")
-        _save(f"ooc_{args.side}", dict(machine=machine(), timeout=args.timeout,
-                                       finished=False, out_exists=out.exists()))
+        _save(
+            f"ooc_{args.side}",
+            dict(machine=machine(), timeout=args.timeout, finished=False, out_exists=out.exists()),
+        )
         return
     wall = time.perf_counter() - t0
     if res.returncode != 0:
@@ -191,29 +232,46 @@ def ooc(args) -> None:
     res_img = io.open_image(out)
     worst = 0
     for r0, c0 in ((args.side // 2 - 300, args.side // 3 - 200), (0, 0)):
-        win = np.asarray(img[max(0, r0 - 15): r0 + 615, max(0, c0 - 15): c0 + 615]).astype(
-            np.float32)
+        win = np.asarray(img[max(0, r0 - 15) : r0 + 615, max(0, c0 - 15) : c0 + 615]).astype(
+            np.float32
+        )
         if r0 == 0:
             ref = fftconv.convolve(win, k, "same", "symmetric")[:600, :600]
         else:
             ref = fftconv.convolve(win, k, "valid")[:600, :600]
         ref8 = np.clip(np.rint(ref), 0, 255)
-        got = np.asarray(res_img[r0: r0 + 600, c0: c0 + 600]).astype(np.float32)
+        got = np.asarray(res_img[r0 : r0 + 600, c0 : c0 + 600]).astype(np.float32)
         worst = max(worst, float(np.abs(got - ref8).max()))
-    row = dict(machine=machine(), side=args.side, pixels=pixels,
-               input_bytes=src.stat().st_size, max_memory=args.max_memory,
-               max_rss_bytes=rss_kb * 1024, wall_s=wall, elapsed=elapsed, user_s=user,
-               system_s=system, mpixel_per_s=pixels / wall / 1e6, max_level_diff=worst)
+    row = dict(
+        machine=machine(),
+        side=args.side,
+        pixels=pixels,
+        input_bytes=src.stat().st_size,
+        max_memory=args.max_memory,
+        max_rss_bytes=rss_kb * 1024,
+        wall_s=wall,
+        elapsed=elapsed,
+        user_s=user,
+        system_s=system,
+        mpixel_per_s=pixels / wall / 1e6,
+        max_level_diff=worst,
+    )
     _save(f"ooc_{args.side}", row)
-    print(f"\n{args.side}x{args.side} uint8 ({pixels / 1e9:.2f} Gpixel, tiled BigTIFF "
-          f"{src.stat().st_size / 2**30:.2f} GiB) -> 31x31 Gaussian -> striped BigTIFF; "
-          f"{machine()}")
-    print("| image | --max-memory | max RSS (/usr/bin/time -v) | wall | throughput | "
-          "CPU (user+sys) | max level diff vs in-memory |")
+    print(
+        f"\n{args.side}x{args.side} uint8 ({pixels / 1e9:.2f} Gpixel, tiled BigTIFF "
+        f"{src.stat().st_size / 2**30:.2f} GiB) -> 31x31 Gaussian -> striped BigTIFF; "
+        f"{machine()}"
+    )
+    print(
+        "| image | --max-memory | max RSS (/usr/bin/time -v) | wall | throughput | "
+        "CPU (user+sys) | max level diff vs in-memory |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| {args.side}x{args.side} uint8 | {args.max_memory} | {rss_kb / 1e6:.2f} GB | "
-          f"{wall:.0f} s | {pixels / wall / 1e6:.1f} Mpixel/s | {user + system:.0f} s | "
-          f"{worst:.0f} |")
+    print(
+        f"| {args.side}x{args.side} uint8 | {args.max_memory} | {rss_kb / 1e6:.2f} GB | "
+        f"{wall:.0f} s | {pixels / wall / 1e6:.1f} Mpixel/s | {user + system:.0f} s | "
+        f"{worst:.0f} |"
+    )
     if not args.keep:
         out.unlink()
 

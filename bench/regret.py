@@ -31,8 +31,15 @@ from fftconv.planner import plan
 METHODS = ("direct", "fft", "oa")
 
 DEFAULT_SIZES = [
-    (256, 256), (512, 384), (1000, 1000), (1024, 1024), (2048, 1536), (4099, 300),
-    (2048, 2048), (4096, 4096), (8192, 8192),
+    (256, 256),
+    (512, 384),
+    (1000, 1000),
+    (1024, 1024),
+    (2048, 1536),
+    (4099, 300),
+    (2048, 2048),
+    (4096, 4096),
+    (8192, 8192),
 ]
 DEFAULT_KERNELS = [1, 3, 7, 15, 31, 63, 127, 255, 511]
 QUICK_SIZES = [(256, 256), (600, 1000), (2048, 2048)]
@@ -45,8 +52,9 @@ def _time(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure_case(shape, ksize, dtype, mode, boundary, repeat, skip_factor, skip_above, rng,
-                 threads=None):
+def measure_case(
+    shape, ksize, dtype, mode, boundary, repeat, skip_factor, skip_above, rng, threads=None
+):
     kshape = (min(ksize, shape[0]), min(ksize, shape[1]))
     a = rng.standard_normal(shape).astype(dtype)
     k = rng.standard_normal(kshape).astype(dtype)
@@ -60,15 +68,19 @@ def measure_case(shape, ksize, dtype, mode, boundary, repeat, skip_factor, skip_
         if p.method == m:  # 'oa' with a single block is the 'fft' computation: not timed twice
             predicted[m] = p
     best_pred = min(p.seconds for p in predicted.values())
-    run = [m for m, p in predicted.items()
-           if not (p.seconds > skip_factor * best_pred and p.seconds > skip_above)]
+    run = [
+        m
+        for m, p in predicted.items()
+        if not (p.seconds > skip_factor * best_pred and p.seconds > skip_above)
+    ]
     if chosen.method not in run:
         run.append(chosen.method)
     # A method that falls back to another shape (oa with one block) is that method.
     out = np.empty(chosen.problem.out_shape, chosen.problem.dtype)
-    calls = {m: (lambda m=m: fftconv.convolve(a, k, mode, boundary, method=m, out=out,
-                                              threads=threads))
-             for m in run}
+    calls = {
+        m: (lambda m=m: fftconv.convolve(a, k, mode, boundary, method=m, out=out, threads=threads))
+        for m in run
+    }
     # Warm: plans cached, and the background measuring of FFTW plans that repeated
     # calls start (fftconv's planning policy 'auto') finished, so it competes with nothing.
     for _ in range(fftconv._fftw.UPGRADE_AFTER + 1):
@@ -84,11 +96,16 @@ def measure_case(shape, ksize, dtype, mode, boundary, repeat, skip_factor, skip_
     best = {m: min(v) for m, v in times.items()}
     fastest = min(med.values())
     return {
-        "image": list(shape), "kernel": list(kshape), "dtype": np.dtype(dtype).name,
-        "mode": mode, "boundary": boundary, "chosen": chosen.method,
+        "image": list(shape),
+        "kernel": list(kshape),
+        "dtype": np.dtype(dtype).name,
+        "mode": mode,
+        "boundary": boundary,
+        "chosen": chosen.method,
         "chosen_shape": list(chosen.transform_shape or ()),
         "predicted": {m: p.seconds for m, p in predicted.items()},
-        "measured": med, "skipped": sorted(set(predicted) - set(run)),
+        "measured": med,
+        "skipped": sorted(set(predicted) - set(run)),
         "regret": med[chosen.method] / fastest,
         "best": best,
         "regret_best": best[chosen.method] / min(best.values()),
@@ -102,8 +119,15 @@ def dedupe(rows, threads=None):
     for r in rows:
         r = dict(r, measured=dict(r["measured"]), best=dict(r["best"]))
         for m in list(r["measured"]):
-            p = plan(tuple(r["image"]), tuple(r["kernel"]), r["dtype"], r["mode"],
-                     r["boundary"], method=m, threads=threads)
+            p = plan(
+                tuple(r["image"]),
+                tuple(r["kernel"]),
+                r["dtype"],
+                r["mode"],
+                r["boundary"],
+                method=m,
+                threads=threads,
+            )
             if p.method != m:
                 del r["measured"][m], r["best"][m]
         r["regret"] = r["measured"][r["chosen"]] / min(r["measured"].values())
@@ -121,18 +145,25 @@ def print_table(rows, file=sys.stdout) -> None:
         for m in METHODS:
             t = r["measured"].get(m)
             cells.append(f"{t * 1e3:.1f} ms" if t is not None else "-")
-        print(f"| {r['image'][0]}x{r['image'][1]} | {r['kernel'][0]}x{r['kernel'][1]} | "
-              + " | ".join(cells) + f" | {r['chosen']} | {r['regret']:.2f} | "
-              f"{r['regret_best']:.2f} |", file=file)
+        print(
+            f"| {r['image'][0]}x{r['image'][1]} | {r['kernel'][0]}x{r['kernel'][1]} | "
+            + " | ".join(cells)
+            + f" | {r['chosen']} | {r['regret']:.2f} | "
+            f"{r['regret_best']:.2f} |",
+            file=file,
+        )
     print(file=file)
     for key, label in (("regret", "medians"), ("regret_best", "best times")):
         regrets = [r[key] for r in rows]
         gm = geomean(regrets)
         worst = max(rows, key=lambda r: r[key])
-        print(f"{len(rows)} cases, by {label}: geometric mean regret {gm:.3f}, worst "
-              f"{worst[key]:.2f} ({worst['image'][0]}x{worst['image'][1]} with "
-              f"{worst['kernel'][0]}x{worst['kernel'][1]}); regret <= 1.05 in "
-              f"{sum(x <= 1.05 for x in regrets)} of {len(rows)}", file=file)
+        print(
+            f"{len(rows)} cases, by {label}: geometric mean regret {gm:.3f}, worst "
+            f"{worst[key]:.2f} ({worst['image'][0]}x{worst['image'][1]} with "
+            f"{worst['kernel'][0]}x{worst['kernel'][1]}); regret <= 1.05 in "
+            f"{sum(x <= 1.05 for x in regrets)} of {len(rows)}",
+            file=file,
+        )
 
 
 def main(argv=None) -> int:
@@ -145,22 +176,33 @@ def main(argv=None) -> int:
     ap.add_argument("--boundary", default="fill")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None, help="default: all cores")
-    ap.add_argument("--max-pixels", type=float, default=2 ** 26,
-                    help="skip images larger than this (8192^2 needs several GiB)")
+    ap.add_argument(
+        "--max-pixels",
+        type=float,
+        default=2**26,
+        help="skip images larger than this (8192^2 needs several GiB)",
+    )
     ap.add_argument("--skip-factor", type=float, default=20.0)
     ap.add_argument("--skip-above", type=float, default=2.0)
     ap.add_argument("--json", help="write the rows to this file")
     args = ap.parse_args(argv)
-    sizes = ([tuple(int(x) for x in s.split("x")) for s in args.sizes] if args.sizes
-             else QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    sizes = (
+        [tuple(int(x) for x in s.split("x")) for s in args.sizes]
+        if args.sizes
+        else QUICK_SIZES
+        if args.quick
+        else DEFAULT_SIZES
+    )
     kernels = args.kernels or (QUICK_KERNELS if args.quick else DEFAULT_KERNELS)
     rng = np.random.default_rng(0)
     m = fftconv.planner.machine()
-    print(f"# fftconv {fftconv.__version__} planner regret, {machine()}, "
-          f"python {platform.python_version()}, "
-          f"{'calibrated' if m.calibrated else 'default'} constants, dtype {args.dtype}, "
-          f"mode {args.mode!r}, boundary {args.boundary!r}, threads {args.threads or 'all'}, "
-          f"median of {args.repeat}\n")
+    print(
+        f"# fftconv {fftconv.__version__} planner regret, {machine()}, "
+        f"python {platform.python_version()}, "
+        f"{'calibrated' if m.calibrated else 'default'} constants, dtype {args.dtype}, "
+        f"mode {args.mode!r}, boundary {args.boundary!r}, threads {args.threads or 'all'}, "
+        f"median of {args.repeat}\n"
+    )
     rows = []
     for shape in sizes:
         if math.prod(shape) > args.max_pixels:
@@ -168,12 +210,25 @@ def main(argv=None) -> int:
         for ks in kernels:
             if ks > max(shape):
                 continue
-            r = measure_case(shape, ks, args.dtype, args.mode, args.boundary, args.repeat,
-                             args.skip_factor, args.skip_above, rng, args.threads)
+            r = measure_case(
+                shape,
+                ks,
+                args.dtype,
+                args.mode,
+                args.boundary,
+                args.repeat,
+                args.skip_factor,
+                args.skip_above,
+                rng,
+                args.threads,
+            )
             rows.append(r)
-            print(f"  {shape} k={ks}: chosen {r['chosen']}, regret {r['regret']:.2f}, "
-                  + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["measured"].items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {shape} k={ks}: chosen {r['chosen']}, regret {r['regret']:.2f}, "
+                + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["measured"].items()),
+                file=sys.stderr,
+                flush=True,
+            )
     print_table(rows)
     save_json(args.json, rows)
     return 0

@@ -28,16 +28,20 @@ CASES = [
 
 def _arrays(shape, ks):
     rng = np.random.default_rng(0)
-    return (rng.standard_normal(shape).astype(np.float32),
-            rng.standard_normal((ks, ks)).astype(np.float32))
+    return (
+        rng.standard_normal(shape).astype(np.float32),
+        rng.standard_normal((ks, ks)).astype(np.float32),
+    )
 
 
 @pytest.mark.parametrize("shape,ks", CASES, ids=[f"{s[0]}x{s[1]}-k{k}" for s, k in CASES])
 @pytest.mark.parametrize("method", ["auto", "direct", "fft", "oa"])
 def test_method(benchmark, shape, ks, method):
     a, k = _arrays(shape, ks)
-    if method == "direct" and fftconv.plan(shape, (ks, ks), np.float32, "same",
-                                           method="direct").seconds > 5:
+    if (
+        method == "direct"
+        and fftconv.plan(shape, (ks, ks), np.float32, "same", method="direct").seconds > 5
+    ):
         pytest.skip("direct summation would take too long")
     benchmark.group = f"{shape[0]}x{shape[1]} k={ks}"
     out = np.empty(shape, np.float32)

@@ -22,6 +22,7 @@ from .planner import plan_problem
 #: Image shapes a Convolver keeps plans and kernel spectra for.
 MAX_SHAPES = 8
 
+
 class Convolver:
     """A callable that convolves (or correlates) many images with one kernel.
 
@@ -79,9 +80,17 @@ class Convolver:
         self.threads = normalize_threads(threads)
         self.correlate = bool(correlate)
         # Validate the fixed arguments now, against an image the kernel's own size.
-        make_problem_from_shapes(_image_like(kernel, channel_axis), kernel.shape, kernel.dtype,
-                                 mode=mode, boundary=boundary, fillvalue=fillvalue, axes=axes,
-                                 channel_axis=channel_axis, correlate=correlate)
+        make_problem_from_shapes(
+            _image_like(kernel, channel_axis),
+            kernel.shape,
+            kernel.dtype,
+            mode=mode,
+            boundary=boundary,
+            fillvalue=fillvalue,
+            axes=axes,
+            channel_axis=channel_axis,
+            correlate=correlate,
+        )
         self._lock = threading.Lock()
         # plan and kernel spectrum per image shape; a spectrum can be as large as the
         # image, so only the most recently used shapes are kept
@@ -90,8 +99,14 @@ class Convolver:
     def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
         """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
         problem, a, k = make_problem(
-            image, self.kernel, self.mode, self.boundary, self.fillvalue, self.axes,
-            self.channel_axis, self.correlate,
+            image,
+            self.kernel,
+            self.mode,
+            self.boundary,
+            self.fillvalue,
+            self.axes,
+            self.channel_axis,
+            self.correlate,
         )
         check_out(out, problem)
         if out is not None and out.dtype != problem.dtype:
@@ -103,9 +118,16 @@ class Convolver:
         """The `Plan` used for images of `shape` (and `dtype`, default the kernel's)."""
         dt = np.dtype(dtype) if dtype is not None else self.kernel.dtype
         problem = make_problem_from_shapes(
-            tuple(shape), self.kernel.shape, dt, mode=self.mode, boundary=self.boundary,
-            fillvalue=self.fillvalue, axes=self.axes, channel_axis=self.channel_axis,
-            correlate=self.correlate, dtype2=self.kernel.dtype,
+            tuple(shape),
+            self.kernel.shape,
+            dt,
+            mode=self.mode,
+            boundary=self.boundary,
+            fillvalue=self.fillvalue,
+            axes=self.axes,
+            channel_axis=self.channel_axis,
+            correlate=self.correlate,
+            dtype2=self.kernel.dtype,
         )
         # A swapped 'valid' problem's "kernel" is the image: planned from shapes then.
         k = None if problem.swapped else kernel_as_problem(self.kernel, problem, self.channel_axis)
@@ -128,23 +150,38 @@ class Convolver:
 
     def __repr__(self) -> str:
         kind = "correlate" if self.correlate else "convolve"
-        return (f"Convolver({kind} with kernel {self.kernel.shape} {self.kernel.dtype}, "
-                f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
-                f"{len(self._prepared)} image shapes prepared)")
+        return (
+            f"Convolver({kind} with kernel {self.kernel.shape} {self.kernel.dtype}, "
+            f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
+            f"{len(self._prepared)} image shapes prepared)"
+        )
 
     def _repr_html_(self) -> str:
         from ._html import table
 
         with self._lock:
             plans = list(self._prepared.items())
-        rows = [[str(problem.in1_shape), str(problem.dtype), plan.method,
-                 "x".join(map(str, plan.transform_shape or ())) or "-",
-                 f"{plan.seconds * 1e3:.1f} ms"] for problem, (plan, _) in plans]
-        notes = [f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
-                 f"threads={self.threads}, channel_axis={self.channel_axis!r}"]
+        rows = [
+            [
+                str(problem.in1_shape),
+                str(problem.dtype),
+                plan.method,
+                "x".join(map(str, plan.transform_shape or ())) or "-",
+                f"{plan.seconds * 1e3:.1f} ms",
+            ]
+            for problem, (plan, _) in plans
+        ]
+        notes = [
+            f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
+            f"threads={self.threads}, channel_axis={self.channel_axis!r}"
+        ]
         kind = "correlate" if self.correlate else "convolve"
-        return table(f"Convolver: {kind} with kernel {self.kernel.shape} {self.kernel.dtype}",
-                     ["image shape", "dtype", "method", "transform", "predicted"], rows, notes)
+        return table(
+            f"Convolver: {kind} with kernel {self.kernel.shape} {self.kernel.dtype}",
+            ["image shape", "dtype", "method", "transform", "predicted"],
+            rows,
+            notes,
+        )
 
 
 def _image_like(kernel, channel_axis):

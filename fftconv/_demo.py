@@ -40,8 +40,9 @@ def photo_rgb(size: int, seed: int = 0) -> np.ndarray:
     return rgb
 
 
-def run_files(size: int, outdir: str, threads: int | None = None, *, max_memory=2 * 10**9,
-              quiet: bool = False) -> list[dict]:
+def run_files(
+    size: int, outdir: str, threads: int | None = None, *, max_memory=2 * 10**9, quiet: bool = False
+) -> list[dict]:
     """Write a generated photo as PNG and blur, edge-detect and sharpen it through
     the same path as ``fftconv apply``; print each plan and timing."""
     import importlib.util
@@ -57,8 +58,10 @@ def run_files(size: int, outdir: str, threads: int | None = None, *, max_memory=
     with io.create_output(src, img.shape, img.dtype, force=True) as out:
         out.array[...] = img
     del img, out
-    print(f"fftconv demo: wrote {src} ({size}x{size} RGB uint8, generated and written in "
-          f"{time.perf_counter() - t0:.2f} s)")
+    print(
+        f"fftconv demo: wrote {src} ({size}x{size} RGB uint8, generated and written in "
+        f"{time.perf_counter() - t0:.2f} s)"
+    )
     jobs = [
         ("blur", "gaussian:sigma=8", "symmetric", "blur" + ext),
         ("edges", "scharr", "nearest", "edges" + ext),
@@ -67,20 +70,45 @@ def run_files(size: int, outdir: str, threads: int | None = None, *, max_memory=
     rows = []
     for name, spec, boundary, fname in jobs:
         dst = os.path.join(outdir, fname)
-        res = convolve_file(src, dst, spec, boundary=boundary, max_memory=max_memory,
-                            threads=threads, max_pixels=size * size, force=True,
-                            progress=not quiet)
+        res = convolve_file(
+            src,
+            dst,
+            spec,
+            boundary=boundary,
+            max_memory=max_memory,
+            threads=threads,
+            max_pixels=size * size,
+            force=True,
+            progress=not quiet,
+        )
         mpix = res["pixels"] / res["seconds"] / 1e6
-        print(f"  {name:8s} --kernel {spec:17s} --boundary {boundary:9s} -> {dst}: "
-              f"{res['seconds']:.2f} s, {mpix:.1f} Mpixel/s")
+        print(
+            f"  {name:8s} --kernel {spec:17s} --boundary {boundary:9s} -> {dst}: "
+            f"{res['seconds']:.2f} s, {mpix:.1f} Mpixel/s"
+        )
         print("    " + str(res["plan"]).replace("\n", "\n    "))
-        rows.append(dict(job=name, kernel=spec, seconds=res["seconds"], mpixel_per_s=mpix,
-                         tiles=res["plan"].tiles, method=res["plan"].method, path=dst))
+        rows.append(
+            dict(
+                job=name,
+                kernel=spec,
+                seconds=res["seconds"],
+                mpixel_per_s=mpix,
+                tiles=res["plan"].tiles,
+                method=res["plan"].method,
+                path=dst,
+            )
+        )
     return rows
 
 
-def run(size: int = 4096, outdir: str | None = None, threads: int | None = None, *,
-        max_memory=2 * 10**9, quiet: bool = False) -> list[dict]:
+def run(
+    size: int = 4096,
+    outdir: str | None = None,
+    threads: int | None = None,
+    *,
+    max_memory=2 * 10**9,
+    quiet: bool = False,
+) -> list[dict]:
     """Run the demo jobs through files, then in memory against scipy.signal.fftconvolve;
     print and return the timings."""
     import scipy.signal
@@ -93,8 +121,10 @@ def run(size: int = 4096, outdir: str | None = None, threads: int | None = None,
     rows = run_files(size, outdir, threads, max_memory=max_memory, quiet=quiet)
 
     img = photo(size)
-    print(f"fftconv demo: in memory, a {size}x{size} grey float32 photo-like image "
-          f"({img.nbytes / 2**20:.0f} MiB)")
+    print(
+        f"fftconv demo: in memory, a {size}x{size} grey float32 photo-like image "
+        f"({img.nbytes / 2**20:.0f} MiB)"
+    )
     jobs = [
         ("gaussian blur sigma=8 (65x65)", kernels.gaussian(8.0), "symmetric"),
         ("laplace edges (3x3)", kernels.laplace(), "nearest"),
@@ -115,11 +145,21 @@ def run(size: int = 4096, outdir: str | None = None, threads: int | None = None,
         h = kernel.shape[0]
         inner = (slice(h, -h),) * 2 if size > 2 * h else (slice(0, 0),) * 2
         err = float(np.max(np.abs(res[inner] - ref[inner]), initial=0.0))
-        rows.append(dict(job=name, first=t_first, warm=t_fc, scipy=t_sp, max_abs_diff=err,
-                         dtype=str(res.dtype)))
-        print(f"  {name:32s} boundary={boundary:9s} first {t_first:6.3f} s, "
-              f"warm {t_fc:6.3f} s; scipy.signal.fftconvolve {t_sp:6.3f} s "
-              f"({t_sp / t_fc:4.1f}x); max |diff| {err:.1e}; dtype {res.dtype}")
+        rows.append(
+            dict(
+                job=name,
+                first=t_first,
+                warm=t_fc,
+                scipy=t_sp,
+                max_abs_diff=err,
+                dtype=str(res.dtype),
+            )
+        )
+        print(
+            f"  {name:32s} boundary={boundary:9s} first {t_first:6.3f} s, "
+            f"warm {t_fc:6.3f} s; scipy.signal.fftconvolve {t_sp:6.3f} s "
+            f"({t_sp / t_fc:4.1f}x); max |diff| {err:.1e}; dtype {res.dtype}"
+        )
         path = Path(outdir) / (name.split(" (")[0].replace(" ", "_").replace("=", "") + ".npy")
         with io.create_output(path, res.shape, res.dtype, force=True) as dst:  # atomic
             dst.array[...] = res

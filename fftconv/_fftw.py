@@ -295,8 +295,9 @@ def _count_use(key, dtype) -> None:
             return
         _upgrades.append((key, np.dtype(dtype)))
         if _upgrader is None:
-            _upgrader = threading.Thread(target=_upgrade_loop, name="fftconv-fftw-measure",
-                                         daemon=True)
+            _upgrader = threading.Thread(
+                target=_upgrade_loop, name="fftconv-fftw-measure", daemon=True
+            )
             _upgrader.start()
         _upgrade_cv.notify_all()
 
@@ -405,8 +406,9 @@ def _after_fork_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
-                        after_in_child=_after_fork_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
+    )
 
 
 def fork_safe_threads() -> int | None:
@@ -454,8 +456,9 @@ def _wisdom_strings(doc) -> tuple[str, ...]:
     if doc.get("sha256") != _digest(wisdom):
         raise ValueError("checksum mismatch (truncated or edited)")
     if doc.get("fftw_version") != _lib().fftw_version:
-        raise ValueError(f"written by FFTW {doc.get('fftw_version')!r}, this is FFTW "
-                         f"{_lib().fftw_version}")
+        raise ValueError(
+            f"written by FFTW {doc.get('fftw_version')!r}, this is FFTW {_lib().fftw_version}"
+        )
     return strings
 
 
@@ -480,8 +483,10 @@ def load_wisdom(force: bool = False) -> bool:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            _warn(("wisdom-read", str(path)),
-                  f"cannot read FFTW wisdom {path}: {exc}; planning without it")
+            _warn(
+                ("wisdom-read", str(path)),
+                f"cannot read FFTW wisdom {path}: {exc}; planning without it",
+            )
             return False
         except ValueError as exc:
             _warn(("wisdom-read", str(path)), f"ignoring FFTW wisdom file {path}: {exc}")
@@ -489,8 +494,10 @@ def load_wisdom(force: bool = False) -> bool:
         with _planner_lock:
             done = _lib().import_wisdom(tuple(x.encode("ascii") for x in strings))
         if not all(d for d, x in zip(done, strings) if x):
-            _warn(("wisdom-rejected", str(path)),
-                  f"FFTW rejected part of the wisdom in {path}; it was ignored")
+            _warn(
+                ("wisdom-rejected", str(path)),
+                f"FFTW rejected part of the wisdom in {path}; it was ignored",
+            )
         return any(done)
 
 
@@ -518,9 +525,11 @@ def save_wisdom() -> bool:
         try:
             atomic_write(path, json.dumps(doc, indent=1).encode())
         except OSError as exc:
-            _warn(("wisdom-save", str(path)),
-                  f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
-                  "writable directory or FFTCONV_NO_WISDOM=1 (said once per process)")
+            _warn(
+                ("wisdom-save", str(path)),
+                f"cannot save FFTW wisdom to {path}: {exc}; set FFTCONV_CACHE_DIR to a "
+                "writable directory or FFTCONV_NO_WISDOM=1 (said once per process)",
+            )
             return False
         return True
 

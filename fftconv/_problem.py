@@ -67,17 +67,13 @@ def normalize_mode(mode) -> str:
         raise TypeError(f"mode must be a str, one of {_choices(MODES)}; got {mode!r}")
     m = mode.lower()
     if m not in MODES:
-        raise ValueError(
-            f"mode={mode!r} is not one of {_choices(MODES)}{_suggest(m, MODES)}"
-        )
+        raise ValueError(f"mode={mode!r} is not one of {_choices(MODES)}{_suggest(m, MODES)}")
     return m
 
 
 def normalize_boundary(boundary) -> str:
     if not isinstance(boundary, str):
-        raise TypeError(
-            f"boundary must be a str, one of {_choices(BOUNDARIES)}; got {boundary!r}"
-        )
+        raise TypeError(f"boundary must be a str, one of {_choices(BOUNDARIES)}; got {boundary!r}")
     b = boundary.lower()
     if b == "reflect":
         raise ValueError(_REFLECT_MSG)
@@ -155,9 +151,7 @@ def check_input(shape, dtype: np.dtype, name: str) -> None:
     """Check an input's dtype and shape (an array's, or a shape-only problem's)."""
     kind = dtype.kind
     if kind not in "biufc":
-        raise TypeError(
-            f"{name} has dtype {dtype} ({dtype.kind!r}); supported: {_SUPPORTED_KINDS}"
-        )
+        raise TypeError(f"{name} has dtype {dtype} ({dtype.kind!r}); supported: {_SUPPORTED_KINDS}")
     if (kind == "f" and dtype.itemsize > 8) or (kind == "c" and dtype.itemsize > 16):
         raise TypeError(
             f"{name} has dtype {dtype} (long double); supported: {_SUPPORTED_KINDS}. "
@@ -189,8 +183,10 @@ def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:
         axes_list = list(axes)
     except TypeError:
         axes_list = None
-    if axes_list is None or isinstance(axes, str) or any(
-        isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes_list
+    if (
+        axes_list is None
+        or isinstance(axes, str)
+        or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes_list)
     ):
         raise TypeError(f"{name} must be an int, a sequence of ints or None; got {axes!r}")
     axes_list = [int(a) for a in axes_list]
@@ -295,8 +291,9 @@ def make_problem(
     """Validate every argument and return the Problem and the two arrays to use."""
     a = as_input(in1, "in1")
     k = as_input(in2, "in2")
-    problem, expand = _problem(a.shape, a.dtype, k.shape, k.dtype, mode, boundary, fillvalue,
-                               axes, channel_axis, correlate)
+    problem, expand = _problem(
+        a.shape, a.dtype, k.shape, k.dtype, mode, boundary, fillvalue, axes, channel_axis, correlate
+    )
     if expand is not None:
         k = np.expand_dims(k, expand)
     if problem.swapped:
@@ -305,8 +302,17 @@ def make_problem(
 
 
 def make_problem_from_shapes(
-    shape1, shape2, dtype, *, mode="full", boundary="fill", fillvalue=0, axes=None,
-    channel_axis=None, correlate=False, dtype2=None,
+    shape1,
+    shape2,
+    dtype,
+    *,
+    mode="full",
+    boundary="fill",
+    fillvalue=0,
+    axes=None,
+    channel_axis=None,
+    correlate=False,
+    dtype2=None,
 ) -> Problem:
     """The Problem `make_problem` returns for arrays of these shapes and dtypes (`dtype2`
     for `in2`, default `dtype`), validated the same way, without any array."""
@@ -315,8 +321,9 @@ def make_problem_from_shapes(
     shape1, shape2 = tuple(int(n) for n in shape1), tuple(int(n) for n in shape2)
     check_input(shape1, dt1, "in1")
     check_input(shape2, dt2, "in2")
-    return _problem(shape1, dt1, shape2, dt2, mode, boundary, fillvalue, axes, channel_axis,
-                    correlate)[0]
+    return _problem(
+        shape1, dt1, shape2, dt2, mode, boundary, fillvalue, axes, channel_axis, correlate
+    )[0]
 
 
 def kernel_as_problem(k: np.ndarray, problem: Problem, channel_axis) -> np.ndarray:
@@ -327,8 +334,9 @@ def kernel_as_problem(k: np.ndarray, problem: Problem, channel_axis) -> np.ndarr
     return k
 
 
-def _problem(ashape, adtype, kshape, kdtype, mode, boundary, fillvalue, axes, channel_axis,
-             correlate) -> tuple[Problem, int | None]:
+def _problem(
+    ashape, adtype, kshape, kdtype, mode, boundary, fillvalue, axes, channel_axis, correlate
+) -> tuple[Problem, int | None]:
     """The Problem, and the axis to add to `in2` (a kernel shared by the channels)."""
     ashape, kshape = tuple(ashape), tuple(kshape)
     andim = len(ashape)
@@ -423,8 +431,11 @@ def check_out(out, problem: Problem) -> None:
         raise TypeError(f"out must be a numpy array (np.memmap allowed) or None; got {type(out)}")
     photo = out.dtype in PHOTO_DTYPES and problem.dtype.kind == "f"
     if out.shape != problem.out_shape or (out.dtype != problem.dtype and not photo):
-        also = ("" if problem.is_complex else
-                " (or uint8, uint16 or int16: computed in float32, rounded and clipped)")
+        also = (
+            ""
+            if problem.is_complex
+            else " (or uint8, uint16 or int16: computed in float32, rounded and clipped)"
+        )
         raise ValueError(
             f"out has shape {out.shape} and dtype {out.dtype}; this call needs shape "
             f"{problem.out_shape} and dtype {problem.dtype}{also}"

@@ -37,6 +37,7 @@ def engine_unsupported(*arrays: np.ndarray) -> bool:
 
 def _int_bound(a: np.ndarray, k: np.ndarray, axes, fillvalue=0) -> int:
     """An upper bound on any partial sum of an integer convolution of `a` and `k`."""
+
     def largest(x):  # max |x| without a full-size temporary
         return max(abs(int(x.min())), abs(int(x.max()))) if x.size else 0
 
@@ -111,8 +112,10 @@ def run_engine(
     func = api.correlate if correlate else api.convolve
     if out_dtype.kind in "biu":
         ax = tuple(range(a.ndim)) if axes is None else axes
-        if a.dtype.kind in "biu" and k.dtype.kind in "biu" and (
-            _int_bound(a, k, ax, fillvalue) > _EXACT_FLOAT_BOUND
+        if (
+            a.dtype.kind in "biu"
+            and k.dtype.kind in "biu"
+            and (_int_bound(a, k, ax, fillvalue) > _EXACT_FLOAT_BOUND)
         ):
             res = _exact_integer(a, k, mode, boundary, fillvalue, axes, correlate)
         else:

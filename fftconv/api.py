@@ -18,17 +18,57 @@ from .planner import plan_problem
 from .tiles import maybe_tiled
 
 
-def _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads, correlate,
-         max_memory=None, nan_policy="propagate", mask=None, return_weights=False):
+def _run(
+    in1,
+    in2,
+    mode,
+    boundary,
+    fillvalue,
+    axes,
+    channel_axis,
+    method,
+    out,
+    threads,
+    correlate,
+    max_memory=None,
+    nan_policy="propagate",
+    mask=None,
+    return_weights=False,
+):
     if normalize_nan_policy(nan_policy, mask, return_weights) != "propagate":
         from ._nan import run_with_nan_policy
 
         def run(x, k, fill, dst, x_axes, x_channel_axis):
-            return _run(x, k, mode, boundary, fill, x_axes, x_channel_axis, method, dst, threads,
-                        correlate, max_memory)
+            return _run(
+                x,
+                k,
+                mode,
+                boundary,
+                fill,
+                x_axes,
+                x_channel_axis,
+                method,
+                dst,
+                threads,
+                correlate,
+                max_memory,
+            )
 
-        return run_with_nan_policy(run, in1, in2, mode, boundary, fillvalue, axes, channel_axis,
-                                   correlate, nan_policy.lower(), mask, return_weights, out)
+        return run_with_nan_policy(
+            run,
+            in1,
+            in2,
+            mode,
+            boundary,
+            fillvalue,
+            axes,
+            channel_axis,
+            correlate,
+            nan_policy.lower(),
+            mask,
+            return_weights,
+            out,
+        )
     problem, a, k = make_problem(in1, in2, mode, boundary, fillvalue, axes, channel_axis, correlate)
     method = normalize_method(method)
     threads = normalize_threads(threads)
@@ -145,8 +185,23 @@ def convolve(
     ...                  nan_policy="interpolate")
     array([ 3. ,  6. , 10.5, 11. ])
     """
-    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads,
-                False, max_memory, nan_policy, mask, return_weights)
+    return _run(
+        in1,
+        in2,
+        mode,
+        boundary,
+        fillvalue,
+        axes,
+        channel_axis,
+        method,
+        out,
+        threads,
+        False,
+        max_memory,
+        nan_policy,
+        mask,
+        return_weights,
+    )
 
 
 def correlate(
@@ -179,5 +234,20 @@ def correlate(
     >>> fftconv.correlate(np.array([0.0, 0.0, 1.0, 0.0]), np.array([1.0, 2.0, 3.0]), "same")
     array([0., 3., 2., 1.])
     """
-    return _run(in1, in2, mode, boundary, fillvalue, axes, channel_axis, method, out, threads,
-                True, max_memory, nan_policy, mask, return_weights)
+    return _run(
+        in1,
+        in2,
+        mode,
+        boundary,
+        fillvalue,
+        axes,
+        channel_axis,
+        method,
+        out,
+        threads,
+        True,
+        max_memory,
+        nan_policy,
+        mask,
+        return_weights,
+    )

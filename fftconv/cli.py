@@ -73,23 +73,49 @@ def _memory_arg(text: str) -> int:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel", "-k", required=True, metavar="SPEC", help=_KERNEL_HELP)
-    p.add_argument("--mode", default="same", choices=("same", "full", "valid"),
-                   help="output size: same as IN (default), full or valid")
-    p.add_argument("--boundary", default="symmetric",
-                   help="padding at the image's edges: symmetric (default), mirror, nearest, "
-                        "wrap or fill (with --fillvalue)")
+    p.add_argument(
+        "--mode",
+        default="same",
+        choices=("same", "full", "valid"),
+        help="output size: same as IN (default), full or valid",
+    )
+    p.add_argument(
+        "--boundary",
+        default="symmetric",
+        help="padding at the image's edges: symmetric (default), mirror, nearest, "
+        "wrap or fill (with --fillvalue)",
+    )
     p.add_argument("--fillvalue", type=float, default=0.0, help="padding value for --boundary fill")
-    p.add_argument("--method", default="auto", choices=("auto", "fft", "direct"),
-                   help="method per tile (auto: the cheaper for the tile and kernel)")
-    p.add_argument("--max-memory", type=_memory_arg, default="2GB", metavar="SIZE",
-                   help="peak resident memory of the whole run, e.g. 2GB (default), 500MB, 1.5GiB")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="threads (default: all cores)")
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "fft", "direct"),
+        help="method per tile (auto: the cheaper for the tile and kernel)",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=_memory_arg,
+        default="2GB",
+        metavar="SIZE",
+        help="peak resident memory of the whole run, e.g. 2GB (default), 500MB, 1.5GiB",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads (default: all cores)",
+    )
     p.add_argument("--correlate", action="store_true", help="cross-correlate instead of convolve")
-    p.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                   help="allow inputs with up to N pixels (default 178956970 for PNG/JPEG, a "
-                        "guard against decompression bombs; 1e11 for .npy, TIFF and zarr, "
-                        "whose headers may claim any size)")
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="allow inputs with up to N pixels (default 178956970 for PNG/JPEG, a "
+        "guard against decompression bombs; 1e11 for .npy, TIFF and zarr, "
+        "whose headers may claim any size)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,82 +134,134 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     apply = sub.add_parser(
-        "apply", help="convolve an image file with a kernel and write the result",
+        "apply",
+        help="convolve an image file with a kernel and write the result",
         description="Convolve (or correlate) image IN with a kernel and write OUT. Images "
-                    "larger than memory run tile by tile within --max-memory.",
-        epilog=_EPILOG_APPLY, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "larger than memory run tile by tile within --max-memory.",
+        epilog=_EPILOG_APPLY,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    apply.add_argument("paths", metavar="IN", nargs="+",
-                       help="IN OUT (one image: .png .jpg .tif .npy .zarr), or with --out-dir "
-                            "any number of inputs: files, directories, glob patterns")
-    apply.add_argument("--out-dir", metavar="DIR", default=None,
-                       help="write one output per input into DIR, named as the input")
+    apply.add_argument(
+        "paths",
+        metavar="IN",
+        nargs="+",
+        help="IN OUT (one image: .png .jpg .tif .npy .zarr), or with --out-dir "
+        "any number of inputs: files, directories, glob patterns",
+    )
+    apply.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        default=None,
+        help="write one output per input into DIR, named as the input",
+    )
     _add_run_options(apply)
-    apply.add_argument("--dtype", type=_dtype_arg, default="same",
-                       help="output dtype: same (as IN; default), uint8, uint16, float32, float64")
+    apply.add_argument(
+        "--dtype",
+        type=_dtype_arg,
+        default="same",
+        help="output dtype: same (as IN; default), uint8, uint16, float32, float64",
+    )
     apply.add_argument("--force", "-f", action="store_true", help="replace OUT if it exists")
     apply.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
-    apply.add_argument("--profile", action="store_true",
-                       help="print the time spent reading/decoding, computing, encoding/writing "
-                            "and waiting, and each stage's throughput")
-    apply.add_argument("--dask", metavar="SCHEDULER", default=None,
-                       help="run on Dask: a scheduler address (tcp://host:8786) or 'local'; IN "
-                            ".zarr or .tif, OUT .zarr (fftconv.dask.convolve_file)")
+    apply.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the time spent reading/decoding, computing, encoding/writing "
+        "and waiting, and each stage's throughput",
+    )
+    apply.add_argument(
+        "--dask",
+        metavar="SCHEDULER",
+        default=None,
+        help="run on Dask: a scheduler address (tcp://host:8786) or 'local'; IN "
+        ".zarr or .tif, OUT .zarr (fftconv.dask.convolve_file)",
+    )
 
     plan = sub.add_parser(
-        "plan", help="print how 'apply' would run (tiles, method, memory) without running it",
+        "plan",
+        help="print how 'apply' would run (tiles, method, memory) without running it",
         description="Print the plan 'fftconv apply' would follow for image IN (a file, or a "
-                    "shape such as 65536x65536 or 4000x6000x3) and a kernel.",
+        "shape such as 65536x65536 or 4000x6000x3) and a kernel.",
     )
     plan.add_argument("input", metavar="IN", help="image file, or a shape ROWSxCOLS[xCHANNELS]")
-    plan.add_argument("--in-dtype", default="uint8",
-                      help="dtype of IN when IN is a shape (default uint8)")
+    plan.add_argument(
+        "--in-dtype", default="uint8", help="dtype of IN when IN is a shape (default uint8)"
+    )
     _add_run_options(plan)
     plan.add_argument("--dtype", type=_dtype_arg, default="same", help="output dtype (as apply)")
 
     cal = sub.add_parser(
-        "calibrate", help="measure this machine's cost constants for the planner (seconds; at most ~20)",
+        "calibrate",
+        help="measure this machine's cost constants for the planner (seconds; at most ~20)",
         description="Time FFTW transforms, memory copies, the direct and separable kernels and "
-                    "overlap-add blocks on this machine, fit the planner's cost model and save "
-                    "it to the cache directory ($FFTCONV_CACHE_DIR or the user cache).",
+        "overlap-add blocks on this machine, fit the planner's cost model and save "
+        "it to the cache directory ($FFTCONV_CACHE_DIR or the user cache).",
     )
     cal.add_argument("--no-save", action="store_true", help="measure and print, save nothing")
 
     clean = sub.add_parser(
-        "clean", help="remove temporary files that killed 'apply' runs left in directories",
+        "clean",
+        help="remove temporary files that killed 'apply' runs left in directories",
         description="Remove the temporary outputs (.NAME.PID@HOST....fftconv-tmp...) that "
-                    "'fftconv apply' runs killed with SIGKILL (or a crash) left in DIR: only "
-                    "this user's, and only those whose process no longer runs on this host. "
-                    "A run writing into DIR does this too.",
+        "'fftconv apply' runs killed with SIGKILL (or a crash) left in DIR: only "
+        "this user's, and only those whose process no longer runs on this host. "
+        "A run writing into DIR does this too.",
     )
     clean.add_argument("dirs", metavar="DIR", nargs="+", help="directories to clean")
-    clean.add_argument("--older-than", type=float, default=None, metavar="HOURS",
-                       help="also remove temporary files of older fftconv versions (their "
-                            "names hold no process id) not modified for HOURS hours")
+    clean.add_argument(
+        "--older-than",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="also remove temporary files of older fftconv versions (their "
+        "names hold no process id) not modified for HOURS hours",
+    )
 
     pre = sub.add_parser(
-        "precompile", help="compile the compiled (numba) kernels ahead of time (minutes, once)",
+        "precompile",
+        help="compile the compiled (numba) kernels ahead of time (minutes, once)",
         description="Compile every numba kernel fftconv uses (grey and channels-last images, "
-                    "shared and per-channel kernels, separable passes, integer outputs) into "
-                    "numba's on-disk cache, so that no later call compiles.",
+        "shared and per-channel kernels, separable passes, integer outputs) into "
+        "numba's on-disk cache, so that no later call compiles.",
     )
-    pre.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
-                     choices=["float32", "float64"], help="compute dtypes (both)")
-    pre.add_argument("--channels", nargs="+", type=int, default=[1, 3, 4],
-                     choices=[1, 2, 3, 4], help="samples per pixel (1 3 4)")
+    pre.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["float32", "float64"],
+        choices=["float32", "float64"],
+        help="compute dtypes (both)",
+    )
+    pre.add_argument(
+        "--channels",
+        nargs="+",
+        type=int,
+        default=[1, 3, 4],
+        choices=[1, 2, 3, 4],
+        help="samples per pixel (1 3 4)",
+    )
 
     demo = sub.add_parser(
-        "demo", help="blur, edge-detect and sharpen a generated photo; print plans and timings",
+        "demo",
+        help="blur, edge-detect and sharpen a generated photo; print plans and timings",
         description="Generate a photo-like RGB image, write it as PNG, run a Gaussian blur, a "
-                    "Scharr edge detection and a sharpen through 'apply', write the results, "
-                    "and time fftconv against scipy.signal.fftconvolve in memory.",
+        "Scharr edge detection and a sharpen through 'apply', write the results, "
+        "and time fftconv against scipy.signal.fftconvolve in memory.",
     )
     demo.add_argument("--size", type=int, default=4096, help="image side in pixels (4096)")
-    demo.add_argument("--out", metavar="DIR", default=None,
-                      help="write the images here (default: a new temporary directory)")
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write the images here (default: a new temporary directory)",
+    )
     demo.add_argument("--threads", type=_positive_int, default=None, help="threads (all cores)")
-    demo.add_argument("--max-memory", type=_memory_arg, default="2GB", metavar="SIZE",
-                      help="memory budget of the file runs (2GB)")
+    demo.add_argument(
+        "--max-memory",
+        type=_memory_arg,
+        default="2GB",
+        metavar="SIZE",
+        help="memory budget of the file runs (2GB)",
+    )
     demo.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     return p
 
@@ -193,9 +271,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_options(args) -> dict:
     """The options `apply` and `plan` share, as `fftconv.jobs` keywords."""
-    return dict(mode=args.mode, boundary=args.boundary, fillvalue=args.fillvalue,
-                correlate=args.correlate, method=args.method, threads=args.threads,
-                dtype=args.dtype)
+    return dict(
+        mode=args.mode,
+        boundary=args.boundary,
+        fillvalue=args.fillvalue,
+        correlate=args.correlate,
+        method=args.method,
+        threads=args.threads,
+        dtype=args.dtype,
+    )
 
 
 def _apply_dask(args, src, dst) -> dict:
@@ -209,8 +293,9 @@ def _apply_dask(args, src, dst) -> dict:
         raise JobError(f"--dask needs Dask ({exc}): pip install 'fftconv[dask]'") from None
     warnings.simplefilter("ignore", ChunkWarning)  # the command prints one line
     try:
-        return convolve_file(src, dst, args.kernel, **_run_options(args),
-                             force=args.force, scheduler=args.dask)
+        return convolve_file(
+            src, dst, args.kernel, **_run_options(args), force=args.force, scheduler=args.dask
+        )
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as exc:
         raise JobError(str(exc)) from None
 
@@ -221,19 +306,30 @@ def _cmd_apply(args) -> int:
     if args.out_dir is not None:
         return _apply_many(args)
     if len(args.paths) != 2:
-        raise JobError(f"apply takes IN and OUT (or inputs with --out-dir DIR); got "
-                       f"{len(args.paths)} path(s): {' '.join(args.paths)}")
+        raise JobError(
+            f"apply takes IN and OUT (or inputs with --out-dir DIR); got "
+            f"{len(args.paths)} path(s): {' '.join(args.paths)}"
+        )
     src, dst = args.paths
     if args.dask is not None:
         res = _apply_dask(args, src, dst)
         if not args.quiet:
-            print(f"fftconv: wrote {dst}: {'x'.join(map(str, res['shape']))} "
-                  f"{res['dtype']} in {res['seconds']:.2f} s on Dask ({args.dask}), chunks "
-                  f"{'x'.join(map(str, res['chunks']))}")
+            print(
+                f"fftconv: wrote {dst}: {'x'.join(map(str, res['shape']))} "
+                f"{res['dtype']} in {res['seconds']:.2f} s on Dask ({args.dask}), chunks "
+                f"{'x'.join(map(str, res['chunks']))}"
+            )
         return 0
-    res = convolve_file(src, dst, args.kernel, **_run_options(args),
-                        max_memory=args.max_memory, force=args.force,
-                        progress=not args.quiet, max_pixels=args.max_pixels)
+    res = convolve_file(
+        src,
+        dst,
+        args.kernel,
+        **_run_options(args),
+        max_memory=args.max_memory,
+        force=args.force,
+        progress=not args.quiet,
+        max_pixels=args.max_pixels,
+    )
     if not args.quiet:
         print(_wrote(dst, res))
     if args.profile:
@@ -243,10 +339,12 @@ def _cmd_apply(args) -> int:
 
 def _wrote(dst, res) -> str:
     note = " (modulus of the complex result)" if res["complex"] else ""
-    return (f"fftconv: wrote {dst}: {'x'.join(map(str, res['shape']))} "
-            f"{res['dtype']}{note} in {res['seconds']:.2f} s "
-            f"({res['pixels'] / res['seconds'] / 1e6:.1f} Mpixel/s, "
-            f"{res['plan'].tiles} {'band' if res['plan'].method == 'stream' else 'tile'}(s))")
+    return (
+        f"fftconv: wrote {dst}: {'x'.join(map(str, res['shape']))} "
+        f"{res['dtype']}{note} in {res['seconds']:.2f} s "
+        f"({res['pixels'] / res['seconds'] / 1e6:.1f} Mpixel/s, "
+        f"{res['plan'].tiles} {'band' if res['plan'].method == 'stream' else 'tile'}(s))"
+    )
 
 
 #: What a directory given to `apply --out-dir` contributes: its image files.
@@ -261,9 +359,11 @@ def _inputs(paths) -> list[str]:
     found = []
     for p in paths:
         if os.path.isdir(p) and not p.rstrip("/").endswith(".zarr"):
-            found += sorted(os.path.join(p, n) for n in os.listdir(p)
-                            if n.lower().endswith(_IMAGE_SUFFIXES)
-                            and os.path.isfile(os.path.join(p, n)))
+            found += sorted(
+                os.path.join(p, n)
+                for n in os.listdir(p)
+                if n.lower().endswith(_IMAGE_SUFFIXES) and os.path.isfile(os.path.join(p, n))
+            )
         elif not os.path.exists(p) and glob.has_magic(p):
             found += sorted(glob.glob(p))
         else:
@@ -295,13 +395,19 @@ def _apply_many(args) -> int:
     try:
         for dst, src in names.items():
             try:
-                res = convolve_file(src, dst, kernel, **_run_options(args),
-                                    max_memory=args.max_memory, force=args.force,
-                                    progress=False, max_pixels=args.max_pixels)
+                res = convolve_file(
+                    src,
+                    dst,
+                    kernel,
+                    **_run_options(args),
+                    max_memory=args.max_memory,
+                    force=args.force,
+                    progress=False,
+                    max_pixels=args.max_pixels,
+                )
             except (JobError, ValueError, TypeError, OSError, MemoryError) as exc:
                 failed += 1
-                say(f"fftconv apply: error: {src}: {exc or type(exc).__name__}",
-                    file=sys.stderr)
+                say(f"fftconv apply: error: {src}: {exc or type(exc).__name__}", file=sys.stderr)
             else:
                 if not args.quiet:
                     say(_wrote(dst, res))
@@ -351,26 +457,35 @@ def _cmd_plan(args) -> int:
         given = args.max_pixels is not None
         try:
             shape, in_dtype = io.probe(
-                args.input, max_pixels=args.max_pixels if given else io.DEFAULT_MAX_PIXELS,
-                max_stored_pixels=args.max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS)
+                args.input,
+                max_pixels=args.max_pixels if given else io.DEFAULT_MAX_PIXELS,
+                max_stored_pixels=args.max_pixels if given else io.DEFAULT_MAX_STORED_PIXELS,
+            )
         except (FileNotFoundError, ValueError, ImportError) as exc:
             raise JobError(str(exc)) from None
         where = args.input
     job = FileJob(shape, in_dtype, kernel, **_run_options(args))
-    in_memory = int(np.prod(shape)) * in_dtype.itemsize if str(where).lower().endswith(
-        (".png", ".jpg", ".jpeg")) else 0
+    in_memory = (
+        int(np.prod(shape)) * in_dtype.itemsize
+        if str(where).lower().endswith((".png", ".jpg", ".jpeg"))
+        else 0
+    )
     plan = job.plan(args.max_memory, in_memory)
     print(f"input   {where}: {'x'.join(map(str, shape))} {in_dtype}")
-    print(f"kernel  {args.kernel}: {'x'.join(map(str, kernel.shape))} {kernel.dtype}, "
-          f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
-          f"{job.problem.boundary}; computed in {job.compute}, written as {job.out_dtype}")
+    print(
+        f"kernel  {args.kernel}: {'x'.join(map(str, kernel.shape))} {kernel.dtype}, "
+        f"{'correlate' if args.correlate else 'convolve'}, mode {args.mode}, boundary "
+        f"{job.problem.boundary}; computed in {job.compute}, written as {job.out_dtype}"
+    )
     opts = _run_options(args)
     streams = opts.pop("method") == "auto" and stream_plan(shape, in_dtype, kernel, **opts)
     if streams:
         kh, kw = kernel.shape
-        print(f"apply streams this job: a separable kernel ({kh} + {kw} taps) in bands of rows "
-              f"on {streams.threads} compute thread(s), no tiles (docs/huge_photos.md); "
-              "with --method fft or direct it would run in tiles:")
+        print(
+            f"apply streams this job: a separable kernel ({kh} + {kw} taps) in bands of rows "
+            f"on {streams.threads} compute thread(s), no tiles (docs/huge_photos.md); "
+            "with --method fft or direct it would run in tiles:"
+        )
     print(plan)
     print(f"\nhow one {'x'.join(map(str, plan.tile))} tile is computed:")
     print(plan.tile_plan)
@@ -384,8 +499,10 @@ def _cmd_calibrate(args) -> int:
 
     t0 = time.perf_counter()
     m = calibrate(save=not args.no_save)
-    print(f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s; every constant "
-          "the planner uses:")
+    print(
+        f"fftconv calibrate: measured in {time.perf_counter() - t0:.1f} s; every constant "
+        "the planner uses:"
+    )
     print("  " + m.describe().replace("\n", "\n  "))
     if not args.no_save:
         print(f"saved to {profile_path()}")
@@ -395,12 +512,13 @@ def _cmd_calibrate(args) -> int:
 def _cmd_precompile(args) -> int:
     from ._precompile import precompile
 
-    print("fftconv precompile: compiling (numba); this takes minutes the first time",
-          flush=True)
+    print("fftconv precompile: compiling (numba); this takes minutes the first time", flush=True)
     seconds = precompile(dtypes=args.dtypes, channels=args.channels)
     if seconds is None:
-        print("fftconv precompile: numba is not installed; nothing to compile "
-              "(fftconv sums with numpy)")
+        print(
+            "fftconv precompile: numba is not installed; nothing to compile "
+            "(fftconv sums with numpy)"
+        )
     else:
         print(f"fftconv precompile: done in {seconds:.1f} s")
     return 0
@@ -477,8 +595,14 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(getattr(signal, name), _on_sigterm)
         except (ValueError, AttributeError):  # not the main thread, or no such signal
             pass
-    commands = {"apply": _cmd_apply, "plan": _cmd_plan, "demo": _cmd_demo,
-                "calibrate": _cmd_calibrate, "clean": _cmd_clean, "precompile": _cmd_precompile}
+    commands = {
+        "apply": _cmd_apply,
+        "plan": _cmd_plan,
+        "demo": _cmd_demo,
+        "calibrate": _cmd_calibrate,
+        "clean": _cmd_clean,
+        "precompile": _cmd_precompile,
+    }
     from .jobs import JobError
 
     try:
@@ -497,8 +621,10 @@ def main(argv: list[str] | None = None) -> int:
             return _interrupted(args.command, exc.code)
         raise
     except MemoryError:
-        print(f"fftconv {args.command}: error: out of memory; lower --max-memory or "
-              "--threads", file=sys.stderr)
+        print(
+            f"fftconv {args.command}: error: out of memory; lower --max-memory or --threads",
+            file=sys.stderr,
+        )
         return 1
     except OSError as exc:
         print(f"fftconv {args.command}: error: {exc}", file=sys.stderr)
@@ -507,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("FFTCONV_DEBUG"):
             raise
         what = " ".join(str(exc).split())[:300] or "no message"
-        print(f"fftconv {args.command}: error: {type(exc).__name__}: {what} (FFTCONV_DEBUG=1 "
-              "shows where)", file=sys.stderr)
+        print(
+            f"fftconv {args.command}: error: {type(exc).__name__}: {what} (FFTCONV_DEBUG=1 "
+            "shows where)",
+            file=sys.stderr,
+        )
         return 1

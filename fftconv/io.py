@@ -71,8 +71,15 @@ DEFAULT_MAX_PIXELS = 178_956_970
 DEFAULT_MAX_STORED_PIXELS = 10**11
 
 #: Suffix -> format name, for reading and writing.
-FORMATS = {".npy": "npy", ".tif": "tiff", ".tiff": "tiff", ".zarr": "zarr", ".png": "png",
-           ".jpg": "jpeg", ".jpeg": "jpeg"}
+FORMATS = {
+    ".npy": "npy",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".zarr": "zarr",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+}
 
 
 class ImageTooLargeError(ValueError):
@@ -104,8 +111,12 @@ def _need(module: str, fmt: str):
 # --------------------------------------------------------------------------- reading
 
 
-def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-               max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS):
+def open_image(
+    path,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS,
+):
     """Open an image file for reading, without loading it where the format allows.
 
     Parameters
@@ -163,12 +174,15 @@ def open_image(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         # (Pillow reports a file that is not the format its suffix says as SyntaxError.)
         raise ValueError(f"input {path!r}: cannot read as {fmt} ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - the decoders' own errors (TiffFileError, ...)
-        raise ValueError(f"input {path!r}: cannot read as {fmt} ({type(exc).__name__}: "
-                         f"{exc})") from None
+        raise ValueError(
+            f"input {path!r}: cannot read as {fmt} ({type(exc).__name__}: {exc})"
+        ) from None
     dt = np.dtype(arr.dtype)
     if dt.kind not in "biufc" or len(arr.shape) == 0:
-        raise ValueError(f"input {path!r}: holds {dt} data of shape {arr.shape}; an image must "
-                         "be a numeric array")
+        raise ValueError(
+            f"input {path!r}: holds {dt} data of shape {arr.shape}; an image must "
+            "be a numeric array"
+        )
     if fmt not in ("png", "jpeg") and max_stored_pixels is not None:
         pixels = int(np.prod([int(n) for n in arr.shape[:2]], dtype=object))
         if pixels > max_stored_pixels:
@@ -210,8 +224,10 @@ def _check_complete(tif, path: str) -> None:
             continue
         ends = [int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts)]
         if ends and max(ends) > size:
-            raise ValueError(f"the file is truncated: its image data end at byte {max(ends):,}, "
-                             f"the file has {size:,}")
+            raise ValueError(
+                f"the file is truncated: its image data end at byte {max(ends):,}, "
+                f"the file has {size:,}"
+            )
 
 
 class _ChannelsLast:
@@ -278,9 +294,12 @@ def _pillow_to_array(im, Image) -> np.ndarray:
     return arr
 
 
-def probe(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-          max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS,
-          ) -> tuple[tuple[int, ...], np.dtype]:
+def probe(
+    path,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_stored_pixels: int | None = DEFAULT_MAX_STORED_PIXELS,
+) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype `open_image` would give, without decoding pixels.
 
     Examples
@@ -354,10 +373,14 @@ def _check_writable_format(fmt: str, path: str, shape, dtype: np.dtype) -> None:
     channels = 1 if len(shape) == 2 else (shape[2] if len(shape) == 3 else None)
     if fmt in ("png", "jpeg"):
         if channels is None:
-            raise ValueError(f"output {path!r}: {fmt.upper()} holds 2-d grey or 3-d colour "
-                             f"images; got shape {tuple(shape)}")
-        ok = {"png": {(1, "uint8"), (3, "uint8"), (4, "uint8"), (2, "uint8"), (1, "uint16")},
-              "jpeg": {(1, "uint8"), (3, "uint8")}}[fmt]
+            raise ValueError(
+                f"output {path!r}: {fmt.upper()} holds 2-d grey or 3-d colour "
+                f"images; got shape {tuple(shape)}"
+            )
+        ok = {
+            "png": {(1, "uint8"), (3, "uint8"), (4, "uint8"), (2, "uint8"), (1, "uint16")},
+            "jpeg": {(1, "uint8"), (3, "uint8")},
+        }[fmt]
         if (channels, dtype.name) not in ok:
             what = ", ".join(f"{c} channel(s) {d}" for c, d in sorted(ok))
             raise ValueError(
@@ -374,12 +397,15 @@ def _host_tag() -> str:
 
 
 def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}@{_host_tag()}.{uuid.uuid4().hex[:12]}"
-                          f".fftconv-tmp{path.suffix}")
+    return path.with_name(
+        f".{path.name}.{os.getpid()}@{_host_tag()}.{uuid.uuid4().hex[:12]}.fftconv-tmp{path.suffix}"
+    )
 
 
-_TEMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)@(?P<host>[0-9a-f]{8})\.[0-9a-f]{12}\.fftconv-tmp"
-                      r"(\.[^.]*)?$")
+_TEMP_RE = re.compile(
+    r"^\..+\.(?P<pid>\d+)@(?P<host>[0-9a-f]{8})\.[0-9a-f]{12}\.fftconv-tmp"
+    r"(\.[^.]*)?$"
+)
 #: The temporary names of fftconv before they carried a process id.
 _OLD_TEMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.fftconv-tmp(\.[^.]*)?$")
 
@@ -467,8 +493,11 @@ def _size(n: float) -> str:
 
 def _disk_full(path: Path, need: int, free: int | None) -> OSError:
     have = "" if free is None else f", {_size(free)} free"
-    return DiskFullError(errno.ENOSPC, f"output {str(path)!r}: not enough disk space: the output "
-                                       f"needs {_size(need)}{have} in {str(path.parent)!r}")
+    return DiskFullError(
+        errno.ENOSPC,
+        f"output {str(path)!r}: not enough disk space: the output "
+        f"needs {_size(need)}{have} in {str(path.parent)!r}",
+    )
 
 
 def _reserve(path: str, nbytes: int) -> None:
@@ -505,15 +534,18 @@ class AtomicOutput:
         _check_writable_format(self.format, str(self.path), self.shape, self.dtype)
         parent = self.path.parent
         if not parent.is_dir():
-            raise FileNotFoundError(f"output {str(self.path)!r}: directory {str(parent)!r} "
-                                    "does not exist")
+            raise FileNotFoundError(
+                f"output {str(self.path)!r}: directory {str(parent)!r} does not exist"
+            )
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise PermissionError(f"output {str(self.path)!r}: directory {str(parent)!r} is "
-                                  "not writable")
+            raise PermissionError(
+                f"output {str(self.path)!r}: directory {str(parent)!r} is not writable"
+            )
         if self.path.exists() or self.path.is_symlink():
             if not force:
-                raise FileExistsError(f"output {str(self.path)!r} exists; pass force=True "
-                                      "(--force) to replace it")
+                raise FileExistsError(
+                    f"output {str(self.path)!r} exists; pass force=True (--force) to replace it"
+                )
             if self.path.is_dir() and self.format != "zarr":
                 raise IsADirectoryError(f"output {str(self.path)!r} is a directory")
         remove_stale_temps(parent)
@@ -547,18 +579,25 @@ class AtomicOutput:
             tifffile = _need("tifffile", "TIFF")
             channels = self.shape[2] if len(self.shape) == 3 else 1
             photometric = "rgb" if channels in (3, 4) and self.dtype.kind == "u" else "minisblack"
-            extra = {"extrasamples": ["unassalpha"]} if channels == 4 and photometric == "rgb" else {}
+            extra = (
+                {"extrasamples": ["unassalpha"]} if channels == 4 and photometric == "rgb" else {}
+            )
             nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-            arr = tifffile.memmap(t, shape=self.shape, dtype=self.dtype,
-                                  photometric=photometric, bigtiff=nbytes > 2**31, **extra)
+            arr = tifffile.memmap(
+                t,
+                shape=self.shape,
+                dtype=self.dtype,
+                photometric=photometric,
+                bigtiff=nbytes > 2**31,
+                **extra,
+            )
             _reserve(t, os.path.getsize(t))
             return arr
         if self.format == "zarr":
             zarr = _need("zarr", "zarr")
             if chunks is None:
                 chunks = tuple(min(s, 1024) for s in self.shape[:2]) + tuple(self.shape[2:])
-            return zarr.open_array(t, mode="w", shape=self.shape, chunks=chunks,
-                                   dtype=self.dtype)
+            return zarr.open_array(t, mode="w", shape=self.shape, chunks=chunks, dtype=self.dtype)
         _need("PIL.Image", self.format.upper())
         # The file is encoded at commit; create it now so that an unwritable
         # place fails before any work is done.

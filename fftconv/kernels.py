@@ -44,8 +44,7 @@ __all__ = [
 MAX_SIDE = 8193
 
 #: Bytes a kernel being built may take (set by `parse_spec`'s `max_bytes`).
-_max_bytes: contextvars.ContextVar[float] = contextvars.ContextVar("max_bytes",
-                                                                   default=math.inf)
+_max_bytes: contextvars.ContextVar[float] = contextvars.ContextVar("max_bytes", default=math.inf)
 
 
 def _check_side(what: str, side: float, itemsize: int = 8) -> int:
@@ -60,8 +59,11 @@ def _check_side(what: str, side: float, itemsize: int = 8) -> int:
         else:
             n = f"{side:.0f}" if side < 1e12 else f"{side:.3g}"
             size = f"{n} x {n} samples ({nbytes / 1e9:,.3g} GB as float64)"
-        why = (f"more than the {MAX_SIDE} x {MAX_SIDE} fftconv builds" if not side <= MAX_SIDE
-               else f"more than the memory budget of {limit / 1e6:,.0f} MB")
+        why = (
+            f"more than the {MAX_SIDE} x {MAX_SIDE} fftconv builds"
+            if not side <= MAX_SIDE
+            else f"more than the memory budget of {limit / 1e6:,.0f} MB"
+        )
         raise ValueError(f"{what} would be {size}, {why}; choose a smaller kernel")
     return int(side)
 
@@ -246,8 +248,9 @@ def disk(radius: float) -> np.ndarray:
            [0., 1., 0.]])
     """
     r = _positive("radius", radius)
-    n = (_check_side(f"disk(radius={r:g})", 2 * r + 3 if r > 1e15 else 2 * math.ceil(r) + 1)
-         - 1) // 2
+    n = (
+        _check_side(f"disk(radius={r:g})", 2 * r + 3 if r > 1e15 else 2 * math.ceil(r) + 1) - 1
+    ) // 2
     y, x = np.mgrid[-n : n + 1, -n : n + 1]
     d = ((x * x + y * y) <= r * r).astype(np.float64)
     return d / d.sum()
@@ -284,16 +287,22 @@ def motion(length: float, angle: float = 0.0) -> np.ndarray:
     dx, dy = math.cos(theta), -math.sin(theta)
     half = (length - 1) / 2
     reach = half * max(abs(dx), abs(dy))
-    size = _check_side(f"motion(length={length:g}, angle={angle:g})",
-                       2 * math.ceil(reach - 1e-9) + 1 if reach < 1e15 else math.inf)
+    size = _check_side(
+        f"motion(length={length:g}, angle={angle:g})",
+        2 * math.ceil(reach - 1e-9) + 1 if reach < 1e15 else math.inf,
+    )
     n = (size - 1) // 2
     k = np.zeros((size + 1, size + 1))
     t = np.linspace(-half, half, max(1, math.ceil(length - 1e-9)))
     xs, ys = n + t * dx, n + t * dy
     x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
     fx, fy = xs - x0, ys - y0
-    for ox, oy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                      (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+    for ox, oy, w in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         np.add.at(k, (np.clip(y0 + oy, 0, size), np.clip(x0 + ox, 0, size)), w)
     k = k[:size, :size]
     k[np.abs(k) < 1e-12 * k.max()] = 0.0
@@ -344,9 +353,7 @@ def _number(text: str, spec: str, pname: str):
     try:
         v = float(text)
     except ValueError:
-        raise ValueError(
-            f"kernel spec {spec!r}: {pname}={text!r} is not a number"
-        ) from None
+        raise ValueError(f"kernel spec {spec!r}: {pname}={text!r} is not a number") from None
     return int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v
 
 
@@ -419,7 +426,7 @@ def _parse(spec: str) -> np.ndarray:
                         f"kernel spec {spec!r}: {name} has no parameter {key!r}; it takes {allowed}"
                     )
             else:
-                if i >= len(params) or any(p in kwargs for p in params[i:i + 1]):
+                if i >= len(params) or any(p in kwargs for p in params[i : i + 1]):
                     allowed = ", ".join(params) if params else "no parameters"
                     raise ValueError(
                         f"kernel spec {spec!r}: too many values for {name}; it takes {allowed}"
@@ -449,21 +456,32 @@ def _load_npy(path: str) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:  # corrupt, pickled or not .npy
         raise ValueError(f"kernel spec {path!r}: cannot load as a .npy array ({exc})") from None
     if not isinstance(k, np.ndarray) or k.dtype.kind not in "biufc":
-        raise ValueError(f"kernel spec {path!r}: holds dtype {getattr(k, 'dtype', '?')}; "
-                         "a kernel must be numeric")
+        raise ValueError(
+            f"kernel spec {path!r}: holds dtype {getattr(k, 'dtype', '?')}; "
+            "a kernel must be numeric"
+        )
     if k.dtype.kind in "fc" and k.dtype.itemsize > (8 if k.dtype.kind == "f" else 16):
-        raise ValueError(f"kernel spec {path!r}: holds {k.dtype} (long double); fftconv computes "
-                         "in float64 at most: save it as float64 (or complex128)")
+        raise ValueError(
+            f"kernel spec {path!r}: holds {k.dtype} (long double); fftconv computes "
+            "in float64 at most: save it as float64 (or complex128)"
+        )
     if k.ndim != 2 or k.size == 0:
-        hint = (f" (a row kernel has shape (1, {k.shape[0]}), a column kernel "
-                f"({k.shape[0]}, 1))" if k.ndim == 1 else "")
-        raise ValueError(f"kernel spec {path!r}: holds shape {k.shape}; a kernel must be a "
-                         f"non-empty 2-d array{hint}")
+        hint = (
+            f" (a row kernel has shape (1, {k.shape[0]}), a column kernel ({k.shape[0]}, 1))"
+            if k.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"kernel spec {path!r}: holds shape {k.shape}; a kernel must be a "
+            f"non-empty 2-d array{hint}"
+        )
     nbytes = k.size * 8.0
     if nbytes > _max_bytes.get():
-        raise ValueError(f"kernel spec {path!r}: a {k.shape[0]} x {k.shape[1]} kernel "
-                         f"({nbytes / 1e9:,.3g} GB as float64) is more than the memory budget "
-                         f"of {_max_bytes.get() / 1e6:,.0f} MB")
+        raise ValueError(
+            f"kernel spec {path!r}: a {k.shape[0]} x {k.shape[1]} kernel "
+            f"({nbytes / 1e9:,.3g} GB as float64) is more than the memory budget "
+            f"of {_max_bytes.get() / 1e6:,.0f} MB"
+        )
     k = np.array(k)
     if not np.isfinite(k).all():
         raise ValueError(f"kernel spec {path!r}: holds NaN or infinite values")

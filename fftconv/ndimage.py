@@ -62,9 +62,7 @@ def _check_axes(axes, ndim: int) -> tuple[int, ...]:
                 raise ValueError(f"specified axis: {ax} is out of range for {ndim}-d input")
         axes = tuple(ax % ndim for ax in axes)
     else:
-        raise ValueError(
-            f"axes must be an integer, iterable of integers, or None; got {axes!r}"
-        )
+        raise ValueError(f"axes must be an integer, iterable of integers, or None; got {axes!r}")
     if len(set(axes)) != len(axes):
         raise ValueError(f"axes must be unique; got {axes!r}")
     return axes
@@ -133,9 +131,7 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     weights = np.asarray(weights, dtype=work)
     if len(axes) < input.ndim:
         if weights.ndim != len(axes):
-            raise RuntimeError(
-                f"weights.ndim ({weights.ndim}) must match len(axes) ({len(axes)})"
-            )
+            raise RuntimeError(f"weights.ndim ({weights.ndim}) must match len(axes) ({len(axes)})")
         weights = np.expand_dims(weights, tuple(d for d in range(input.ndim) if d not in axes))
     origins = _normalize_sequence(origin, len(axes))
     full_origins = [0] * input.ndim
@@ -216,14 +212,18 @@ def _drop_tiny(input, weights, axes, origins, mode, cval, convolution):
     if fin.all() and cval_fin:
         return _engine(input, weights, axes, origins, mode, cval, convolution, np.float64)
     clean = np.where(fin, input, 0)
-    res = np.array(_engine(clean, weights, axes, origins, mode, cval if cval_fin else 0.0,
-                           convolution, np.float64))
+    res = np.array(
+        _engine(
+            clean, weights, axes, origins, mode, cval if cval_fin else 0.0, convolution, np.float64
+        )
+    )
     pos, neg = (weights > 0).astype(np.float64), (weights < 0).astype(np.float64)
 
     def reached(mask, cval_in_mask, w):
         fill = 1.0 if constant and cval_in_mask else 0.0
-        hit = _engine(mask.astype(np.float64), w, axes, origins, mode, fill, convolution,
-                      np.float64)
+        hit = _engine(
+            mask.astype(np.float64), w, axes, origins, mode, fill, convolution, np.float64
+        )
         return np.asarray(hit) > 0.5
 
     cv = float(cval) if constant else 0.0

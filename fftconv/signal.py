@@ -46,7 +46,12 @@ __all__ = [
 _SCIPY = {
     name: getattr(_scipy_signal, name)
     for name in (
-        "convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d",
+        "convolve",
+        "correlate",
+        "fftconvolve",
+        "oaconvolve",
+        "convolve2d",
+        "correlate2d",
         "choose_conv_method",
     )
 }
@@ -194,8 +199,7 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto") -> np.ndarray:
         return a * (np.conj(k) if k.dtype.kind == "c" else k)
     if a.ndim != k.ndim:
         raise ValueError(
-            f"in1 and in2 should have the same dimensionality; got {a.ndim} and {k.ndim} "
-            "dimensions"
+            f"in1 and in2 should have the same dimensionality; got {a.ndim} and {k.ndim} dimensions"
         )
     if a.size == 0 or k.size == 0 or engine_unsupported(a, k):
         return _SCIPY["correlate"](a, k, mode, method)
@@ -251,8 +255,7 @@ def _freq_conv(in1, in2, mode, axes, name: str) -> np.ndarray:
         return a * k
     if a.ndim != k.ndim:
         raise ValueError(
-            f"in1 and in2 should have the same dimensionality; got {a.ndim} and {k.ndim} "
-            "dimensions"
+            f"in1 and in2 should have the same dimensionality; got {a.ndim} and {k.ndim} dimensions"
         )
     if a.size == 0 or k.size == 0:
         return np.asarray([])
@@ -385,8 +388,12 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate: bool) -> np.ndarray:
         )
     if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
         raise ValueError(f"{_BOUNDARY_MSG} Got boundary={boundary!r}.")
-    if (a.size == 0 and _BOUNDARIES[boundary] != "fill" and mode == "full"
-            and all(n + m > 1 for n, m in zip(a.shape, k.shape))):
+    if (
+        a.size == 0
+        and _BOUNDARIES[boundary] != "fill"
+        and mode == "full"
+        and all(n + m > 1 for n, m in zip(a.shape, k.shape))
+    ):
         # SciPy's C code divides by the empty image's length here (SIGFPE: the
         # process dies); there is nothing to repeat or mirror.
         raise ValueError(
@@ -401,8 +408,13 @@ def _conv2d(in1, in2, mode, boundary, fillvalue, correlate: bool) -> np.ndarray:
     # SciPy reads fillvalue only for boundary='fill' and ignores it otherwise.
     fv = _fillvalue(fillvalue, out_dtype) if _BOUNDARIES[boundary] == "fill" else 0
     return run_engine(
-        a, k, mode=mode, out_dtype=out_dtype, boundary=_BOUNDARIES[boundary],
-        fillvalue=fv, correlate=correlate,
+        a,
+        k,
+        mode=mode,
+        out_dtype=out_dtype,
+        boundary=_BOUNDARIES[boundary],
+        fillvalue=fv,
+        correlate=correlate,
     )
 
 
@@ -523,8 +535,12 @@ def choose_conv_method(in1, in2, mode: str = "full", measure: bool = False):
         return ("fft" if times["fft"] < times["direct"] else "direct"), times
     _check_mode(mode)
     degenerate = (
-        volume.ndim == 0 or kernel.ndim == 0 or volume.ndim != kernel.ndim
-        or volume.size == 0 or kernel.size == 0 or engine_unsupported(volume, kernel)
+        volume.ndim == 0
+        or kernel.ndim == 0
+        or volume.ndim != kernel.ndim
+        or volume.size == 0
+        or kernel.size == 0
+        or engine_unsupported(volume, kernel)
     )
     if degenerate:
         return _SCIPY["choose_conv_method"](volume, kernel, mode)

@@ -60,6 +60,7 @@ __all__ = [
 #: FFTW plans' own tables, thread stacks, the kernel and bookkeeping.
 _OVERHEAD = 16 * 2**20
 
+
 def _round_up(n: int) -> int:
     """`n` rounded up to what `_fmt_bytes` prints (3 significant figures), so that the
     budget a message names is enough."""
@@ -122,9 +123,18 @@ MIN_TILE = 32
 PREFERRED_BLOCK = 768
 
 
-def tile_shape(image_shape, kernel_shape, itemsize, max_memory, workers, *, channels=1,
-               src_itemsize=None, out_itemsize=None,
-               prefer: int | None = PREFERRED_BLOCK) -> tuple[int, ...]:
+def tile_shape(
+    image_shape,
+    kernel_shape,
+    itemsize,
+    max_memory,
+    workers,
+    *,
+    channels=1,
+    src_itemsize=None,
+    out_itemsize=None,
+    prefer: int | None = PREFERRED_BLOCK,
+) -> tuple[int, ...]:
     """The tile (in output samples per convolved axis) for `workers` tiles in flight
     at once within `max_memory` bytes: blocks of about `prefer` samples a side
     (or ``4 (k - 1)`` for large kernels), smaller when the budget needs it.
@@ -273,16 +283,19 @@ class TilePlan:
         halo = math.prod(block) / math.prod(self.tile) - 1
         lines = [
             f"tiled plan: output {'x'.join(map(str, self.out_shape))}, computed in {self.dtype}",
-            (f"  tiles      {self.tiles} = {' x '.join(map(str, self.grid))} of "
-             f"{'x'.join(map(str, self.tile))} outputs (blocks of {'x'.join(map(str, block))}, "
-             f"halo overhead {100 * halo:.1f}%)"),
+            (
+                f"  tiles      {self.tiles} = {' x '.join(map(str, self.grid))} of "
+                f"{'x'.join(map(str, self.tile))} outputs (blocks of {'x'.join(map(str, block))}, "
+                f"halo overhead {100 * halo:.1f}%)"
+            ),
             f"  method     {self.method} per tile",
             f"  workers    {self.workers} tile(s) at once x {self.fft_threads} FFTW thread(s)",
-            (f"  memory     {_fmt_bytes(self.memory)} predicted working memory, budget "
-             f"{_fmt_bytes(self.budget)}"),
+            (
+                f"  memory     {_fmt_bytes(self.memory)} predicted working memory, budget "
+                f"{_fmt_bytes(self.budget)}"
+            ),
         ]
         return "\n".join(lines)
-
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
@@ -314,17 +327,28 @@ def _channels_first(problem: Problem, tile, k=None):
         # batches are as fast as planes), so the tile keeps its layout.
         perm = tuple(range(problem.ndim))
     if perm != tuple(range(problem.ndim)):
-        tp = replace(tp, in1_shape=tuple(tp.in1_shape[d] for d in perm),
-                     in2_shape=tuple(tp.in2_shape[d] for d in perm),
-                     axes=tuple(range(problem.ndim - len(conv), problem.ndim)))
+        tp = replace(
+            tp,
+            in1_shape=tuple(tp.in1_shape[d] for d in perm),
+            in2_shape=tuple(tp.in2_shape[d] for d in perm),
+            axes=tuple(range(problem.ndim - len(conv), problem.ndim)),
+        )
         if k is not None:
             k = np.ascontiguousarray(np.asarray(k).transpose(perm))
     return tp, k, perm
 
 
-def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "auto",
-               src_itemsize: int | None = None, out_itemsize: int | None = None,
-               tile=None, kernel=None) -> TilePlan:
+def plan_tiles(
+    problem: Problem,
+    *,
+    max_memory,
+    threads: int,
+    method: str = "auto",
+    src_itemsize: int | None = None,
+    out_itemsize: int | None = None,
+    tile=None,
+    kernel=None,
+) -> TilePlan:
     """The TilePlan for `problem` (its dtype is the compute dtype) under `max_memory` bytes;
     `tile` forces the tile shape (per convolved axis) instead of deriving it."""
     out_shape = problem.out_shape
@@ -334,8 +358,16 @@ def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "aut
     c = problem.dtype.itemsize
     workers = max(1, threads)
     if tile is None:
-        tile = tile_shape(extents, problem.kernel_shape, c, max_memory, workers,
-                          channels=channels, src_itemsize=src_itemsize, out_itemsize=out_itemsize)
+        tile = tile_shape(
+            extents,
+            problem.kernel_shape,
+            c,
+            max_memory,
+            workers,
+            channels=channels,
+            src_itemsize=src_itemsize,
+            out_itemsize=out_itemsize,
+        )
     else:
         tile = _check_tile(tile, extents)
     grid = tuple(-(-n // t) for n, t in zip(extents, tile))
@@ -346,10 +378,20 @@ def plan_tiles(problem: Problem, *, max_memory, threads: int, method: str = "aut
     per = _bytes_per_sample(c, src_itemsize or c, out_itemsize or c)
     samples = math.prod(_fftw.fast_length(t + k - 1) for t, k in zip(tile, problem.kernel_shape))
     memory = (workers * per + c) * channels * samples + _OVERHEAD
-    return TilePlan(out_shape=out_shape, axes=axes, tile=tile, kernel=problem.kernel_shape,
-                    grid=grid, workers=workers, fft_threads=fft_threads,
-                    method=tile_plan.method, dtype=problem.dtype, memory=memory,
-                    budget=int(max_memory), tile_plan=tile_plan)
+    return TilePlan(
+        out_shape=out_shape,
+        axes=axes,
+        tile=tile,
+        kernel=problem.kernel_shape,
+        grid=grid,
+        workers=workers,
+        fft_threads=fft_threads,
+        method=tile_plan.method,
+        dtype=problem.dtype,
+        memory=memory,
+        budget=int(max_memory),
+        tile_plan=tile_plan,
+    )
 
 
 def _check_tile(tile, extents) -> tuple[int, ...]:
@@ -359,8 +401,9 @@ def _check_tile(tile, extents) -> tuple[int, ...]:
     if len(tile) != len(extents) or not all(
         isinstance(t, (int, np.integer)) and not isinstance(t, bool) and t >= 1 for t in tile
     ):
-        raise ValueError(f"tile must be a positive int or one per convolved axis "
-                         f"({len(extents)}); got {tile!r}")
+        raise ValueError(
+            f"tile must be a positive int or one per convolved axis ({len(extents)}); got {tile!r}"
+        )
     return tuple(min(int(t), n) for t, n in zip(tile, extents))
 
 
@@ -391,8 +434,9 @@ def _read_block(src, problem: Problem, starts, tile, release=None) -> np.ndarray
     dtype = problem.dtype
     shape = list(src.shape)
     pos = {}
-    for a, s, t, k, (pb, _) in zip(problem.axes, starts, tile, problem.kernel_shape,
-                                   problem.pads()):
+    for a, s, t, k, (pb, _) in zip(
+        problem.axes, starts, tile, problem.kernel_shape, problem.pads()
+    ):
         pos[a] = (s - pb, s - pb + t + k - 1)
         shape[a] = t + k - 1
     if problem.boundary == "fill":
@@ -477,7 +521,7 @@ class _Releaser:
             return
         arr = self.arr
         bounds = [sl.indices(n)[:2] for sl, n in zip(index, arr.shape)]
-        bounds += [(0, n) for n in arr.shape[len(bounds):]]
+        bounds += [(0, n) for n in arr.shape[len(bounds) :]]
         if any(b <= a for a, b in bounds):
             return
         first = self.offset + sum(a * st for (a, _), st in zip(bounds, arr.strides))
@@ -514,13 +558,25 @@ def _progress_bar(progress, total: int):
         return None
     # delay=1: the bar only appears when the run lasts longer than a second. tqdm.auto
     # draws a widget in a notebook, which stays when done; a terminal's line goes away.
-    return auto.tqdm(total=total, unit="tile", delay=1.0, leave=auto.tqdm is not std.tqdm,
-                     desc="fftconv")
+    return auto.tqdm(
+        total=total, unit="tile", delay=1.0, leave=auto.tqdm is not std.tqdm, desc="fftconv"
+    )
 
 
-def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads: int,
-              method: str = "auto", progress=None, magnitude: bool = False,
-              tile=None, profile=None) -> TilePlan:
+def run_tiled(
+    problem: Problem,
+    src,
+    k: np.ndarray,
+    dst,
+    *,
+    max_memory,
+    threads: int,
+    method: str = "auto",
+    progress=None,
+    magnitude: bool = False,
+    tile=None,
+    profile=None,
+) -> TilePlan:
     """Compute `problem` from `src` into `dst` tile by tile; returns the plan used.
 
     `problem` describes the whole call with its compute dtype; `k` is the kernel
@@ -533,9 +589,19 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
     """
     if isinstance(dst, np.ndarray) and overlaps(dst, src, k):
         tmp = np.empty(dst.shape, dst.dtype)
-        plan = run_tiled(problem, src, k, tmp, max_memory=max_memory, threads=threads,
-                         method=method, progress=progress, magnitude=magnitude, tile=tile,
-                         profile=profile)
+        plan = run_tiled(
+            problem,
+            src,
+            k,
+            tmp,
+            max_memory=max_memory,
+            threads=threads,
+            method=method,
+            progress=progress,
+            magnitude=magnitude,
+            tile=tile,
+            profile=profile,
+        )
         dst[...] = tmp
         return plan
     if problem.swapped:
@@ -550,15 +616,25 @@ def run_tiled(problem: Problem, src, k: np.ndarray, dst, *, max_memory, threads:
             "write a complex output, or pass magnitude=True to write its modulus"
         )
     sizes = dict(src_itemsize=np.dtype(src.dtype).itemsize, out_itemsize=out_dtype.itemsize)
-    plan = plan_tiles(problem, max_memory=max_memory, threads=threads, method=method,
-                      tile=tile, kernel=k, **sizes)
+    plan = plan_tiles(
+        problem, max_memory=max_memory, threads=threads, method=method, tile=tile, kernel=k, **sizes
+    )
     chunks = getattr(dst, "chunks", None)
     if tile is None and not _aligned(dst, problem.axes, plan.tile) and chunks:
         # Shrink the tile to whole chunks of the output where it holds one.
-        fit = tuple(t // chunks[a] * chunks[a] if t >= chunks[a] else t
-                    for a, t in zip(problem.axes, plan.tile))
-        plan = plan_tiles(problem, max_memory=max_memory, threads=threads, method=method,
-                          tile=fit, kernel=k, **sizes)
+        fit = tuple(
+            t // chunks[a] * chunks[a] if t >= chunks[a] else t
+            for a, t in zip(problem.axes, plan.tile)
+        )
+        plan = plan_tiles(
+            problem,
+            max_memory=max_memory,
+            threads=threads,
+            method=method,
+            tile=fit,
+            kernel=k,
+            **sizes,
+        )
     src, cache_bytes = _with_chunk_cache(src, max_memory - plan.memory)
     plan = replace(plan, memory=plan.memory + cache_bytes)
     tp, k, perm = _channels_first(problem, plan.tile, k)
@@ -671,8 +747,9 @@ class _ChunkCache:
             if arr is not None:
                 self.lru.move_to_end(key)
                 return arr
-        sl = tuple(slice(i * c, min((i + 1) * c, n))
-                   for i, c, n in zip(key, self.chunks, self.shape))
+        sl = tuple(
+            slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(key, self.chunks, self.shape)
+        )
         arr = np.asarray(self.store[sl])
         with self.lock:
             if key not in self.lru:
@@ -685,7 +762,7 @@ class _ChunkCache:
 
     def __getitem__(self, index) -> np.ndarray:
         bounds = [sl.indices(n)[:2] for sl, n in zip(index, self.shape)]
-        bounds += [(0, n) for n in self.shape[len(bounds):]]
+        bounds += [(0, n) for n in self.shape[len(bounds) :]]
         out = np.empty([b - a for a, b in bounds], self.dtype)
         ranges = [range(a // c, (b - 1) // c + 1) for (a, b), c in zip(bounds, self.chunks)]
         for key in itertools.product(*ranges):
@@ -724,11 +801,24 @@ def _aligned(dst, axes, tile) -> bool:
     return all(t % chunks[a] == 0 or t >= dst.shape[a] for a, t in zip(axes, tile))
 
 
-def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str = "symmetric",
-                   fillvalue=0, channel_axis: int | None = None, method: str = "auto",
-                   max_memory=DEFAULT_MAX_MEMORY, threads: int | None = None,
-                   correlate: bool = False, dtype=None, magnitude: bool = False,
-                   progress=None, tile=None):
+def convolve_tiled(
+    src,
+    kernel,
+    dst=None,
+    *,
+    mode: str = "same",
+    boundary: str = "symmetric",
+    fillvalue=0,
+    channel_axis: int | None = None,
+    method: str = "auto",
+    max_memory=DEFAULT_MAX_MEMORY,
+    threads: int | None = None,
+    correlate: bool = False,
+    dtype=None,
+    magnitude: bool = False,
+    progress=None,
+    tile=None,
+):
     """Convolve (or correlate) an image of any size, tile by tile, within `max_memory`.
 
     Parameters
@@ -808,25 +898,59 @@ def convolve_tiled(src, kernel, dst=None, *, mode: str = "same", boundary: str =
         shape, sdtype = src.shape, src.dtype
     sdtype = np.dtype(sdtype)
     problem, k, threads, method, budget = _tiled_problem(
-        shape, sdtype, kernel, dst.dtype if dst is not None else dtype, mode, boundary,
-        fillvalue, channel_axis, method, max_memory, threads, correlate)
+        shape,
+        sdtype,
+        kernel,
+        dst.dtype if dst is not None else dtype,
+        mode,
+        boundary,
+        fillvalue,
+        channel_axis,
+        method,
+        max_memory,
+        threads,
+        correlate,
+    )
     if dst is None:
         if dtype is None:
             dtype = sdtype if sdtype.kind in "iu" and problem.dtype.kind != "c" else problem.dtype
         dst = np.empty(problem.out_shape, dtype)
     else:
         if tuple(dst.shape) != problem.out_shape:
-            raise ValueError(f"dst has shape {tuple(dst.shape)}; this call writes shape "
-                             f"{problem.out_shape}")
+            raise ValueError(
+                f"dst has shape {tuple(dst.shape)}; this call writes shape {problem.out_shape}"
+            )
         if isinstance(dst, np.ndarray) and not dst.flags.writeable:
             raise ValueError("dst is read-only")
-    run_tiled(problem, src, k, dst, max_memory=budget, threads=threads, method=method,
-              progress=progress, magnitude=magnitude, tile=tile)
+    run_tiled(
+        problem,
+        src,
+        k,
+        dst,
+        max_memory=budget,
+        threads=threads,
+        method=method,
+        progress=progress,
+        magnitude=magnitude,
+        tile=tile,
+    )
     return dst
 
 
-def _tiled_problem(shape, sdtype, kernel, out_dtype, mode, boundary, fillvalue, channel_axis,
-                   method, max_memory, threads, correlate):
+def _tiled_problem(
+    shape,
+    sdtype,
+    kernel,
+    out_dtype,
+    mode,
+    boundary,
+    fillvalue,
+    channel_axis,
+    method,
+    max_memory,
+    threads,
+    correlate,
+):
     """`convolve_tiled`'s arguments, checked: the Problem (in the compute dtype), the
     kernel as the Problem has it, the threads, the method and the budget in bytes."""
     if isinstance(correlate, np.bool_):
@@ -835,23 +959,46 @@ def _tiled_problem(shape, sdtype, kernel, out_dtype, mode, boundary, fillvalue, 
     if kern.dtype.kind not in "biufc":
         raise TypeError(f"kernel has dtype {kern.dtype}; it must be numeric")
     cdtype = compute_dtype(sdtype, kern.dtype, out_dtype)
-    problem = make_problem_from_shapes(shape, kern.shape, cdtype, mode=mode, boundary=boundary,
-                                       fillvalue=fillvalue, channel_axis=channel_axis,
-                                       correlate=correlate)
+    problem = make_problem_from_shapes(
+        shape,
+        kern.shape,
+        cdtype,
+        mode=mode,
+        boundary=boundary,
+        fillvalue=fillvalue,
+        channel_axis=channel_axis,
+        correlate=correlate,
+    )
     if problem.swapped:
         raise ValueError(
             f"mode='valid' needs an image at least as large as the kernel on every axis; "
             f"got image {tuple(shape)} and kernel {kern.shape}"
         )
     k = np.ascontiguousarray(kernel_as_problem(kern.astype(cdtype), problem, channel_axis))
-    return (problem, k, normalize_threads(threads), normalize_method(method),
-            parse_memory(max_memory))
+    return (
+        problem,
+        k,
+        normalize_threads(threads),
+        normalize_method(method),
+        parse_memory(max_memory),
+    )
 
 
-def plan_for(shape, dtype, kernel, *, mode: str = "same", boundary: str = "symmetric",
-             fillvalue=0, channel_axis: int | None = None, method: str = "auto",
-             max_memory=DEFAULT_MAX_MEMORY, threads: int | None = None,
-             correlate: bool = False, out_dtype=None) -> TilePlan:
+def plan_for(
+    shape,
+    dtype,
+    kernel,
+    *,
+    mode: str = "same",
+    boundary: str = "symmetric",
+    fillvalue=0,
+    channel_axis: int | None = None,
+    method: str = "auto",
+    max_memory=DEFAULT_MAX_MEMORY,
+    threads: int | None = None,
+    correlate: bool = False,
+    out_dtype=None,
+) -> TilePlan:
     """The `TilePlan` that `convolve_tiled` follows for an image of `shape` and `dtype`.
 
     The arguments are `convolve_tiled`'s (`out_dtype` is the output's dtype: the
@@ -870,13 +1017,30 @@ def plan_for(shape, dtype, kernel, *, mode: str = "same", boundary: str = "symme
     """
     sdtype = np.dtype(dtype)
     problem, k, threads, method, budget = _tiled_problem(
-        tuple(shape), sdtype, kernel, out_dtype, mode, boundary, fillvalue, channel_axis,
-        method, max_memory, threads, correlate)
+        tuple(shape),
+        sdtype,
+        kernel,
+        out_dtype,
+        mode,
+        boundary,
+        fillvalue,
+        channel_axis,
+        method,
+        max_memory,
+        threads,
+        correlate,
+    )
     if out_dtype is None:
         out_dtype = sdtype if sdtype.kind in "iu" and problem.dtype.kind != "c" else problem.dtype
-    return plan_tiles(problem, max_memory=budget, threads=threads, method=method,
-                      src_itemsize=sdtype.itemsize, out_itemsize=np.dtype(out_dtype).itemsize,
-                      kernel=k)
+    return plan_tiles(
+        problem,
+        max_memory=budget,
+        threads=threads,
+        method=method,
+        src_itemsize=sdtype.itemsize,
+        out_itemsize=np.dtype(out_dtype).itemsize,
+        kernel=k,
+    )
 
 
 def whole_array_bytes(problem: Problem) -> int:
@@ -895,7 +1059,13 @@ def maybe_tiled(problem: Problem, a, k, out, method: str, threads: int, max_memo
     if problem.swapped or whole_array_bytes(problem) + _OVERHEAD <= budget:
         return None
     result = out if out is not None else np.empty(problem.out_shape, problem.dtype)
-    run_tiled(problem, a, np.ascontiguousarray(k.astype(problem.dtype, copy=False)), result,
-              max_memory=budget, threads=threads, method=method)
+    run_tiled(
+        problem,
+        a,
+        np.ascontiguousarray(k.astype(problem.dtype, copy=False)),
+        result,
+        max_memory=budget,
+        threads=threads,
+        method=method,
+    )
     return result
-

@@ -44,7 +44,9 @@ def assert_same(ours, theirs, *args, **kwargs):
         return got
     got_a, want_a = np.asarray(got), np.asarray(want)
     assert type(got) is type(want) or (np.isscalar(got) and np.isscalar(want)), (
-        type(got), type(want))
+        type(got),
+        type(want),
+    )
     assert got_a.dtype == want_a.dtype, f"dtype: fftconv {got_a.dtype}, SciPy {want_a.dtype}"
     assert got_a.shape == want_a.shape, f"shape: fftconv {got_a.shape}, SciPy {want_a.shape}"
     if want_a.size == 0:
@@ -54,13 +56,15 @@ def assert_same(ours, theirs, *args, **kwargs):
         return got
     scale = float(np.max(np.abs(want_a[np.isfinite(want_a)]), initial=0.0))
     # SciPy computes no more precisely than its least precise float input.
-    rel = max([tolerance(want_a.dtype)] + [
-        tolerance(a.dtype) for a in args if isinstance(a, np.ndarray) and a.dtype.kind in "fc"
-    ])
+    rel = max(
+        [tolerance(want_a.dtype)]
+        + [tolerance(a.dtype) for a in args if isinstance(a, np.ndarray) and a.dtype.kind in "fc"]
+    )
     tol = rel * max(scale, np.finfo(np.float64).tiny)
     np.testing.assert_allclose(
         got_a.astype(np.complex128 if want_a.dtype.kind == "c" else np.float64),
         want_a.astype(np.complex128 if want_a.dtype.kind == "c" else np.float64),
-        rtol=0, atol=tol,
+        rtol=0,
+        atol=tol,
     )
     return got

@@ -20,8 +20,13 @@ NUMPY_PAD = {
     "nearest": "edge",
 }
 #: fftconv boundary -> scipy.ndimage mode
-NDIMAGE = {"fill": "constant", "wrap": "wrap", "symmetric": "reflect", "mirror": "mirror",
-           "nearest": "nearest"}
+NDIMAGE = {
+    "fill": "constant",
+    "wrap": "wrap",
+    "symmetric": "reflect",
+    "mirror": "mirror",
+    "nearest": "nearest",
+}
 #: fftconv boundary -> scipy.signal.convolve2d boundary
 SIGNAL = {"fill": "fill", "wrap": "wrap", "symmetric": "symm"}
 
@@ -36,8 +41,11 @@ def direct_reference(x, k, mode="full", boundary="fill", fillvalue=0, correlate=
     """n-D convolution (or correlation) over all axes by float64 direct summation."""
     x = np.asarray(x)
     k = np.asarray(k)
-    wide = np.complex128 if (x.dtype.kind == "c" or k.dtype.kind == "c"
-                             or isinstance(fillvalue, complex)) else np.float64
+    wide = (
+        np.complex128
+        if (x.dtype.kind == "c" or k.dtype.kind == "c" or isinstance(fillvalue, complex))
+        else np.float64
+    )
     x = x.astype(wide)
     k = k.astype(wide)
     if correlate:
@@ -90,7 +98,9 @@ def assert_close(result, ref, dtype=None):
     np.testing.assert_array_equal(result[inf], ref[inf])
     scale = max(float(np.max(np.abs(ref[fin]))) if fin.any() else 1.0, 1e-300)
     err = float(np.max(np.abs(result[fin] - ref[fin]))) if fin.any() else 0.0
-    assert err <= tolerance(dtype) * scale, f"max error {err:.3g} > {tolerance(dtype)} x {scale:.3g}"
+    assert err <= tolerance(dtype) * scale, (
+        f"max error {err:.3g} > {tolerance(dtype)} x {scale:.3g}"
+    )
 
 
 def zncc_reference(image, template, weights=None, valid=None, flat_rtol=1e-20):
@@ -107,7 +117,11 @@ def zncc_reference(image, template, weights=None, valid=None, flat_rtol=1e-20):
     """
     x = np.asarray(image, np.float64)
     t = np.asarray(template, np.float64)
-    w = np.ones(t.shape) if weights is None else np.broadcast_to(np.asarray(weights, float), t.shape)
+    w = (
+        np.ones(t.shape)
+        if weights is None
+        else np.broadcast_to(np.asarray(weights, float), t.shape)
+    )
     v = np.isfinite(x) if valid is None else (np.broadcast_to(valid, x.shape) & np.isfinite(x))
     w = np.where(np.isfinite(t), w, 0.0)
     t = np.where(w > 0, t, 0.0)
@@ -165,8 +179,9 @@ def peaks_reference(score, min_distance=1, threshold=None, num_peaks=None, borde
     return np.array(kept, dtype=int).reshape(len(kept), s.ndim)
 
 
-def normalized_reference(x, k, mode="same", boundary="fill", fillvalue=0, valid=None,
-                         correlate=False):
+def normalized_reference(
+    x, k, mode="same", boundary="fill", fillvalue=0, valid=None, correlate=False
+):
     """Normalised convolution by float64 direct summation: NaN (and `valid` False)
     samples are left out and the kernel renormalised over the samples left,
     ``sum(k * x * m) / sum(k * m) * sum(k)``; padded samples are valid for the index

@@ -79,8 +79,11 @@ def test_same_correlate_against_ndimage(rng, method, boundary, kshape):
 @pytest.mark.parametrize("method", ["direct", "fft"])
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shapes", [((9,), (4,)), ((7, 8), (3, 5)), ((5, 6, 4), (2, 3, 3)),
-                                    ((3, 4), (6, 9))], ids=["1d", "2d", "3d", "kernel>image"])
+@pytest.mark.parametrize(
+    "shapes",
+    [((9,), (4,)), ((7, 8), (3, 5)), ((5, 6, 4), (2, 3, 3)), ((3, 4), (6, 9))],
+    ids=["1d", "2d", "3d", "kernel>image"],
+)
 @pytest.mark.parametrize("correlate", [False, True])
 def test_grid_against_direct_reference(rng, dtype, method, boundary, mode, shapes, correlate):
     x = _data(rng, shapes[0], dtype)
@@ -145,16 +148,19 @@ def test_channel_axis_errors(rng):
         fftconv.convolve(img, np.ones((3, 3)), channel_axis="last")
 
 
-@pytest.mark.parametrize("dt1,dt2,expected", [
-    (np.uint8, np.float32, np.float32),  # numpy promotion: a uint8 photo stays single precision
-    (np.int16, np.int16, np.float64),
-    (bool, bool, np.float64),
-    (np.float32, np.float32, np.float32),
-    (np.float32, np.float64, np.float64),
-    (np.float32, np.complex64, np.complex64),
-    (np.float64, np.complex64, np.complex128),
-    (np.float16, np.float16, np.float32),
-])
+@pytest.mark.parametrize(
+    "dt1,dt2,expected",
+    [
+        (np.uint8, np.float32, np.float32),  # numpy promotion: a uint8 photo stays single precision
+        (np.int16, np.int16, np.float64),
+        (bool, bool, np.float64),
+        (np.float32, np.float32, np.float32),
+        (np.float32, np.float64, np.float64),
+        (np.float32, np.complex64, np.complex64),
+        (np.float64, np.complex64, np.complex128),
+        (np.float16, np.float16, np.float32),
+    ],
+)
 @pytest.mark.parametrize("method", ["direct", "fft"])
 def test_dtype_rules(rng, dt1, dt2, expected, method):
     x = (rng.random((6, 7)) * 5).astype(dt1)
@@ -215,7 +221,9 @@ def test_out_receives_result(rng, tmp_path, method):
 
 def test_out_errors(rng):
     x = rng.standard_normal((10, 10))
-    with pytest.raises(ValueError, match=r"shape \(10, 10\) and dtype float32.*\(12, 12\).*float64"):
+    with pytest.raises(
+        ValueError, match=r"shape \(10, 10\) and dtype float32.*\(12, 12\).*float64"
+    ):
         fftconv.convolve(x, np.ones((3, 3)), out=np.empty((10, 10), np.float32))
     with pytest.raises(TypeError, match="out must be"):
         fftconv.convolve(x, np.ones((3, 3)), out=[0] * 144)
@@ -280,18 +288,26 @@ def test_threads_argument(rng):
 
 # ---- errors name the argument, what it got and what is allowed ------------------------------
 
-@pytest.mark.parametrize("kwargs,exc,pattern", [
-    (dict(mode="sam"), ValueError, r"mode='sam' is not one of 'full', 'same', 'valid'; did you mean 'same'"),
-    (dict(mode=3), TypeError, r"mode must be a str"),
-    (dict(boundary="refelct"), ValueError, r"boundary='refelct' is not one of 'fill'.*reflect"),
-    (dict(boundary="symetric"), ValueError, r"did you mean 'symmetric'"),
-    (dict(boundary="reflect"), ValueError, r"ambiguous.*'symmetric'.*'mirror'"),
-    (dict(method="fastest"), ValueError, r"method='fastest' is not one of 'auto'"),
-    (dict(axes=(0, 5)), ValueError, r"axes=\(0, 5\) is out of range"),
-    (dict(axes=(1, 1)), ValueError, r"repeats an axis"),
-    (dict(axes="x"), TypeError, r"axes must be"),
-    (dict(fillvalue="zero"), TypeError, r"fillvalue must be"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,exc,pattern",
+    [
+        (
+            dict(mode="sam"),
+            ValueError,
+            r"mode='sam' is not one of 'full', 'same', 'valid'; did you mean 'same'",
+        ),
+        (dict(mode=3), TypeError, r"mode must be a str"),
+        (dict(boundary="refelct"), ValueError, r"boundary='refelct' is not one of 'fill'.*reflect"),
+        (dict(boundary="symetric"), ValueError, r"did you mean 'symmetric'"),
+        (dict(boundary="reflect"), ValueError, r"ambiguous.*'symmetric'.*'mirror'"),
+        (dict(method="fastest"), ValueError, r"method='fastest' is not one of 'auto'"),
+        (dict(axes=(0, 5)), ValueError, r"axes=\(0, 5\) is out of range"),
+        (dict(axes=(1, 1)), ValueError, r"repeats an axis"),
+        (dict(axes="x"), TypeError, r"axes must be"),
+        (dict(fillvalue="zero"), TypeError, r"fillvalue must be"),
+    ],
+)
 def test_bad_arguments(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         fftconv.convolve(np.ones((5, 5)), np.ones((3, 3)), **kwargs)
@@ -300,23 +316,39 @@ def test_bad_arguments(kwargs, exc, pattern):
 def test_aliases_are_accepted():
     x = np.arange(20.0).reshape(4, 5)
     k = np.arange(6.0).reshape(2, 3)
-    for alias, name in [("symm", "symmetric"), ("constant", "fill"), ("edge", "nearest"),
-                        ("replicate", "nearest"), ("periodic", "wrap"), ("grid-wrap", "wrap"),
-                        ("grid-mirror", "symmetric"), ("reflect_101", "mirror")]:
-        assert np.array_equal(fftconv.convolve(x, k, "same", alias),
-                              fftconv.convolve(x, k, "same", name))
+    for alias, name in [
+        ("symm", "symmetric"),
+        ("constant", "fill"),
+        ("edge", "nearest"),
+        ("replicate", "nearest"),
+        ("periodic", "wrap"),
+        ("grid-wrap", "wrap"),
+        ("grid-mirror", "symmetric"),
+        ("reflect_101", "mirror"),
+    ]:
+        assert np.array_equal(
+            fftconv.convolve(x, k, "same", alias), fftconv.convolve(x, k, "same", name)
+        )
 
 
-@pytest.mark.parametrize("in1,in2,exc,pattern", [
-    (np.ones((5, 5)), np.ones(3), ValueError, r"same number of dimensions.*\(5, 5\).*\(3,\)"),
-    (np.ones((0, 5)), np.ones((3, 3)), ValueError, r"in1 must not be empty; got shape \(0, 5\)"),
-    (np.ones((5, 5)), np.ones((3, 0)), ValueError, r"in2 must not be empty"),
-    (np.float64(3.0), np.ones(3), ValueError, r"in1 must have at least one dimension"),
-    (np.array([["a"]]), np.ones((1, 1)), TypeError, r"in1 has dtype <U1.*supported"),
-    (np.ones((2, 2), object), np.ones((1, 1)), TypeError, r"in1 has dtype object"),
-    (np.ones((3, 3), np.longdouble), np.ones((1, 1)), TypeError, r"long double"),
-    (np.ones((4, 5)), np.ones((2, 3)), None, None),
-])
+@pytest.mark.parametrize(
+    "in1,in2,exc,pattern",
+    [
+        (np.ones((5, 5)), np.ones(3), ValueError, r"same number of dimensions.*\(5, 5\).*\(3,\)"),
+        (
+            np.ones((0, 5)),
+            np.ones((3, 3)),
+            ValueError,
+            r"in1 must not be empty; got shape \(0, 5\)",
+        ),
+        (np.ones((5, 5)), np.ones((3, 0)), ValueError, r"in2 must not be empty"),
+        (np.float64(3.0), np.ones(3), ValueError, r"in1 must have at least one dimension"),
+        (np.array([["a"]]), np.ones((1, 1)), TypeError, r"in1 has dtype <U1.*supported"),
+        (np.ones((2, 2), object), np.ones((1, 1)), TypeError, r"in1 has dtype object"),
+        (np.ones((3, 3), np.longdouble), np.ones((1, 1)), TypeError, r"long double"),
+        (np.ones((4, 5)), np.ones((2, 3)), None, None),
+    ],
+)
 def test_bad_inputs(in1, in2, exc, pattern):
     if exc is None:
         assert fftconv.convolve(in1, in2).shape == (5, 7)
@@ -350,15 +382,22 @@ shapes = st.tuples(st.integers(1, 9), st.integers(1, 9))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(xs=shapes, ks=shapes, mode=st.sampled_from(MODES), boundary=st.sampled_from(BOUNDARIES),
-       correlate=st.booleans(), seed=st.integers(0, 2**32 - 1),
-       dtype=st.sampled_from([np.float32, np.float64, np.complex128]))
+@given(
+    xs=shapes,
+    ks=shapes,
+    mode=st.sampled_from(MODES),
+    boundary=st.sampled_from(BOUNDARIES),
+    correlate=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from([np.float32, np.float64, np.complex128]),
+)
 def test_property_fft_and_direct_equal_reference(xs, ks, mode, boundary, correlate, seed, dtype):
     rng = np.random.default_rng(seed)
     x = _data(rng, xs, dtype)
     k = _data(rng, ks, dtype)
-    if mode == "valid" and not (all(a >= b for a, b in zip(xs, ks))
-                                or all(a <= b for a, b in zip(xs, ks))):
+    if mode == "valid" and not (
+        all(a >= b for a, b in zip(xs, ks)) or all(a <= b for a, b in zip(xs, ks))
+    ):
         with pytest.raises(ValueError, match="at least as large"):
             _func(correlate)(x, k, mode, boundary)
         return
@@ -381,10 +420,17 @@ def test_wrap_fold_of_a_float32_kernel_longer_than_the_image_keeps_float64(metho
         assert got.dtype == np.float64
         ref = direct_reference(x, k.astype(np.float64), "same", "wrap", correlate=correlate)
         assert_close(got, ref)
-    conv = fftconv.Convolver(np.array([-0.46042656898498535, -0.9180529713630676], "float32"),
-                             mode="same", boundary="wrap")
-    assert_close(conv(np.array([3.0])), direct_reference(
-        np.array([3.0]), np.array([-0.46042656898498535, -0.9180529713630676]), "same", "wrap"))
+    conv = fftconv.Convolver(
+        np.array([-0.46042656898498535, -0.9180529713630676], "float32"),
+        mode="same",
+        boundary="wrap",
+    )
+    assert_close(
+        conv(np.array([3.0])),
+        direct_reference(
+            np.array([3.0]), np.array([-0.46042656898498535, -0.9180529713630676]), "same", "wrap"
+        ),
+    )
 
 
 @pytest.mark.parametrize("method", ["direct", "auto", "separable", "oa", "fft", "lowrank"])
@@ -428,9 +474,16 @@ def test_out_overlapping_the_input_on_the_tiled_path(method):
     assert_close(fftconv.convolve(x, k, mode="same", method=method, max_memory="20MB"), expect)
 
 
-@pytest.mark.parametrize("boundary, mode", [("wrap", "same"), ("symmetric", "full"),
-                                            ("mirror", "same"), ("nearest", "same"),
-                                            ("fill", "valid")])
+@pytest.mark.parametrize(
+    "boundary, mode",
+    [
+        ("wrap", "same"),
+        ("symmetric", "full"),
+        ("mirror", "same"),
+        ("nearest", "same"),
+        ("fill", "valid"),
+    ],
+)
 def test_unused_complex_fillvalue_leaves_the_result_real(boundary, mode):
     rng = np.random.default_rng(2)
     x, k = rng.standard_normal((9, 8)), rng.standard_normal((3, 2))

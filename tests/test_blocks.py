@@ -17,8 +17,9 @@ MODES = ("full", "same", "valid")
 BOUNDARIES = ("fill", "wrap", "symmetric", "mirror", "nearest")
 
 
-def _run_oa(a, k, mode, boundary, fillvalue=0, correlate=False, lengths=None, threads=2,
-            workers=None):
+def _run_oa(
+    a, k, mode, boundary, fillvalue=0, correlate=False, lengths=None, threads=2, workers=None
+):
     problem, aa, kk = make_problem(a, k, mode, boundary, fillvalue, None, None, correlate)
     if lengths is None:
         lengths = tuple(kn + 6 for kn in problem.kernel_shape)
@@ -27,8 +28,9 @@ def _run_oa(a, k, mode, boundary, fillvalue=0, correlate=False, lengths=None, th
     return out, problem
 
 
-@pytest.mark.parametrize("mode,boundary,correlate",
-                         list(itertools.product(MODES, BOUNDARIES, (False, True))))
+@pytest.mark.parametrize(
+    "mode,boundary,correlate", list(itertools.product(MODES, BOUNDARIES, (False, True)))
+)
 def test_oa_matches_definition_every_mode_and_boundary(mode, boundary, correlate):
     rng = np.random.default_rng(1)
     a = rng.standard_normal((37, 29))
@@ -96,8 +98,9 @@ def test_oa_non_finite_inputs_propagate_like_direct_summation():
 
 
 def test_oa_rejects_blocks_shorter_than_kernel():
-    problem, a, k = make_problem(np.ones((20, 20)), np.ones((5, 5)), "same", "fill", 0, None,
-                                 None, False)
+    problem, a, k = make_problem(
+        np.ones((20, 20)), np.ones((5, 5)), "same", "fill", 0, None, None, False
+    )
     with pytest.raises(ValueError, match="shorter than the kernel"):
         convolve_oa(problem, a, k, np.empty(problem.out_shape), 1, (4, 8))
 
@@ -127,8 +130,9 @@ def test_circular_wrap_equals_definition(mode, correlate, kshape):
 
 
 def test_circular_rejects_other_boundaries():
-    problem, a, k = make_problem(np.ones((8, 8)), np.ones((3, 3)), "same", "fill", 0, None,
-                                 None, False)
+    problem, a, k = make_problem(
+        np.ones((8, 8)), np.ones((3, 3)), "same", "fill", 0, None, None, False
+    )
     with pytest.raises(ValueError, match="wrap"):
         convolve_circular(problem, a, k, np.empty(problem.out_shape), 1)
 

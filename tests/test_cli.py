@@ -21,8 +21,14 @@ FFTCONV = [sys.executable, "-m", "fftconv"]
 
 
 def _run(*args, **kw):
-    return subprocess.run(FFTCONV + [str(a) for a in args], capture_output=True, text=True,
-                          check=False, timeout=120, **kw)
+    return subprocess.run(
+        FFTCONV + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        **kw,
+    )
 
 
 def _cli(capsys, *args):
@@ -42,8 +48,13 @@ def photo():
 
 
 def _expected(img, kernel, boundary="symmetric", channel_axis=-1):
-    ref = fftconv.convolve(img.astype(np.float64), kernel, "same", boundary,
-                           channel_axis=channel_axis if img.ndim == 3 else None)
+    ref = fftconv.convolve(
+        img.astype(np.float64),
+        kernel,
+        "same",
+        boundary,
+        channel_axis=channel_axis if img.ndim == 3 else None,
+    )
     return np.clip(np.rint(ref), 0, 255)
 
 
@@ -60,15 +71,31 @@ def test_apply_png_jpeg_tiff_subprocess(tmp_path, photo):
     r = _run("apply", tmp_path / "in.jpg", tmp_path / "out.jpg", "-k", "box:5", "--quiet")
     assert r.returncode == 0 and r.stdout == "", r.stderr
     assert io.open_image(tmp_path / "out.jpg").shape == photo.shape
-    r = _run("apply", tmp_path / "in.tif", tmp_path / "out.tif", "-k", "laplace",
-             "--boundary", "nearest", "--dtype", "float32", "-q")
+    r = _run(
+        "apply",
+        tmp_path / "in.tif",
+        tmp_path / "out.tif",
+        "-k",
+        "laplace",
+        "--boundary",
+        "nearest",
+        "--dtype",
+        "float32",
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
     got = io.open_image(tmp_path / "out.tif")
     assert got.dtype == np.float32
     ref = fftconv.convolve(photo[..., 1].astype(np.float64), K.laplace(), "same", "nearest")
     np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max())
-    assert sorted(os.listdir(tmp_path)) == ["in.jpg", "in.png", "in.tif", "out.jpg",
-                                            "out.png", "out.tif"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "in.jpg",
+        "in.png",
+        "in.tif",
+        "out.jpg",
+        "out.png",
+        "out.tif",
+    ]
 
 
 def test_apply_npy_correlate_modes_and_dtypes(tmp_path, capsys):
@@ -78,9 +105,22 @@ def test_apply_npy_correlate_modes_and_dtypes(tmp_path, capsys):
     k = rng.random((5, 8))
     np.save(tmp_path / "k.npy", k)
     for mode in ("full", "valid"):
-        rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / f"{mode}.npy", "-k",
-                       tmp_path / "k.npy", "--mode", mode, "--boundary", "wrap", "--correlate",
-                       "--max-memory", "16GB", "-q")  # in-process: pytest itself is large
+        rc, err = _cli(
+            capsys,
+            "apply",
+            tmp_path / "in.npy",
+            tmp_path / f"{mode}.npy",
+            "-k",
+            tmp_path / "k.npy",
+            "--mode",
+            mode,
+            "--boundary",
+            "wrap",
+            "--correlate",
+            "--max-memory",
+            "16GB",
+            "-q",
+        )  # in-process: pytest itself is large
         assert rc == 0, err
         got = np.load(tmp_path / f"{mode}.npy")
         ref = fftconv.correlate(img, k, mode, "wrap")
@@ -93,8 +133,17 @@ def test_rgba_alpha_is_kept(tmp_path, capsys, photo):
     rgba = np.dstack([photo, alpha])
     PIL.fromarray(rgba).save(tmp_path / "in.png")
     for corr in ([], ["--correlate"]):
-        rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "out.png", "-k",
-                       "sobel-x", "--force", "-q", *corr)
+        rc, err = _cli(
+            capsys,
+            "apply",
+            tmp_path / "in.png",
+            tmp_path / "out.png",
+            "-k",
+            "sobel-x",
+            "--force",
+            "-q",
+            *corr,
+        )
         assert rc == 0, err
         out = io.open_image(tmp_path / "out.png")
         np.testing.assert_array_equal(out[..., 3], alpha)
@@ -103,8 +152,17 @@ def test_rgba_alpha_is_kept(tmp_path, capsys, photo):
 def test_complex_scharr_writes_the_magnitude(tmp_path, capsys, photo):
     grey = np.ascontiguousarray(photo[..., 0])
     PIL.fromarray(grey).save(tmp_path / "in.png")
-    rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "edges.npy", "-k", "scharr",
-                   "--dtype", "float32", "-q")
+    rc, err = _cli(
+        capsys,
+        "apply",
+        tmp_path / "in.png",
+        tmp_path / "edges.npy",
+        "-k",
+        "scharr",
+        "--dtype",
+        "float32",
+        "-q",
+    )
     assert rc == 0, err
     ref = np.abs(fftconv.convolve(grey.astype(np.float64), K.scharr(), "same", "symmetric"))
     np.testing.assert_allclose(np.load(tmp_path / "edges.npy"), ref, atol=1e-5 * ref.max())
@@ -116,28 +174,33 @@ def test_force_semantics(tmp_path, capsys):
     rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3")
     assert rc == 2 and "exists" in err and "--force" in err and len(err.splitlines()) == 1
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), np.zeros(3))
-    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3",
-                   "--force", "-q")
+    rc, err = _cli(
+        capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3", "--force", "-q"
+    )
     assert rc == 0, err
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.ones((20, 20)), rtol=1e-6)
-    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "in.npy", "-k", "box:3",
-                   "--force")
+    rc, err = _cli(
+        capsys, "apply", tmp_path / "in.npy", tmp_path / "in.npy", "-k", "box:3", "--force"
+    )
     assert rc == 2 and "never modifies its input" in err
     np.testing.assert_array_equal(np.load(tmp_path / "in.npy"), np.ones((20, 20)))
 
 
-@pytest.mark.parametrize("args, words", [
-    (["-k", "gausian:sigma=3"], "did you mean 'gaussian'"),
-    (["-k", "gaussian"], "needs sigma"),
-    (["-k", "box:abc"], "not a number"),
-    (["-k", "nothere.npy"], "no such .npy file"),
-    (["-k", "box:3", "--boundary", "reflect"], "ambiguous"),
-    (["-k", "box:3", "--max-memory", "lots"], "not a size"),
-    (["-k", "box:3", "--max-memory", "1MB"], "too small"),
-    (["-k", "box:3", "--dtype", "int7"], "not one of"),
-    (["-k", "box:3", "--threads", "0"], "must be >= 1"),
-    (["-k", "box:40", "--mode", "valid"], "at least as large"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-k", "gausian:sigma=3"], "did you mean 'gaussian'"),
+        (["-k", "gaussian"], "needs sigma"),
+        (["-k", "box:abc"], "not a number"),
+        (["-k", "nothere.npy"], "no such .npy file"),
+        (["-k", "box:3", "--boundary", "reflect"], "ambiguous"),
+        (["-k", "box:3", "--max-memory", "lots"], "not a size"),
+        (["-k", "box:3", "--max-memory", "1MB"], "too small"),
+        (["-k", "box:3", "--dtype", "int7"], "not one of"),
+        (["-k", "box:3", "--threads", "0"], "must be >= 1"),
+        (["-k", "box:40", "--mode", "valid"], "at least as large"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, words):
     np.save(tmp_path / "in.npy", np.ones((20, 20), np.float32))
     rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", *args)
@@ -164,11 +227,28 @@ def test_missing_input_unwritable_output_and_formats(tmp_path, capsys):
 
 def test_max_pixels_guard(tmp_path, capsys, photo):
     PIL.fromarray(photo).save(tmp_path / "in.png")
-    rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "o.png", "-k", "box:3",
-                   "--max-pixels", "1000")
+    rc, err = _cli(
+        capsys,
+        "apply",
+        tmp_path / "in.png",
+        tmp_path / "o.png",
+        "-k",
+        "box:3",
+        "--max-pixels",
+        "1000",
+    )
     assert rc == 2 and "--max-pixels 9216" in err
-    rc, err = _cli(capsys, "apply", tmp_path / "in.png", tmp_path / "o.png", "-k", "box:3",
-                   "--max-pixels", "9216", "-q")
+    rc, err = _cli(
+        capsys,
+        "apply",
+        tmp_path / "in.png",
+        tmp_path / "o.png",
+        "-k",
+        "box:3",
+        "--max-pixels",
+        "9216",
+        "-q",
+    )
     assert rc == 0, err
 
 
@@ -192,15 +272,26 @@ def _slow_job(tmp_path):
     img.flush()
     del img
     # A budget so small that it takes many tiles, each with a big kernel: seconds of work.
-    return ["apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:61", "--method",
-            "direct", "--threads", "1", "-q"]
+    return [
+        "apply",
+        tmp_path / "in.npy",
+        tmp_path / "out.npy",
+        "-k",
+        "box:61",
+        "--method",
+        "direct",
+        "--threads",
+        "1",
+        "-q",
+    ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_leaves_no_output(tmp_path, sig):
     args = _slow_job(tmp_path)
-    proc = subprocess.Popen(FFTCONV + [str(a) for a in args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        FFTCONV + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not any("fftconv-tmp" in n for n in os.listdir(tmp_path)):
         time.sleep(0.05)
@@ -232,18 +323,21 @@ def test_output_where_no_file_can_be_created(tmp_path, capsys):
         assert rc == 2 and "cannot create a file" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (["-k", "gaussian:sigma=1e308"], "gaussian:sigma=1e308"),
-    (["-k", "box:1000000"], "1000000 x 1000000"),
-    (["-k", "disk:radius=1e6"], "2000001 x 2000001"),
-    (["-k", "motion:length=1e9"], "motion:length=1e9"),
-    (["-k", "box:20000"], "20000 x 20000"),
-    (["-k", "gaussian:sigma=3000"], "24001 x 24001"),
-    (["-k", "box:3000", "--max-memory", "200MB"], "a quarter of max_memory"),
-    (["-k", "box:5", "--max-memory", "1e400GB"], "--max-memory"),
-    (["-k", "box:5", "--fillvalue", "nan", "--boundary", "fill"], "fillvalue=nan"),
-    (["-k", "box:5", "--fillvalue", "inf", "--boundary", "fill"], "fillvalue=inf"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["-k", "gaussian:sigma=1e308"], "gaussian:sigma=1e308"),
+        (["-k", "box:1000000"], "1000000 x 1000000"),
+        (["-k", "disk:radius=1e6"], "2000001 x 2000001"),
+        (["-k", "motion:length=1e9"], "motion:length=1e9"),
+        (["-k", "box:20000"], "20000 x 20000"),
+        (["-k", "gaussian:sigma=3000"], "24001 x 24001"),
+        (["-k", "box:3000", "--max-memory", "200MB"], "a quarter of max_memory"),
+        (["-k", "box:5", "--max-memory", "1e400GB"], "--max-memory"),
+        (["-k", "box:5", "--fillvalue", "nan", "--boundary", "fill"], "fillvalue=nan"),
+        (["-k", "box:5", "--fillvalue", "inf", "--boundary", "fill"], "fillvalue=inf"),
+    ],
+)
 def test_bad_arguments_get_one_line_naming_them(tmp_path, capsys, extra, needle):
     np.save(tmp_path / "in.npy", np.ones((40, 40), np.uint8))
     rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", *extra)
@@ -253,8 +347,19 @@ def test_bad_arguments_get_one_line_naming_them(tmp_path, capsys, extra, needle)
 
 def test_nan_fillvalue_with_a_float_output_fills_nan(tmp_path, capsys):
     np.save(tmp_path / "in.npy", np.ones((10, 10), np.float32))
-    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "out.npy", "-k", "box:3",
-                   "--fillvalue", "nan", "--boundary", "fill", "-q")
+    rc, err = _cli(
+        capsys,
+        "apply",
+        tmp_path / "in.npy",
+        tmp_path / "out.npy",
+        "-k",
+        "box:3",
+        "--fillvalue",
+        "nan",
+        "--boundary",
+        "fill",
+        "-q",
+    )
     assert rc == 0 and err == ""
     out = np.load(tmp_path / "out.npy")
     assert np.isnan(out[0]).all() and np.isfinite(out[1:-1, 1:-1]).all()
@@ -263,15 +368,25 @@ def test_nan_fillvalue_with_a_float_output_fills_nan(tmp_path, capsys):
 def test_kernel_and_input_files_that_would_be_misread(tmp_path, capsys):
     np.save(tmp_path / "in.npy", np.ones((10, 10), np.uint8))
     np.save(tmp_path / "row.npy", np.ones(5))
-    rc, err = _cli(capsys, "apply", tmp_path / "in.npy", tmp_path / "o.npy", "-k",
-                   tmp_path / "row.npy")
+    rc, err = _cli(
+        capsys, "apply", tmp_path / "in.npy", tmp_path / "o.npy", "-k", tmp_path / "row.npy"
+    )
     assert rc == 2 and "(1, 5)" in err and len(err.splitlines()) == 1
     if np.dtype(np.longdouble).itemsize > 8:
         np.save(tmp_path / "ld.npy", np.ones((10, 10), np.longdouble))
         rc, err = _cli(capsys, "apply", tmp_path / "ld.npy", tmp_path / "o.npy", "-k", "box:3")
         assert rc == 2 and "long double" in err and len(err.splitlines()) == 1
-        rc, err = _cli(capsys, "apply", tmp_path / "ld.npy", tmp_path / "o.npy", "-k", "box:3",
-                       "--dtype", "float64", "-q")
+        rc, err = _cli(
+            capsys,
+            "apply",
+            tmp_path / "ld.npy",
+            tmp_path / "o.npy",
+            "-k",
+            "box:3",
+            "--dtype",
+            "float64",
+            "-q",
+        )
         assert rc == 0 and np.load(tmp_path / "o.npy").dtype == np.float64
 
 
@@ -281,8 +396,9 @@ def test_threads_beyond_the_cores_are_capped_with_a_word(tmp_path, capsys):
     np.save(tmp_path / "in.npy", np.ones((64, 64), np.float32))
     rc, err = _cli(capsys, "plan", tmp_path / "in.npy", "-k", "box:3", "--threads", "100000")
     assert rc == 0 and f"using {default_threads()}" in err and len(err.splitlines()) == 1
-    r = _run("apply", tmp_path / "in.npy", tmp_path / "o.npy", "-k", "box:3", "--threads",
-             "100000", "-q")
+    r = _run(
+        "apply", tmp_path / "in.npy", tmp_path / "o.npy", "-k", "box:3", "--threads", "100000", "-q"
+    )
     assert r.returncode == 0 and r.stderr.startswith("fftconv: warning: threads=100000")
     assert len(r.stderr.splitlines()) == 1
 
@@ -295,16 +411,29 @@ def test_truncated_tiff_and_huge_zarr_claims_are_one_line_errors(tmp_path, capsy
     (tmp_path / "a.tif").write_bytes(data[: len(data) // 2])
     rc, err = _cli(capsys, "apply", tmp_path / "a.tif", tmp_path / "o.tif", "-k", "box:3")
     assert rc == 2 and "truncated" in err and len(err.splitlines()) == 1
-    zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(10**6, 10**6),
-                    chunks=(1000, 1000), dtype="uint8")
+    zarr.open_array(
+        str(tmp_path / "big.zarr"),
+        mode="w",
+        shape=(10**6, 10**6),
+        chunks=(1000, 1000),
+        dtype="uint8",
+    )
     for cmd in ("apply", "plan"):
         args = [tmp_path / "big.zarr"] + ([tmp_path / "o.zarr"] if cmd == "apply" else [])
         rc, err = _cli(capsys, cmd, *args, "-k", "box:3")
         assert rc == 2 and "max_stored_pixels" in err and len(err.splitlines()) == 1, err
     # --max-pixels raises the limit for every format; the disk check then refuses a
     # terabyte output before any tile runs.
-    rc, err = _cli(capsys, "apply", tmp_path / "big.zarr", tmp_path / "o.zarr", "-k", "box:3",
-                   "--max-pixels", str(10**12))
+    rc, err = _cli(
+        capsys,
+        "apply",
+        tmp_path / "big.zarr",
+        tmp_path / "o.zarr",
+        "-k",
+        "box:3",
+        "--max-pixels",
+        str(10**12),
+    )
     assert rc == 2 and "not enough disk space" in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o.zarr").exists()
 
@@ -316,7 +445,7 @@ def test_corrupt_tile_half_way_is_one_line_and_leaves_nothing(tmp_path):
     with tifffile.TiffFile(tmp_path / "a.tif") as t:
         off, n = t.pages[0].dataoffsets[5], t.pages[0].databytecounts[5]
     data = bytearray((tmp_path / "a.tif").read_bytes())
-    data[off:off + n] = b"\0" * n
+    data[off : off + n] = b"\0" * n
     (tmp_path / "a.tif").write_bytes(bytes(data))
     r = _run("apply", tmp_path / "a.tif", tmp_path / "o.tif", "-k", "box:3", "-q")
     assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -337,8 +466,9 @@ def test_apply_many_files_directory_and_glob(tmp_path, photo, capsys):
     np.save(extra / "grey.npy", photo[..., 0].astype(np.float32))
     (src / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    rc, err = _cli(capsys, "apply", src, str(extra / "*.npy"), "--out-dir", out,
-                   "-k", "box:3", "--quiet")
+    rc, err = _cli(
+        capsys, "apply", src, str(extra / "*.npy"), "--out-dir", out, "-k", "box:3", "--quiet"
+    )
     assert rc == 0, err
     assert sorted(os.listdir(out)) == ["grey.npy", "p0.png", "p1.png", "p2.png"]
     for i in range(3):
@@ -359,8 +489,17 @@ def test_apply_many_reports_a_bad_file_and_goes_on(tmp_path, photo, capsys):
     PIL.fromarray(photo).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    rc, err = _cli(capsys, "apply", tmp_path / "bad.png", tmp_path / "good.png",
-                   tmp_path / "missing.png", "--out-dir", out, "-k", "box:3")
+    rc, err = _cli(
+        capsys,
+        "apply",
+        tmp_path / "bad.png",
+        tmp_path / "good.png",
+        tmp_path / "missing.png",
+        "--out-dir",
+        out,
+        "-k",
+        "box:3",
+    )
     assert rc == 2
     lines = [ln for ln in err.splitlines() if "error:" in ln]
     assert len(lines) == 2 and "bad.png" in lines[0] and "missing.png" in lines[1]
@@ -371,8 +510,15 @@ def test_apply_many_progress_lines_are_not_written_into_the_bar(tmp_path, photo)
     pytest.importorskip("tqdm")
     for i in range(2):
         PIL.fromarray(photo).save(tmp_path / f"p{i}.png")
-    r = _run("apply", tmp_path / "p0.png", tmp_path / "p1.png", "--out-dir", tmp_path / "o",
-             "-k", "box:3")
+    r = _run(
+        "apply",
+        tmp_path / "p0.png",
+        tmp_path / "p1.png",
+        "--out-dir",
+        tmp_path / "o",
+        "-k",
+        "box:3",
+    )
     assert r.returncode == 0, r.stderr
     # tqdm.write clears the bar before a line and redraws it after: each "wrote" line
     # starts a line of its own.
@@ -381,8 +527,9 @@ def test_apply_many_progress_lines_are_not_written_into_the_bar(tmp_path, photo)
 
 
 def test_apply_two_paths_without_out_dir(tmp_path, capsys):
-    rc, err = _cli(capsys, "apply", tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png",
-                   "-k", "box:3")
+    rc, err = _cli(
+        capsys, "apply", tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png", "-k", "box:3"
+    )
     assert rc == 2 and "IN and OUT" in err
 
 

@@ -16,10 +16,17 @@ from reference import assert_close, reference
 
 
 @pytest.mark.parametrize("method", ("auto", "direct", "fft", "oa"))
-@pytest.mark.parametrize("mode,boundary,correlate", [
-    ("same", "fill", False), ("full", "wrap", True), ("valid", "symmetric", False),
-    ("same", "mirror", True), ("same", "wrap", False), ("full", "nearest", False),
-])
+@pytest.mark.parametrize(
+    "mode,boundary,correlate",
+    [
+        ("same", "fill", False),
+        ("full", "wrap", True),
+        ("valid", "symmetric", False),
+        ("same", "mirror", True),
+        ("same", "wrap", False),
+        ("full", "nearest", False),
+    ],
+)
 def test_convolver_equals_definition(method, mode, boundary, correlate):
     rng = np.random.default_rng(0)
     k = rng.standard_normal((7, 4))

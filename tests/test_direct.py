@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import fftconv
+from fftconv._precompile import precompile
 from fftconv._problem import make_problem
 from fftconv.methods import direct, rows
 from fftconv.methods.direct import convolve_direct
-from fftconv._precompile import precompile
 from fftconv.planner import Machine, direct_cost
 from fftconv.planner.profile import compiled_rates
 from reference import assert_close, reference

@@ -59,8 +59,10 @@ def test_plans_are_reused_and_keyed_on_what_makes_them_different():
 
 def test_concurrent_borrowers_get_distinct_plans():
     _fftw.clear_cache()
-    with _fftw.transform((16, 16), np.float64, (0, 1), "forward", 1) as a, \
-            _fftw.transform((16, 16), np.float64, (0, 1), "forward", 1) as b:
+    with (
+        _fftw.transform((16, 16), np.float64, (0, 1), "forward", 1) as a,
+        _fftw.transform((16, 16), np.float64, (0, 1), "forward", 1) as b,
+    ):
         assert a is not b
         assert not np.shares_memory(a.input_array, b.input_array)
     assert _fftw.cache_info()["plans"] == 2
@@ -89,16 +91,18 @@ def test_cache_is_bounded_lru(monkeypatch):
 def test_sixteen_threads_fifty_calls_mixed_shapes_all_correct():
     rng = np.random.default_rng(0)
     cases = []
-    for i, (shape, ks, mode, boundary, method) in enumerate([
-        ((64, 80), 5, "same", "fill", "fft"),
-        ((100, 37), 9, "full", "symmetric", "oa"),
-        ((33, 33), 3, "valid", "wrap", "auto"),
-        ((96, 64), 7, "same", "wrap", "fft"),
-        ((50, 120), 11, "same", "mirror", "oa"),
-        ((72, 72), 15, "full", "nearest", "auto"),
-        ((40, 41), 4, "same", "fill", "direct"),
-        ((128, 32), 6, "same", "wrap", "oa"),
-    ]):
+    for i, (shape, ks, mode, boundary, method) in enumerate(
+        [
+            ((64, 80), 5, "same", "fill", "fft"),
+            ((100, 37), 9, "full", "symmetric", "oa"),
+            ((33, 33), 3, "valid", "wrap", "auto"),
+            ((96, 64), 7, "same", "wrap", "fft"),
+            ((50, 120), 11, "same", "mirror", "oa"),
+            ((72, 72), 15, "full", "nearest", "auto"),
+            ((40, 41), 4, "same", "fill", "direct"),
+            ((128, 32), 6, "same", "wrap", "oa"),
+        ]
+    ):
         a = rng.standard_normal(shape).astype(np.float32 if i % 2 else np.float64)
         k = rng.standard_normal((ks, ks - 1 if ks > 3 else ks)).astype(a.dtype)
         cases.append((a, k, mode, boundary, method, reference(a, k, mode, boundary)))
@@ -179,13 +183,16 @@ def _pickled(path):
     path.write_bytes(pickle.dumps({"wisdom": ("x",)}))
 
 
-@pytest.mark.parametrize("damage,match", [
-    (_corrupt, "ignoring FFTW wisdom"),
-    (_truncate, "ignoring FFTW wisdom"),
-    (_edit, "checksum"),
-    (_foreign, "written by FFTW '2.1.5'"),
-    (_pickled, "ignoring FFTW wisdom"),
-])
+@pytest.mark.parametrize(
+    "damage,match",
+    [
+        (_corrupt, "ignoring FFTW wisdom"),
+        (_truncate, "ignoring FFTW wisdom"),
+        (_edit, "checksum"),
+        (_foreign, "written by FFTW '2.1.5'"),
+        (_pickled, "ignoring FFTW wisdom"),
+    ],
+)
 def test_damaged_wisdom_warns_and_never_crashes(cache_dir, damage, match):
     path = _write_valid_wisdom(cache_dir)
     damage(path)

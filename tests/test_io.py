@@ -25,8 +25,10 @@ def _roundtrip(tmp_path, name, arr, **kw):
 
 
 @pytest.mark.parametrize("name", ["a.npy", "a.tif", "a.tiff", "a.zarr", "a.png"])
-@pytest.mark.parametrize("shape, dtype", [((40, 50), np.uint8), ((40, 50, 3), np.uint8),
-                                          ((40, 50, 4), np.uint8), ((40, 50), np.uint16)])
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [((40, 50), np.uint8), ((40, 50, 3), np.uint8), ((40, 50, 4), np.uint8), ((40, 50), np.uint16)],
+)
 def test_lossless_round_trips(tmp_path, name, shape, dtype):
     arr = (np.random.default_rng(1).random(shape) * np.iinfo(dtype).max).astype(dtype)
     p, back = _roundtrip(tmp_path, name, arr)
@@ -167,8 +169,14 @@ def test_cast_to_rounds_and_clips():
 def test_planar_colour_tiff_reads_as_channels_last(tmp_path, rgb):
     planar = np.ascontiguousarray(np.moveaxis(rgb, -1, 0))
     tifffile.imwrite(tmp_path / "p.tif", planar, photometric="rgb", planarconfig="separate")
-    tifffile.imwrite(tmp_path / "pt.tif", planar, photometric="rgb", planarconfig="separate",
-                     tile=(16, 16), compression="zlib")
+    tifffile.imwrite(
+        tmp_path / "pt.tif",
+        planar,
+        photometric="rgb",
+        planarconfig="separate",
+        tile=(16, 16),
+        compression="zlib",
+    )
     for name in ("p.tif", "pt.tif"):
         img = io.open_image(tmp_path / name)
         assert img.shape == rgb.shape
@@ -208,15 +216,23 @@ def test_stale_temps_of_dead_processes_are_removed(tmp_path):
     live.write_bytes(b"x")
     mine = tmp_path / f".c.npy.{os.getpid()}@{host}.0123456789ab.fftconv-tmp.npy"
     mine.write_bytes(b"x")
-    elsewhere = tmp_path / f".d.npy.{dead}@{'0' * 8 if host != '0' * 8 else '1' * 8}.0123456789ab.fftconv-tmp.npy"
+    elsewhere = (
+        tmp_path
+        / f".d.npy.{dead}@{'0' * 8 if host != '0' * 8 else '1' * 8}.0123456789ab.fftconv-tmp.npy"
+    )
     elsewhere.write_bytes(b"x")
     unrelated = tmp_path / f".e.npy.{dead}@{host}.fftconv-tmp.npy"
     unrelated.write_bytes(b"x")
     old = tmp_path / ".f.tif.0123456789ab.fftconv-tmp.tif"
     old.write_bytes(b"x")
     assert sorted(io.remove_stale_temps(tmp_path)) == sorted([stale, stale_dir])
-    assert {p.name for p in tmp_path.iterdir()} == {live.name, mine.name, elsewhere.name,
-                                                    unrelated.name, old.name}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        live.name,
+        mine.name,
+        elsewhere.name,
+        unrelated.name,
+        old.name,
+    }
     assert io.remove_stale_temps(tmp_path, older_than=3600) == []
     os.utime(old, (0, 0))
     assert io.remove_stale_temps(tmp_path, older_than=3600) == [old]
@@ -240,8 +256,13 @@ def test_stale_temps_of_other_users_are_kept(tmp_path):
 
 def test_stored_images_claiming_huge_sizes_are_refused(tmp_path):
     zarr = pytest.importorskip("zarr")
-    zarr.open_array(str(tmp_path / "big.zarr"), mode="w", shape=(10**6, 10**6),
-                    chunks=(1000, 1000), dtype="uint8")
+    zarr.open_array(
+        str(tmp_path / "big.zarr"),
+        mode="w",
+        shape=(10**6, 10**6),
+        chunks=(1000, 1000),
+        dtype="uint8",
+    )
     with pytest.raises(io.ImageTooLargeError, match="claims 1000000x1000000"):
         io.open_image(tmp_path / "big.zarr")
     assert io.open_image(tmp_path / "big.zarr", max_stored_pixels=None).shape == (10**6, 10**6)

@@ -20,8 +20,18 @@ def test_gaussian_matches_scipy_ndimage():
     assert g.shape == (2 * int(truncate * sigma + 0.5) + 1,) * 2
 
 
-@pytest.mark.parametrize("k", [K.gaussian(3), K.box(5), K.disk(4.5), K.motion(25, 30),
-                               K.motion(7, 90), K.sharpen(), K.emboss()])
+@pytest.mark.parametrize(
+    "k",
+    [
+        K.gaussian(3),
+        K.box(5),
+        K.disk(4.5),
+        K.motion(25, 30),
+        K.motion(7, 90),
+        K.sharpen(),
+        K.emboss(),
+    ],
+)
 def test_blur_and_sharpen_kernels_keep_brightness(k):
     assert k.ndim == 2
     assert k.sum() == pytest.approx(1.0, abs=1e-12)
@@ -37,16 +47,17 @@ def test_derivative_signs_follow_the_axis():
     for k, expect in ((K.sobel("x"), 8.0), (K.scharr("x"), 32.0)):
         out = fftconv.convolve(ramp_x, k, mode="valid")
         np.testing.assert_allclose(out, expect)
-        out_y = fftconv.convolve(ramp_x.T, K.sobel("y") if expect == 8 else K.scharr("y"),
-                                 mode="valid")
+        out_y = fftconv.convolve(
+            ramp_x.T, K.sobel("y") if expect == 8 else K.scharr("y"), mode="valid"
+        )
         np.testing.assert_allclose(out_y, expect)
 
 
 def test_complex_scharr_is_scipy_example_kernel():
     # scipy.signal.convolve2d's docstring example.
-    ref = np.array([[-3 - 3j, 0 - 10j, +3 - 3j],
-                    [-10 + 0j, 0 + 0j, +10 + 0j],
-                    [-3 + 3j, 0 + 10j, +3 + 3j]])
+    ref = np.array(
+        [[-3 - 3j, 0 - 10j, +3 - 3j], [-10 + 0j, 0 + 0j, +10 + 0j], [-3 + 3j, 0 + 10j, +3 + 3j]]
+    )
     np.testing.assert_array_equal(K.scharr(), ref)
 
 
@@ -71,33 +82,48 @@ def test_ripple_is_asymmetric():
     assert not np.allclose(r, r[::-1, ::-1]) and not np.allclose(r, r.T)
 
 
-@pytest.mark.parametrize("spec, shape", [
-    ("gaussian:sigma=8", (65, 65)), ("gaussian:2,2", (9, 9)), ("box:15", (15, 15)),
-    ("laplace", (3, 3)), ("sharpen", (3, 3)), ("emboss", (3, 3)), ("sobel-x", (3, 3)),
-    ("Sobel_Y", (3, 3)), ("scharr", (3, 3)), ("disk:radius=5", (11, 11)),
-    ("motion:length=25,angle=30", (23, 23)), ("ripple", (15, 15)),
-])
+@pytest.mark.parametrize(
+    "spec, shape",
+    [
+        ("gaussian:sigma=8", (65, 65)),
+        ("gaussian:2,2", (9, 9)),
+        ("box:15", (15, 15)),
+        ("laplace", (3, 3)),
+        ("sharpen", (3, 3)),
+        ("emboss", (3, 3)),
+        ("sobel-x", (3, 3)),
+        ("Sobel_Y", (3, 3)),
+        ("scharr", (3, 3)),
+        ("disk:radius=5", (11, 11)),
+        ("motion:length=25,angle=30", (23, 23)),
+        ("ripple", (15, 15)),
+    ],
+)
 def test_parse_spec(spec, shape):
     assert K.parse_spec(spec).shape == shape
 
 
 def test_parse_spec_values_match_functions():
-    np.testing.assert_array_equal(K.parse_spec("gaussian:sigma=1.5,truncate=2"),
-                                  K.gaussian(1.5, truncate=2))
+    np.testing.assert_array_equal(
+        K.parse_spec("gaussian:sigma=1.5,truncate=2"), K.gaussian(1.5, truncate=2)
+    )
     np.testing.assert_array_equal(K.parse_spec("motion:9,45"), K.motion(9, 45))
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("gausian:sigma=3", "did you mean 'gaussian'"),
-    ("gaussian", "needs sigma"),
-    ("gaussian:sigma=abc", "not a number"),
-    ("gaussian:radius=3", "no parameter 'radius'"),
-    ("box:0", "> 0"),
-    ("box:2.5", "whole number"),
-    ("laplace:3", "too many values"),
-    ("box:3,sigma=1", "no parameter"),
-    ("missing_kernel.npy", "no such .npy file"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("gausian:sigma=3", "did you mean 'gaussian'"),
+        ("gaussian", "needs sigma"),
+        ("gaussian:sigma=abc", "not a number"),
+        ("gaussian:radius=3", "no parameter 'radius'"),
+        ("box:0", "> 0"),
+        ("box:2.5", "whole number"),
+        ("laplace:3", "too many values"),
+        ("box:3,sigma=1", "no parameter"),
+        ("missing_kernel.npy", "no such .npy file"),
+    ],
+)
 def test_parse_spec_errors_name_the_problem(spec, words):
     with pytest.raises(ValueError) as info:
         K.parse_spec(spec)
@@ -119,13 +145,21 @@ def test_parse_spec_npy(tmp_path):
         K.parse_spec(str(tmp_path / "nan.npy"))
 
 
-@pytest.mark.parametrize("spec, size", [
-    ("gaussian:sigma=1e308", "infinite"), ("gaussian:sigma=3000", "24001 x 24001"),
-    ("gaussian:sigma=2,truncate=1e308", "infinite"), ("box:1000000", "1000000 x 1000000"),
-    ("box:20000", "20000 x 20000"), ("disk:radius=1e6", "2000001 x 2000001"),
-    ("disk:radius=1e300", "2e+300"), ("motion:length=1e9", "1000000001 x 1000000001"),
-    ("motion:length=1e300,angle=45", "infinite"), ("ripple:100000", "100000 x 100000"),
-])
+@pytest.mark.parametrize(
+    "spec, size",
+    [
+        ("gaussian:sigma=1e308", "infinite"),
+        ("gaussian:sigma=3000", "24001 x 24001"),
+        ("gaussian:sigma=2,truncate=1e308", "infinite"),
+        ("box:1000000", "1000000 x 1000000"),
+        ("box:20000", "20000 x 20000"),
+        ("disk:radius=1e6", "2000001 x 2000001"),
+        ("disk:radius=1e300", "2e+300"),
+        ("motion:length=1e9", "1000000001 x 1000000001"),
+        ("motion:length=1e300,angle=45", "infinite"),
+        ("ripple:100000", "100000 x 100000"),
+    ],
+)
 def test_huge_kernels_are_refused_naming_their_size(spec, size):
     # OverflowError, MemoryError or gigabytes allocated before.
     with pytest.raises(ValueError, match="would be") as e:

@@ -15,8 +15,16 @@ from hypothesis import strategies as st
 from fftconv import ndimage as fn
 
 RNG = np.random.default_rng(1126)
-MODES = ["reflect", "grid-mirror", "mirror", "nearest", "wrap", "grid-wrap", "constant",
-         "grid-constant"]
+MODES = [
+    "reflect",
+    "grid-mirror",
+    "mirror",
+    "nearest",
+    "wrap",
+    "grid-wrap",
+    "constant",
+    "grid-constant",
+]
 
 
 def pair(name):
@@ -29,8 +37,16 @@ def all_origins(kshape):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
-    "shape, kshape", [((9,), (3,)), ((9,), (4,)), ((3,), (7,)), ((6, 7), (3, 2)),
-                      ((5, 4), (4, 5)), ((4, 3, 5), (2, 3, 3))], ids=str,
+    "shape, kshape",
+    [
+        ((9,), (3,)),
+        ((9,), (4,)),
+        ((3,), (7,)),
+        ((6, 7), (3, 2)),
+        ((5, 4), (4, 5)),
+        ((4, 3, 5), (2, 3, 3)),
+    ],
+    ids=str,
 )
 @pytest.mark.parametrize("name", ["correlate", "convolve"])
 def test_every_mode_and_origin(name, shape, kshape, mode):
@@ -49,10 +65,21 @@ def test_invalid_origins(name, origin):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"mode": "foo"}, {"mode": ["reflect", "reflect"]}, {"mode": "REFLECT"}, {"cval": 1j},
-     {"axes": (0, 0)}, {"axes": 3}, {"axes": 1.5}, {"output": np.zeros((2, 2))},
-     {"output": "f4"}, {"output": "c8"}, {"output": np.float16}, {"output": "U3"},
-     {"output": np.longdouble}],
+    [
+        {"mode": "foo"},
+        {"mode": ["reflect", "reflect"]},
+        {"mode": "REFLECT"},
+        {"cval": 1j},
+        {"axes": (0, 0)},
+        {"axes": 3},
+        {"axes": 1.5},
+        {"output": np.zeros((2, 2))},
+        {"output": "f4"},
+        {"output": "c8"},
+        {"output": np.float16},
+        {"output": "U3"},
+        {"output": np.longdouble},
+    ],
     ids=str,
 )
 @pytest.mark.parametrize("name", ["correlate", "convolve"])
@@ -60,9 +87,25 @@ def test_rejected_arguments(name, kwargs):
     assert_same(*pair(name), np.arange(12.0).reshape(3, 4), np.ones((2, 3)), **kwargs)
 
 
-@pytest.mark.parametrize("dt_in", ["bool", "int8", "uint8", "int16", "uint16", "int32", "int64",
-                                   "uint64", "float16", "float32", "float64", "longdouble",
-                                   "complex64", "complex128"])
+@pytest.mark.parametrize(
+    "dt_in",
+    [
+        "bool",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "int64",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "longdouble",
+        "complex64",
+        "complex128",
+    ],
+)
 @pytest.mark.parametrize("name", ["correlate", "convolve"])
 def test_input_dtypes(name, dt_in):
     x = RNG.standard_normal((6, 7)) * 20
@@ -72,8 +115,22 @@ def test_input_dtypes(name, dt_in):
     assert_same(*pair(name), x, w.astype(np.complex64) * (1 + 1j))
 
 
-@pytest.mark.parametrize("out", ["int8", "uint8", "int32", "uint32", "int64", "bool", "float32",
-                                 "float64", "complex64", "complex128", "float16"])
+@pytest.mark.parametrize(
+    "out",
+    [
+        "int8",
+        "uint8",
+        "int32",
+        "uint32",
+        "int64",
+        "bool",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        "float16",
+    ],
+)
 @pytest.mark.parametrize("name", ["correlate", "convolve"])
 def test_output_dtype_and_integer_rounding(name, out):
     x = RNG.standard_normal((8, 9)) * 50
@@ -111,8 +168,15 @@ def test_exact_integer_results_on_the_fft_path(name):
 
 @pytest.mark.parametrize(
     "axes, wshape, origin",
-    [((0,), (3,), 0), ((-1,), (4,), 1), ((0, 2), (3, 2), (1, -1)), ((2, 0), (2, 3), (0, 1)),
-     (1, (5,), -2), (None, (2, 3, 2), 0), ((0, 1), (1, 1), 0)],
+    [
+        ((0,), (3,), 0),
+        ((-1,), (4,), 1),
+        ((0, 2), (3, 2), (1, -1)),
+        ((2, 0), (2, 3), (0, 1)),
+        (1, (5,), -2),
+        (None, (2, 3, 2), 0),
+        ((0, 1), (1, 1), 0),
+    ],
     ids=str,
 )
 @pytest.mark.parametrize("name", ["correlate", "convolve"])
@@ -126,9 +190,16 @@ def test_axes(name, axes, wshape, origin):
 
 @pytest.mark.parametrize(
     "x, w",
-    [(np.array(3.0), np.array(2.0)), (np.array(3), np.array(2.5)), (np.zeros((0, 4)), np.ones((2, 2))),
-     (np.ones(5), np.ones(0)), (np.ones(5), np.ones((2, 2))), (np.ones((3, 4)), np.ones(3)),
-     ([1, 2, 3, 4], [1, 1]), (np.ones(4), np.array([1.0, np.nan, 1e-17]))],
+    [
+        (np.array(3.0), np.array(2.0)),
+        (np.array(3), np.array(2.5)),
+        (np.zeros((0, 4)), np.ones((2, 2))),
+        (np.ones(5), np.ones(0)),
+        (np.ones(5), np.ones((2, 2))),
+        (np.ones((3, 4)), np.ones(3)),
+        ([1, 2, 3, 4], [1, 1]),
+        (np.ones(4), np.array([1.0, np.nan, 1e-17])),
+    ],
     ids=str,
 )
 @pytest.mark.parametrize("name", ["correlate", "convolve"])
@@ -177,8 +248,12 @@ def _cases(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=_cases(), mode=st.sampled_from(MODES), name=st.sampled_from(["correlate", "convolve"]),
-       out=st.sampled_from([None, np.float32, np.int16]))
+@given(
+    case=_cases(),
+    mode=st.sampled_from(MODES),
+    name=st.sampled_from(["correlate", "convolve"]),
+    out=st.sampled_from([None, np.float32, np.int16]),
+)
 def test_random_shapes_modes_origins(case, mode, name, out):
     shape, kshape, origin = case
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
@@ -191,8 +266,9 @@ def test_tiny_weights_are_dropped_not_zeroed():
     # SciPy skips weights with |w| <= DBL_EPSILON: a NaN or inf only they reach does
     # not spread (0 x inf would be NaN).
     assert fn.correlate(np.array([[np.inf]]), np.array([[1e-17]]))[0, 0] == 0
-    np.testing.assert_array_equal(fn.convolve(np.array([np.nan, -0.5]), np.array([1.0, 0.0])),
-                                  [-0.5, -0.5])
+    np.testing.assert_array_equal(
+        fn.convolve(np.array([np.nan, -0.5]), np.array([1.0, 0.0])), [-0.5, -0.5]
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))

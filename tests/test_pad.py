@@ -59,8 +59,9 @@ def test_boundary_table_against_numpy_and_ndimage(boundary):
     assert list(res[:2]) == TABLE[boundary][:2]
 
 
-@pytest.mark.parametrize("boundary,signal_name", [("fill", "fill"), ("wrap", "wrap"),
-                                                  ("symmetric", "symm")])
+@pytest.mark.parametrize(
+    "boundary,signal_name", [("fill", "fill"), ("wrap", "wrap"), ("symmetric", "symm")]
+)
 def test_boundary_table_against_scipy_signal(boundary, signal_name):
     x = np.array([[1.0, 2.0, 3.0, 4.0]])
     w = np.array([[1.0, 0.0, 0.0, 0.0, 0.0]])
@@ -68,9 +69,16 @@ def test_boundary_table_against_scipy_signal(boundary, signal_name):
     assert list(got[0, :2]) == TABLE[boundary][:2]
 
 
-@pytest.mark.parametrize("boundary,border", [
-    ("fill", "BORDER_CONSTANT"), ("wrap", "BORDER_WRAP"), ("symmetric", "BORDER_REFLECT"),
-    ("mirror", "BORDER_REFLECT_101"), ("nearest", "BORDER_REPLICATE")])
+@pytest.mark.parametrize(
+    "boundary,border",
+    [
+        ("fill", "BORDER_CONSTANT"),
+        ("wrap", "BORDER_WRAP"),
+        ("symmetric", "BORDER_REFLECT"),
+        ("mirror", "BORDER_REFLECT_101"),
+        ("nearest", "BORDER_REPLICATE"),
+    ],
+)
 def test_boundary_table_against_opencv(boundary, border):
     cv2 = pytest.importorskip("cv2")
     x = np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)

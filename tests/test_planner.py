@@ -159,8 +159,14 @@ def test_calibrate_writes_profile_and_plans_use_it(tmp_path):
     assert "calibrated on this machine" in str(plan((100, 100), (5, 5)))
 
 
-@pytest.mark.parametrize("content", [b"\x00garbage", b'{"format": "fftconv-planner-pro',
-                                     b'{"format": "fftconv-planner-profile/1", "constants": {}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x00garbage",
+        b'{"format": "fftconv-planner-pro',
+        b'{"format": "fftconv-planner-profile/1", "constants": {}}',
+    ],
+)
 def test_bad_profile_warns_and_uses_defaults(tmp_path, content):
     d = tmp_path / "cache"
     d.mkdir()
@@ -173,8 +179,11 @@ def test_profile_from_another_machine_is_not_used(tmp_path):
     d = tmp_path / "cache"
     d.mkdir()
     consts = {k: v for k, v in Machine().__dict__.items() if k != "calibrated"}
-    doc = {"format": "fftconv-planner-profile/1", "host": {"node": "elsewhere"},
-           "constants": consts}
+    doc = {
+        "format": "fftconv-planner-profile/1",
+        "host": {"node": "elsewhere"},
+        "constants": consts,
+    }
     (d / "planner-profile.json").write_text(json.dumps(doc))
     assert not planner.machine().calibrated
 
@@ -193,15 +202,34 @@ def test_profile_of_the_first_layout_is_read_with_its_direct_section(tmp_path):
     """Profiles written before the compiled rates joined `Machine` kept them apart."""
     d = tmp_path / "cache"
     d.mkdir()
-    first = ("fft32", "fft64", "fft_slope", "cache", "parallel", "mem", "madd32", "madd64",
-             "tap", "block", "call")
+    first = (
+        "fft32",
+        "fft64",
+        "fft_slope",
+        "cache",
+        "parallel",
+        "mem",
+        "madd32",
+        "madd64",
+        "tap",
+        "block",
+        "call",
+    )
     consts = {k: getattr(Machine(), k) * 2 for k in first}
     rates = {n: 1e9 for n in ("float32", "float64", "complex64", "complex128")}
-    direct = {"direct_madds_per_s": rates, "separable_madds_per_s": dict(rates),
-              "numpy_madds_per_s": dict(rates), "copy_bytes_per_s": 3e9,
-              "call_overhead_s": 1e-5}
-    doc = {"format": "fftconv-planner-profile/1", "host": planner.profile._host(),
-           "constants": consts, "direct": direct}
+    direct = {
+        "direct_madds_per_s": rates,
+        "separable_madds_per_s": dict(rates),
+        "numpy_madds_per_s": dict(rates),
+        "copy_bytes_per_s": 3e9,
+        "call_overhead_s": 1e-5,
+    }
+    doc = {
+        "format": "fftconv-planner-profile/1",
+        "host": planner.profile._host(),
+        "constants": consts,
+        "direct": direct,
+    }
     (d / "planner-profile.json").write_text(json.dumps(doc))
     m = planner.machine()
     assert m.calibrated and m.fft32 == 2 * Machine().fft32
@@ -218,8 +246,15 @@ def test_profile_of_the_first_layout_is_read_with_its_direct_section(tmp_path):
 def test_calibrate_measures_every_constant_it_prints():
     m = fftconv.calibrate(save=False, budget_s=8)
     text = m.describe()
-    for name in ("fft32", "madd64", "block", "direct_float32", "separable_float64",
-                 "copy_rate", "direct_call"):
+    for name in (
+        "fft32",
+        "madd64",
+        "block",
+        "direct_float32",
+        "separable_float64",
+        "copy_rate",
+        "direct_call",
+    ):
         assert name in text
     assert m.rate("direct", "float64") > 0 and m.copy_rate != Machine().copy_rate
 
@@ -233,12 +268,14 @@ def test_forced_method_that_runs_as_another_says_so():
     assert p.method == "direct" and "direct summation runs instead" in str(p)
     assert "65,536 outputs" in p.substituted or "compiled engine" in p.substituted
     rng = np.random.default_rng(0)
-    pr, _, kk = make_problem(np.zeros((400, 400)), rng.random((5, 5)), "same", "fill", 0, None,
-                             None, False)
+    pr, _, kk = make_problem(
+        np.zeros((400, 400)), rng.random((5, 5)), "same", "fill", 0, None, None, False
+    )
     if compiled_available(pr):
         q = plan_problem(pr, 2, "separable", kernel=kk)
         assert q.method == "direct" and "does not factor" in q.substituted
-        pr1, _, k1 = make_problem(np.zeros((400, 400)), np.ones((5, 5)), "same", "fill", 0,
-                                  None, None, False)
+        pr1, _, k1 = make_problem(
+            np.zeros((400, 400)), np.ones((5, 5)), "same", "fill", 0, None, None, False
+        )
         assert plan_problem(pr1, 2, "separable", kernel=k1).substituted is None
     assert fftconv.plan((100, 100), (5, 5), "float64", mode="same").substituted is None

@@ -39,7 +39,12 @@ except ImportError:
     pass
 
 SIGNAL_NAMES = [
-    "convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d",
+    "convolve",
+    "correlate",
+    "fftconvolve",
+    "oaconvolve",
+    "convolve2d",
+    "correlate2d",
     "choose_conv_method",
 ]
 NDIMAGE_NAMES = ["convolve", "correlate"]
@@ -130,8 +135,14 @@ def _tests_ndimage_convolution(name: str) -> bool:
         return False
     return any(
         key in name
-        for key in ("correlate", "convolve", "filter_weights_subset", "filter_invalid",
-                    "filter_tuple_length", "extend")
+        for key in (
+            "correlate",
+            "convolve",
+            "filter_weights_subset",
+            "filter_invalid",
+            "filter_tuple_length",
+            "extend",
+        )
     )
 
 

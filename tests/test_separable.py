@@ -165,13 +165,15 @@ def test_auto_picks_separable_and_lowrank():
     rng = np.random.default_rng(5)
     a = rng.random((512, 512)).astype(np.float32)
     gauss = np.outer(_gauss(31, 5), _gauss(31, 5))
-    plan = fftconv.plan(a.shape, gauss.shape, dtype=a.dtype, mode="same", boundary="mirror",
-                        threads=2, kernel=gauss)
+    plan = fftconv.plan(
+        a.shape, gauss.shape, dtype=a.dtype, mode="same", boundary="mirror", threads=2, kernel=gauss
+    )
     assert plan.method == "separable"
     assert "separable" in str(plan)
     low = _sep(rng, 21, 21, np.float64, rank=2)
-    plan = fftconv.plan(a.shape, low.shape, dtype=np.float64, mode="same", boundary="mirror",
-                        threads=2, kernel=low)
+    plan = fftconv.plan(
+        a.shape, low.shape, dtype=np.float64, mode="same", boundary="mirror", threads=2, kernel=low
+    )
     assert plan.method == "lowrank"
     assert_close(
         fftconv.convolve(a[:64, :64], low, "same", "mirror"),

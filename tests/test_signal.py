@@ -16,8 +16,20 @@ from fftconv import signal as fs
 RNG = np.random.default_rng(20261126)
 
 DTYPES = [
-    "bool", "int8", "uint8", "int16", "uint32", "int64", "uint64", "float16", "float32",
-    "float64", "complex64", "complex128", "longdouble", "clongdouble",
+    "bool",
+    "int8",
+    "uint8",
+    "int16",
+    "uint32",
+    "int64",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "longdouble",
+    "clongdouble",
 ]
 
 
@@ -91,8 +103,15 @@ def test_integer_results_exact_on_the_fft_path():
 
 
 SHAPE_PAIRS = [
-    ((7,), (3,)), ((7,), (4,)), ((3,), (8,)), ((1,), (1,)), ((6, 5), (3, 2)),
-    ((2, 2), (5, 4)), ((5, 6), (4, 4)), ((4, 6), (6, 2)), ((3, 4, 5), (2, 3, 2)),
+    ((7,), (3,)),
+    ((7,), (4,)),
+    ((3,), (8,)),
+    ((1,), (1,)),
+    ((6, 5), (3, 2)),
+    ((2, 2), (5, 4)),
+    ((5, 6), (4, 4)),
+    ((4, 6), (6, 2)),
+    ((3, 4, 5), (2, 3, 2)),
 ]
 
 
@@ -121,8 +140,26 @@ def test_2d_boundaries(name, shapes, boundary, mode):
 
 @pytest.mark.parametrize(
     "fillvalue",
-    [1.5, -2, 1j, 1 + 0j, [1.0], [1j], np.array(2.0), np.array([2]), np.float64(2.5),
-     np.complex128(1), [], [1, 2], np.nan, np.inf, 2**70, "a", None, True],
+    [
+        1.5,
+        -2,
+        1j,
+        1 + 0j,
+        [1.0],
+        [1j],
+        np.array(2.0),
+        np.array([2]),
+        np.float64(2.5),
+        np.complex128(1),
+        [],
+        [1, 2],
+        np.nan,
+        np.inf,
+        2**70,
+        "a",
+        None,
+        True,
+    ],
 )
 @pytest.mark.parametrize("dt", ["int16", "float32", "complex64"])
 def test_2d_fillvalue_rules(dt, fillvalue):
@@ -136,10 +173,16 @@ def test_2d_fillvalue_rules(dt, fillvalue):
 @pytest.mark.parametrize(
     "shapes, axes",
     [
-        (((4, 9), (4, 3)), 1), (((4, 9), (1, 3)), -1), (((4, 9), (4, 3)), [0, 1]),
-        (((2, 7, 3), (1, 4, 3)), [1]), (((2, 7, 3), (2, 4, 1)), (1, 0)),
-        (((5, 1, 6), (2, 3, 2)), [0, 2]), (((5, 6), (5, 6)), None), (((1, 6), (3, 6)), [1]),
-        (((3, 6), (1, 1)), [0, 1]), (((3, 6), (2, 1)), [1]),
+        (((4, 9), (4, 3)), 1),
+        (((4, 9), (1, 3)), -1),
+        (((4, 9), (4, 3)), [0, 1]),
+        (((2, 7, 3), (1, 4, 3)), [1]),
+        (((2, 7, 3), (2, 4, 1)), (1, 0)),
+        (((5, 1, 6), (2, 3, 2)), [0, 2]),
+        (((5, 6), (5, 6)), None),
+        (((1, 6), (3, 6)), [1]),
+        (((3, 6), (1, 1)), [0, 1]),
+        (((3, 6), (2, 1)), [1]),
     ],
     ids=str,
 )
@@ -150,9 +193,7 @@ def test_axes(name, shapes, axes, mode):
     assert_same(*pair(name), a, b, mode, axes=axes)
 
 
-@pytest.mark.parametrize(
-    "axes", [[], [[1, 2]], [1.0], [1], [-2], [0, 0], "a", 1.5, [True]]
-)
+@pytest.mark.parametrize("axes", [[], [[1, 2]], [1.0], [1], [-2], [0, 0], "a", 1.5, [True]])
 @pytest.mark.parametrize("name", ["fftconvolve", "oaconvolve"])
 def test_invalid_axes(name, axes):
     assert_same(*pair(name), np.ones(4), np.ones(2), axes=axes)
@@ -168,14 +209,21 @@ def test_incompatible_broadcast_shapes():
 
 
 EDGE_INPUTS = [
-    (np.array(3.0), np.array(2.0)), (np.array(3), np.array(2 + 1j)), (4, 5),
-    (np.array([]), np.array([])), (np.array([1.0, 2.0]), np.array([])),
-    (np.zeros((0, 3)), np.ones((1, 1))), (np.ones(3), np.ones((1, 1))), ([1.0], 2.0),
+    (np.array(3.0), np.array(2.0)),
+    (np.array(3), np.array(2 + 1j)),
+    (4, 5),
+    (np.array([]), np.array([])),
+    (np.array([1.0, 2.0]), np.array([])),
+    (np.zeros((0, 3)), np.ones((1, 1))),
+    (np.ones(3), np.ones((1, 1))),
+    ([1.0], 2.0),
     (np.ones((2, 3)), np.ones(2)),
 ]
 
 
-@pytest.mark.parametrize("inputs", EDGE_INPUTS, ids=lambda x: repr(np.shape(x[0])) + repr(np.shape(x[1])))
+@pytest.mark.parametrize(
+    "inputs", EDGE_INPUTS, ids=lambda x: repr(np.shape(x[0])) + repr(np.shape(x[1]))
+)
 @pytest.mark.parametrize("name", ["convolve", "correlate", "fftconvolve", "oaconvolve"])
 def test_empty_zero_rank_and_mismatched_ndim(name, inputs):
     assert_same(*pair(name), *inputs)
@@ -190,8 +238,12 @@ def test_2d_rejects_non_2d(name, inputs):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"mode": "spam"}, {"mode": "FULL"}, {"mode": 2}, {"method": "bacon"},
-        {"mode": "ham", "method": "direct"}, {"mode": "valid", "method": "fft"},
+        {"mode": "spam"},
+        {"mode": "FULL"},
+        {"mode": 2},
+        {"method": "bacon"},
+        {"mode": "ham", "method": "direct"},
+        {"mode": "valid", "method": "fft"},
     ],
     ids=str,
 )
@@ -200,8 +252,16 @@ def test_bad_mode_and_method(name, kwargs):
     assert_same(*pair(name), np.arange(1.0, 7).reshape(2, 3), np.ones((3, 2)), **kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [{"mode": "x"}, {"boundary": "reflect"},
-                                    {"boundary": "mirror"}, {"boundary": 1}, {"mode": "valid"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"mode": "x"},
+        {"boundary": "reflect"},
+        {"boundary": "mirror"},
+        {"boundary": 1},
+        {"mode": "valid"},
+    ],
+)
 @pytest.mark.parametrize("name", ["convolve2d", "correlate2d"])
 def test_2d_bad_arguments(name, kwargs):
     assert_same(*pair(name), np.ones((2, 3)), np.ones((3, 2)), **kwargs)
@@ -213,9 +273,14 @@ def test_nonfinite_inputs_match_direct_summation(name):
     a[3, 4], a[10, 11], a[15, 2] = np.nan, np.inf, -np.inf
     k = RNG.standard_normal((5, 5))
     got = getattr(fs, name)(a, k, "same")
-    want = ss.convolve2d(a, k, "same") if name != "correlate" else ss.correlate(
-        a, k, "same", method="direct")
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.nanmax(np.abs(want[np.isfinite(want)])))
+    want = (
+        ss.convolve2d(a, k, "same")
+        if name != "correlate"
+        else ss.correlate(a, k, "same", method="direct")
+    )
+    np.testing.assert_allclose(
+        got, want, rtol=0, atol=1e-10 * np.nanmax(np.abs(want[np.isfinite(want)]))
+    )
 
 
 def test_list_inputs_and_python_scalars():
@@ -249,8 +314,9 @@ def test_choose_conv_method():
 def test_choose_conv_method_matches_what_auto_runs():
     a, k = RNG.standard_normal((128, 128)), RNG.standard_normal((21, 21))
     m = fs.choose_conv_method(a, k, "same")
-    np.testing.assert_allclose(fs.convolve(a, k, "same", method=m), fs.convolve(a, k, "same"),
-                               rtol=0, atol=1e-10 * 50)
+    np.testing.assert_allclose(
+        fs.convolve(a, k, "same", method=m), fs.convolve(a, k, "same"), rtol=0, atol=1e-10 * 50
+    )
 
 
 def test_correlate_same_differs_from_correlate2d_for_even_kernels():
@@ -275,8 +341,9 @@ def _layouts():
 
 
 @pytest.mark.parametrize("layout", list(_layouts()))
-@pytest.mark.parametrize("name", ["convolve", "correlate", "fftconvolve", "oaconvolve",
-                                  "convolve2d", "correlate2d"])
+@pytest.mark.parametrize(
+    "name", ["convolve", "correlate", "fftconvolve", "oaconvolve", "convolve2d", "correlate2d"]
+)
 def test_memory_layouts_and_byte_order(name, layout):
     a, k = _layouts()[layout]
     for mode in ("full", "same", "valid"):
@@ -336,8 +403,9 @@ for func, b, (s1, s2) in itertools.product(
     except ValueError as e:
         print("in1 has none" in str(e))
 """
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=60, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert r.returncode == 0, r.stderr[-1000:]
     assert r.stdout.split() == ["True"] * 16
 

@@ -48,8 +48,17 @@ def test_tiles_equal_in_memory_every_mode_and_boundary(mode, boundary, correlate
     k = rng.standard_normal((4, 7))
     ref = _ref(img, k, mode, boundary, correlate, fillvalue=0.25)
     for method in ("direct", "fft"):
-        out = convolve_tiled(img, k, mode=mode, boundary=boundary, fillvalue=0.25,
-                             correlate=correlate, method=method, tile=(3, 2), threads=2)
+        out = convolve_tiled(
+            img,
+            k,
+            mode=mode,
+            boundary=boundary,
+            fillvalue=0.25,
+            correlate=correlate,
+            method=method,
+            tile=(3, 2),
+            threads=2,
+        )
         _close(out, ref, 1e-10)
 
 
@@ -122,8 +131,9 @@ def test_complex_kernel_magnitude_and_complex_output():
     out = convolve_tiled(img, k, boundary="nearest", tile=9)
     assert out.dtype == np.complex64
     _close(out, ref, 1e-5)
-    mag = convolve_tiled(img, k, np.empty((30, 30), np.float32), boundary="nearest", tile=9,
-                         magnitude=True)
+    mag = convolve_tiled(
+        img, k, np.empty((30, 30), np.float32), boundary="nearest", tile=9, magnitude=True
+    )
     _close(mag, np.abs(ref), 1e-5)
     with pytest.raises(ValueError, match="magnitude=True"):
         convolve_tiled(img, k, np.empty((30, 30), np.float32), boundary="nearest")
@@ -153,8 +163,9 @@ def test_memmap_npy_tiff_zarr_round_trips(tmp_path):
     np.save(tmp_path / "in.npy", img)
     tifffile.imwrite(tmp_path / "tiled.tif", img, tile=(32, 32), compression="zlib")
     tifffile.imwrite(tmp_path / "big.tif", img, bigtiff=True, rowsperstrip=16)
-    z = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=img.shape, chunks=(16, 16),
-                        dtype=img.dtype)
+    z = zarr.open_array(
+        str(tmp_path / "in.zarr"), mode="w", shape=img.shape, chunks=(16, 16), dtype=img.dtype
+    )
     z[:] = img
     sources = [io.open_image(tmp_path / n) for n in ("in.npy", "tiled.tif", "big.tif", "in.zarr")]
     assert isinstance(sources[0], np.memmap) and isinstance(sources[2], np.memmap)
@@ -171,8 +182,12 @@ def test_memmap_npy_tiff_zarr_round_trips(tmp_path):
 
 def test_progress_callback_counts_every_tile():
     calls = []
-    convolve_tiled(np.ones((20, 20)), np.ones((3, 3)), tile=(6, 7),
-                   progress=lambda done, total: calls.append((done, total)))
+    convolve_tiled(
+        np.ones((20, 20)),
+        np.ones((3, 3)),
+        tile=(6, 7),
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert calls[-1] == (12, 12) and len(calls) == 12
 
 
@@ -203,15 +218,21 @@ def test_tile_shape_fits_and_grows_with_the_budget():
     shape, k = (65536, 65536), (31, 31)
     prev = 0
     for budget in (100e6, 500e6, 2e9, 8e9):
-        t = tile_shape(shape, k, 4, int(budget), 2, src_itemsize=1, out_itemsize=1,
-                       prefer=None)
+        t = tile_shape(shape, k, 4, int(budget), 2, src_itemsize=1, out_itemsize=1, prefer=None)
         assert t[0] == t[1] > prev
         prev = t[0]
         # blocks have FFT-fast lengths
         assert fftconv._fftw.fast_length(t[0] + 30) == t[0] + 30
-    prob = fftconv._problem.make_problem(np.broadcast_to(np.float32(0), shape),
-                                         np.ones(k, np.float32), "same", "fill", 0, None, None,
-                                         False)[0]
+    prob = fftconv._problem.make_problem(
+        np.broadcast_to(np.float32(0), shape),
+        np.ones(k, np.float32),
+        "same",
+        "fill",
+        0,
+        None,
+        None,
+        False,
+    )[0]
     plan = plan_tiles(prob, max_memory=500 * 10**6, threads=2, src_itemsize=1, out_itemsize=1)
     assert plan.memory <= 500 * 10**6
     assert "tiles" in str(plan) and plan.tiles == plan.grid[0] * plan.grid[1]
@@ -235,8 +256,12 @@ def test_public_api_max_memory_routes_to_tiles(monkeypatch):
     real = tiles.run_tiled
     monkeypatch.setattr(tiles, "run_tiled", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     budget = 24 * 10**6
-    assert whole_array_bytes(fftconv._problem.make_problem(
-        img, k, "same", "mirror", 0, None, None, False)[0]) > budget - 16 * 2**20
+    assert (
+        whole_array_bytes(
+            fftconv._problem.make_problem(img, k, "same", "mirror", 0, None, None, False)[0]
+        )
+        > budget - 16 * 2**20
+    )
     out = fftconv.convolve(img, k, "same", "mirror", max_memory=budget)
     assert calls, "expected a tiled run"
     _close(out, ref, 1e-10)
@@ -282,22 +307,34 @@ def test_peak_memory_stays_within_the_budget(tmp_path):
     img = np.lib.format.open_memmap(tmp_path / "in.npy", "w+", np.float32, (3072, 3072))
     rng = np.random.default_rng(11)
     for r in range(0, 3072, 512):
-        img[r:r + 512] = rng.random((512, 3072), dtype=np.float32)
+        img[r : r + 512] = rng.random((512, 3072), dtype=np.float32)
     img.flush()
     del img
     budget = 24 * 10**6
-    res = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(tmp_path / "in.npy"),
-                          str(tmp_path / "out.npy"), str(budget)],
-                         capture_output=True, text=True, timeout=300, check=False,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PEAK_SCRIPT,
+            str(tmp_path / "in.npy"),
+            str(tmp_path / "out.npy"),
+            str(budget),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert res.returncode == 0, res.stderr
     m = json.loads(res.stdout.strip().splitlines()[-1])
     extra = m["peak"] - m["base"]
     assert extra <= budget, (extra / 1e6, budget / 1e6)
     out = np.load(tmp_path / "out.npy", mmap_mode="r")
     src = np.load(tmp_path / "in.npy", mmap_mode="r")
-    ref = fftconv.convolve(np.asarray(src[:200, :200]), np.ones((31, 31), np.float32) / 961,
-                           "valid")
+    ref = fftconv.convolve(
+        np.asarray(src[:200, :200]), np.ones((31, 31), np.float32) / 961, "valid"
+    )
     _close(np.asarray(out[15:185, 15:185]), ref, 1e-5)
 
 
@@ -306,8 +343,9 @@ def test_chunk_cache_serves_any_slice_and_stays_bounded(tmp_path):
     from fftconv.tiles import _ChunkCache, _with_chunk_cache
 
     arr = np.arange(50 * 70 * 2, dtype=np.uint16).reshape(50, 70, 2)
-    z = zarr.open_array(str(tmp_path / "c.zarr"), mode="w", shape=arr.shape, chunks=(16, 16, 2),
-                        dtype=arr.dtype)
+    z = zarr.open_array(
+        str(tmp_path / "c.zarr"), mode="w", shape=arr.shape, chunks=(16, 16, 2), dtype=arr.dtype
+    )
     z[:] = arr
     one_chunk = 16 * 16 * 2 * 2
     cache = _ChunkCache(z, 3 * one_chunk)
@@ -323,8 +361,9 @@ def test_chunk_cache_serves_any_slice_and_stays_bounded(tmp_path):
     assert _with_chunk_cache(arr, 10**9)[0] is arr
 
 
-@pytest.mark.parametrize("value", ["1e400GB", "1e400", "99999999999999999999999999999TB",
-                                   10**400, 2**63])
+@pytest.mark.parametrize(
+    "value", ["1e400GB", "1e400", "99999999999999999999999999999TB", 10**400, 2**63]
+)
 def test_parse_memory_refuses_absurd_sizes(value):
     # OverflowError before.
     with pytest.raises(ValueError, match="more than any machine has") as e:

@@ -348,7 +348,7 @@ def il_taps_pc(C: int) -> str:
         "@njit(**JIT, fastmath=FASTMATH)",
         f"def taps_row_p{C}(acc, src, wv, r, kw, n):",
         f'    """``acc[j] += sum_c wv[r, c, j % P] * src[j + c * {C}]`` for ``j < n``, in blocks',
-        "    of P samples (P, the period of the weight rows, a multiple of the channels).\"\"\"",
+        '    of P samples (P, the period of the weight rows, a multiple of the channels)."""',
         "    P = wv.shape[2]",
         "    for b in range(0, n, P):",
         "        m = min(P, n - b)",

@@ -284,4 +284,3 @@ def separable_rows(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, i1)
                 bad = True
         i += nr
     return bad
-

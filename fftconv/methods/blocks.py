@@ -87,8 +87,10 @@ def _blocks(problem: Problem, a, kspec, out, threads: int, lengths, layout, work
 
     def work() -> None:
         dtype = problem.dtype
-        with _fftw.transform(shape, dtype, problem.axes, "forward", fftw_threads) as fwd, \
-                _fftw.transform(yshape, dtype, problem.axes, "backward", fftw_threads) as inv:
+        with (
+            _fftw.transform(shape, dtype, problem.axes, "forward", fftw_threads) as fwd,
+            _fftw.transform(yshape, dtype, problem.axes, "backward", fftw_threads) as inv,
+        ):
             while True:
                 with lock:
                     t0 = next(pending, None)

@@ -35,8 +35,9 @@ from . import effective_kernel, finite, interleaved
 from .rows import Geometry, compiled_available, kernels, run_2d
 
 
-def convolve_direct(problem: Problem, a, k, out, threads: int = 1,
-                    finite_data: bool | None = None) -> None:
+def convolve_direct(
+    problem: Problem, a, k, out, threads: int = 1, finite_data: bool | None = None
+) -> None:
     """Write the convolution `problem` of `a` and `k` into `out`.
 
     Parameters
@@ -114,7 +115,6 @@ def _convolve_complex(problem: Problem, a, k, out, threads: int, finite_data=Non
     out.imag = im
 
 
-
 def convolve_numpy(problem: Problem, a, k, out) -> None:
     """Direct summation tap by tap in numpy, in `problem`'s dtype (integers too: the
     SciPy drop-ins sum exactly in int64 with it)."""
@@ -150,5 +150,3 @@ def _direct_task(geo: Geometry, img, ker, dst, fill, i0, i1):
     w = np.ascontiguousarray(ker[::-1, ::-1])  # convolution -> correlation form
     rows = kern.small.ROWS.get(w.shape, kern.direct_rows)
     return lambda: rows(img, w, dst, geo.rowmap, geo.colmap, fill, geo.px, geo.jl, geo.jr, i0, i1)
-
-

@@ -179,9 +179,7 @@ def convolve_fft_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
     P = padded(a, problem.axes, pads, problem.boundary, problem.fillvalue, dtype=cdtype)
     bad = ~np.isfinite(P)
     clean = np.where(bad, 0, P)
-    valid = replace(
-        problem, in1_shape=P.shape, mode="valid", boundary="fill", fillvalue=0
-    )
+    valid = replace(problem, in1_shape=P.shape, mode="valid", boundary="fill", fillvalue=0)
     convolve_fft(valid, clean, k, out, threads, transform_lengths(valid))
     kk = effective_kernel(problem, k)
     plain = replace(valid, correlate=False, dtype=np.dtype(np.float64))
@@ -191,8 +189,14 @@ def convolve_fft_nonfinite(problem: Problem, a, k, out, threads: int) -> None:
             return np.zeros(out.shape, bool)
         res = np.empty(plain.out_shape, np.float64)
         sub = replace(plain, in2_shape=kmask.shape)
-        convolve_fft(sub, mask.astype(np.float64), kmask.astype(np.float64), res, threads,
-                     transform_lengths(sub))
+        convolve_fft(
+            sub,
+            mask.astype(np.float64),
+            kmask.astype(np.float64),
+            res,
+            threads,
+            transform_lengths(sub),
+        )
         return np.broadcast_to(res > 0.5, out.shape)
 
     if problem.is_complex:
@@ -224,8 +228,10 @@ def convolve_circular(problem: Problem, a, k, out, threads: int, kspec=None) -> 
     circular=True)``. Finite data only (as `convolve_fft`).
     """
     if not circular_ok(problem):
-        raise ValueError(f"circular convolution needs boundary='wrap' and mode 'full' or "
-                         f"'same'; got boundary={problem.boundary!r}, mode={problem.mode!r}")
+        raise ValueError(
+            f"circular convolution needs boundary='wrap' and mode 'full' or "
+            f"'same'; got boundary={problem.boundary!r}, mode={problem.mode!r}"
+        )
     if kspec is None:
         with lent_kernel_spectrum(problem, k, problem.image_shape, threads, circular=True) as spec:
             return _circular(problem, a, spec, out, threads)
@@ -247,8 +253,9 @@ def _circular(problem: Problem, a, kspec, out, threads: int) -> None:
 def _copy_periodic(out, y, problem: Problem) -> None:
     """out[t] = y[(t + shift) mod n] on each convolved axis, as a few slice copies."""
     runs_per_axis = []
-    for ax, kn, (pb, _), n in zip(problem.axes, problem.kernel_shape, problem.pads(),
-                                  problem.image_shape):
+    for ax, kn, (pb, _), n in zip(
+        problem.axes, problem.kernel_shape, problem.pads(), problem.image_shape
+    ):
         o = out.shape[ax]
         src = (kn - 1 - pb) % n
         runs, t = [], 0

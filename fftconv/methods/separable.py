@@ -178,8 +178,10 @@ def convolve_separable(problem: Problem, a, k, out, threads: int = 1, factors=No
                 fs = kernel_factors(ker, dtype)
             sep = None
             if fs:
-                sep = (np.ascontiguousarray([c[::-1] for c, _ in fs], dtype=dtype),
-                       np.ascontiguousarray([r[::-1] for _, r in fs], dtype=dtype))
+                sep = (
+                    np.ascontiguousarray([c[::-1] for c, _ in fs], dtype=dtype),
+                    np.ascontiguousarray([r[::-1] for _, r in fs], dtype=dtype),
+                )
             found[key] = (ker, sep, np.ascontiguousarray(ker[::-1, ::-1]))
         return found[key][1:]
 
