@@ -10,7 +10,11 @@ collect_ignore: list[str] = []
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 #: Doctests whose output shows the compiled engine's choices.
-_NUMBA_DOCTESTS = {"fftconv.signal.choose_conv_method", "fftconv.planner.costs.separable_cost"}
+_NUMBA_DOCTESTS = {
+    "fftconv.signal.choose_conv_method",
+    "fftconv.planner.costs.separable_cost",
+    "fftconv.methods.interleaved.layout",
+}
 
 if not HAVE_NUMBA:
     # The compiled kernels import numba at module level; fftconv never imports them
