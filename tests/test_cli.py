@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from _slow_job import slow_job
 
 import fftconv
 from fftconv import io
@@ -266,29 +267,9 @@ def test_plan_and_help(tmp_path, capsys):
     assert r.returncode == 0 and "apply" in r.stdout and "demo" in r.stdout
 
 
-def _slow_job(tmp_path):
-    img = np.lib.format.open_memmap(tmp_path / "in.npy", "w+", np.float32, (2048, 2048))
-    img[:] = 1
-    img.flush()
-    del img
-    # A budget so small that it takes many tiles, each with a big kernel: seconds of work.
-    return [
-        "apply",
-        tmp_path / "in.npy",
-        tmp_path / "out.npy",
-        "-k",
-        "box:61",
-        "--method",
-        "direct",
-        "--threads",
-        "1",
-        "-q",
-    ]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_leaves_no_output(tmp_path, sig):
-    args = _slow_job(tmp_path)
+    args = slow_job(tmp_path)
     proc = subprocess.Popen(
         FFTCONV + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -12,6 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from _slow_job import slow_job
 
 import fftconv
 
@@ -285,31 +286,11 @@ def test_memory_mapped_outputs_reserve_their_blocks(small_disk, monkeypatch, suf
 # --------------------------------------------------------------------------- signals
 
 
-def _slow_job(tmp_path):
-    img = np.lib.format.open_memmap(tmp_path / "in.npy", "w+", np.float32, (2048, 2048))
-    img[:] = 1
-    img.flush()
-    del img
-    # Many tiles with a big kernel summed directly: seconds of work.
-    return [
-        "apply",
-        tmp_path / "in.npy",
-        tmp_path / "out.npy",
-        "-k",
-        "box:61",
-        "--method",
-        "direct",
-        "--threads",
-        "1",
-        "-q",
-    ]
-
-
 def _start_and_signal(tmp_path, sig):
     import signal
     import time
 
-    args = _slow_job(tmp_path)
+    args = slow_job(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fftconv", *map(str, args)],
         stdout=subprocess.PIPE,
