@@ -1,11 +1,12 @@
 """`Machine`: every rate the cost model uses, in one table.
 
-The shipped defaults were measured on a 2-core x86-64 development machine (the
-FFT, streaming and numpy rates) and, a little below what `calibrate` measured,
-on one core of an AVX-512 AMD EPYC (the compiled direct and separable rates,
-from 4096x4096 images with 7x7 to 19x19 kernels, the range where direct
-summation competes with overlap-add). `fftconv.calibrate` measures them all
-on this machine.
+The shipped defaults were measured on a quiet 2-core AVX-512 AMD EPYC VM (the
+machine the project is developed and benchmarked on), at the sizes where the
+methods compete: the FFT, streaming, block and numpy rates by `calibrate`; the
+compiled direct rates from 2048x2048 and 4096x4096 float32 images with 5x5
+to 31x31 kernels (`calibrate` measures them on a 512x512 image, where per-row
+overhead makes them look about 2x slower), and the separable rates from 15- to
+63-tap Gaussians. `fftconv.calibrate` measures them all on this machine.
 """
 
 from __future__ import annotations
@@ -49,31 +50,31 @@ class Machine:
     --------
     >>> from fftconv.planner import Machine
     >>> Machine().rate("direct", "float32")
-    25000000000.0
+    15000000000.0
     >>> print(Machine().describe().splitlines()[0])
-    fft32                   1.25e-10  s per weighted N log2 N unit, float32 real, in cache
+    fft32                    2.4e-10  s per weighted N log2 N unit, float32 real, in cache
     """
 
-    fft32: float = 1.25e-10
-    fft64: float = 1.5e-10
-    fft_slope: float = 0.3
+    fft32: float = 2.4e-10
+    fft64: float = 2.7e-10
+    fft_slope: float = 0.2
     cache: float = 1.0e6
-    parallel: float = 0.85
-    mem: float = 5.0e-11
-    madd32: float = 3.4e-10
-    madd64: float = 7.5e-10
+    parallel: float = 0.5
+    mem: float = 8.5e-11
+    madd32: float = 8.0e-10
+    madd64: float = 9.0e-10
     tap: float = 2.5e-6
-    block: float = 1.5e-5
+    block: float = 3.5e-5
     call: float = 1.0e-4
-    direct_float32: float = 2.5e10
-    direct_float64: float = 1.6e10
+    direct_float32: float = 1.5e10
+    direct_float64: float = 1.0e10
     direct_complex64: float = 3e9
     direct_complex128: float = 2e9
     separable_float32: float = 1e10
     separable_float64: float = 7e9
     separable_complex64: float = 4e9
     separable_complex128: float = 2e9
-    copy_rate: float = 1.5e10
+    copy_rate: float = 1.0e10
     direct_call: float = 2e-5
     calibrated: bool = False
 
