@@ -15,6 +15,7 @@ from ._problem import (
     make_problem,
     make_problem_from_shapes,
     normalize_method,
+    normalize_nan_policy,
     normalize_threads,
 )
 from .planner import plan_problem
@@ -41,6 +42,11 @@ class Convolver:
         As for `fftconv.convolve`, fixed for every image.
     correlate : bool
         Cross-correlate instead of convolve (`fftconv.correlate`).
+    nan_policy : {'propagate', 'interpolate', 'fill'}
+        As for `fftconv.convolve`, fixed for every image; a call may add
+        ``mask=`` and ``return_weights=True``. The two engine calls of
+        'interpolate' (data and validity, stacked) keep their plans and
+        kernel spectra too.
 
     Examples
     --------
@@ -53,6 +59,10 @@ class Convolver:
     >>> blur(np.ones((2, 5))).round(6)
     array([[1., 1., 1., 1., 1.],
            [1., 1., 1., 1., 1.]])
+    >>> mean3 = fftconv.Convolver(np.ones((1, 3)) / 3, mode="same", boundary="nearest",
+    ...                           nan_policy="interpolate")
+    >>> mean3(np.array([[1.0, np.nan, 3.0]]))
+    array([[1., 2., 3.]])
     """
 
     def __init__(
@@ -67,6 +77,7 @@ class Convolver:
         method: str = "auto",
         threads: int | None = None,
         correlate: bool = False,
+        nan_policy: str = "propagate",
     ) -> None:
         kernel = np.array(kernel, copy=True)
         kernel.setflags(write=False)
@@ -79,6 +90,7 @@ class Convolver:
         self.method = normalize_method(method)
         self.threads = normalize_threads(threads)
         self.correlate = bool(correlate)
+        self.nan_policy = normalize_nan_policy(nan_policy)
         # Validate the fixed arguments now, against an image the kernel's own size.
         make_problem_from_shapes(
             _image_like(kernel, channel_axis),
@@ -95,9 +107,66 @@ class Convolver:
         # plan and kernel spectrum per image shape; a spectrum can be as large as the
         # image, so only the most recently used shapes are kept
         self._prepared: OrderedDict = OrderedDict()
+        # nan_policy's engine calls other than the plain one (the stacked data and
+        # validity, or another fill value), each a Convolver of its own
+        self._policy_calls: dict = {}
 
-    def __call__(self, image, out: np.ndarray | None = None) -> np.ndarray:
-        """Convolve `image` with the kernel; `out` as for `fftconv.convolve`."""
+    def __call__(
+        self, image, out: np.ndarray | None = None, *, mask=None, return_weights: bool = False
+    ):
+        """Convolve `image` with the kernel; `out`, `mask` and `return_weights` as for
+        `fftconv.convolve` (the last two need a `nan_policy` other than 'propagate')."""
+        if normalize_nan_policy(self.nan_policy, mask, return_weights) != "propagate":
+            from ._nan import run_with_nan_policy
+
+            return run_with_nan_policy(
+                self._policy_call,
+                image,
+                self.kernel,
+                self.mode,
+                self.boundary,
+                self.fillvalue,
+                self.axes,
+                self.channel_axis,
+                self.correlate,
+                self.nan_policy,
+                mask,
+                return_weights,
+                out,
+            )
+        return self._call(image, out)
+
+    def _policy_call(self, x, k, fill, dst, axes, channel_axis):
+        """One engine call of the NaN layer: this Convolver's own where the arguments
+        are its own, else a kept Convolver for the stacked kernel or fill value."""
+        fill = complex(fill)
+        if (
+            k is self.kernel
+            and str(fill) == str(complex(self.fillvalue))
+            and axes == self.axes
+            and channel_axis == self.channel_axis
+        ):
+            return self._call(x, dst)
+        key = (k.shape, str(fill), axes, channel_axis)
+        with self._lock:
+            conv = self._policy_calls.get(key)
+        if conv is None:
+            conv = Convolver(
+                k,
+                self.mode,
+                self.boundary,
+                fill if fill.imag else fill.real,
+                axes=axes,
+                channel_axis=channel_axis,
+                method=self.method,
+                threads=self.threads,
+                correlate=self.correlate,
+            )
+            with self._lock:
+                conv = self._policy_calls.setdefault(key, conv)
+        return conv._call(x, dst)
+
+    def _call(self, image, out):
         problem, a, k = make_problem(
             image,
             self.kernel,
@@ -153,7 +222,8 @@ class Convolver:
         return (
             f"Convolver({kind} with kernel {self.kernel.shape} {self.kernel.dtype}, "
             f"mode={self.mode!r}, boundary={self.boundary!r}, method={self.method!r}, "
-            f"{len(self._prepared)} image shapes prepared)"
+            + (f"nan_policy={self.nan_policy!r}, " if self.nan_policy != "propagate" else "")
+            + f"{len(self._prepared)} image shapes prepared)"
         )
 
     def _repr_html_(self) -> str:

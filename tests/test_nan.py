@@ -190,3 +190,39 @@ def test_axes_and_batches(rng, boundary):
     for r in range(9):
         want, _ = normalized_reference(x[r], k[0], "full", boundary)
         _check(got0[:, r], want, np.float64)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "oa", "separable", "auto"])
+@pytest.mark.parametrize("boundary", ["fill", "symmetric", "wrap"])
+def test_convolver_nan_policy(rng, method, boundary):
+    """A Convolver with nan_policy gives the function's results on every call, keeps
+    the plans of its engine calls (no new ones on the second image) and takes mask=
+    and return_weights= per call."""
+    g = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)
+    k = np.outer(g, g[:5] + 0.1).astype(np.float32)
+    conv = fftconv.Convolver(
+        k, "same", boundary, 1.5, method=method, correlate=True, nan_policy="interpolate"
+    )
+    for seed in range(2):
+        x = _holes(np.random.default_rng(seed), (37, 41), np.float32)
+        got, wts = conv(x, return_weights=True)
+        want, want_w = normalized_reference(x, k, "same", boundary, 1.5, correlate=True)
+        _check(got, want, np.float32)
+        np.testing.assert_allclose(wts, want_w, atol=TOL[np.float32])
+        if seed == 0:
+            kept = {key: len(c._prepared) for key, c in conv._policy_calls.items()}
+            assert kept and len(conv._prepared) <= 1
+    assert {key: len(c._prepared) for key, c in conv._policy_calls.items()} == kept
+    valid = np.random.default_rng(5).random((37, 41)) > 0.2
+    x = np.random.default_rng(6).standard_normal((37, 41)).astype(np.float32)
+    want, _ = normalized_reference(x, k, "same", boundary, 1.5, valid=valid, correlate=True)
+    _check(conv(x, mask=valid), want, np.float32)
+    filled = fftconv.Convolver(k, "same", boundary, 1.5, method=method, nan_policy="fill")
+    xn = _holes(rng, (37, 41), np.float32)
+    np.testing.assert_array_equal(
+        filled(xn), fftconv.convolve(xn, k, "same", boundary, 1.5, method=method, nan_policy="fill")
+    )
+    with pytest.raises(ValueError, match="nan_policy"):
+        fftconv.Convolver(k, nan_policy="ignore")
+    with pytest.raises(ValueError, match="mask="):
+        fftconv.Convolver(k)(x, mask=valid)
