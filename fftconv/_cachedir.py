@@ -21,9 +21,10 @@ import shutil
 import stat
 import sys
 import tempfile
-import threading
 import warnings
 from pathlib import Path
+
+from . import _fork
 
 
 class CacheWarning(UserWarning):
@@ -34,7 +35,7 @@ class CacheWarning(UserWarning):
 MAX_CACHE_FILE_BYTES = 16 * 2**20
 
 _warned: set = set()
-_warned_lock = threading.Lock()
+_warned_lock = _fork.lock()
 
 
 def warn_once(key, message: str, stacklevel: int = 3) -> None:

@@ -17,9 +17,11 @@ import time
 
 from numba.core import event
 
+from . import _fork
+
 log = logging.getLogger("fftconv")
 
-_lock = threading.Lock()
+_lock = _fork.lock()
 _installed = False
 _announced = False
 _local = threading.local()

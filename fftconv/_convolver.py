@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 
 import numpy as np
 
+from . import _fork
 from ._execute import compute, prepare_kernel
 from ._photo import photo_out
 from ._problem import (
@@ -103,7 +103,7 @@ class Convolver:
             channel_axis=channel_axis,
             correlate=correlate,
         )
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         # plan and kernel spectrum per image shape; a spectrum can be as large as the
         # image, so only the most recently used shapes are kept
         self._prepared: OrderedDict = OrderedDict()

@@ -29,7 +29,8 @@ written atomically, loaded on first use, and ignored with a warning when it
 is corrupt, truncated or foreign. ``FFTCONV_NO_WISDOM=1`` turns the file off
 (nothing is read or written; plans measured in this process are still reused).
 
-A forked child starts with an empty pool and new locks (`os.register_at_fork`).
+A forked child starts with an empty pool and released locks (`_fork`); a fork
+waits while another thread is inside FFTW's planner or importing pyFFTW.
 FFTW keeps its own pool of worker threads for multi-threaded plans, and a
 child has none of the parent's threads: once the parent has executed a
 multi-threaded plan, FFTW in the child would wait forever for workers that do
@@ -54,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from . import _fork
 from ._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
 
 _EFFORTS = {
@@ -68,7 +70,7 @@ if _effort not in _EFFORTS:
 
 #: FFTW's planner, wisdom import and export are not thread-safe. pyFFTW serialises
 #: plan creation only, so every planner call of ours (plans and wisdom) holds this.
-_planner_lock = threading.RLock()
+_planner_lock = _fork.lock(reentrant=True, wait_at_fork=True)
 
 #: Policy 'auto': re-plan with FFTW_MEASURE on this lend of a key ...
 UPGRADE_AFTER = 3
@@ -78,7 +80,7 @@ UPGRADE_MAX_SAMPLES = 1 << 20
 #: The idle plans may hold at most this many bytes of buffers.
 MAX_CACHE_BYTES = 1 << 30
 
-_lock = threading.Lock()
+_lock = _fork.lock(wait_at_fork=True)
 #: True once this process executed (built) a multi-threaded FFTW plan: a child
 #: forked after that must not use FFTW's threads (see the module's docstring).
 _threads_used = False
@@ -89,7 +91,9 @@ _idle_bytes = 0
 _stats = {"hits": 0, "misses": 0, "evictions": 0, "measured": 0}
 
 
-_lib_lock = threading.Lock()
+#: Held while pyFFTW is imported: a child forked half way through the import would
+#: find it half initialised, so a fork waits for the import to end.
+_lib_lock = _fork.lock(wait_at_fork=True)
 _pyfftw = None
 
 
@@ -369,32 +373,12 @@ def clear_cache() -> None:
 
 # --- fork ----------------------------------------------------------------------------------
 
-_fork_held: list = []
-
-
-def _before_fork() -> None:
-    # No thread of ours may be inside FFTW's planner (or hold the pool's lock) while
-    # the process is copied: the child's copy of the lock would never be released.
-    # A planner call that takes longer than the timeout (FFTW_PATIENT) lets the fork
-    # go ahead; the child gets new locks anyway.
-    for lk in (_planner_lock, _lock):
-        if lk.acquire(timeout=30):
-            _fork_held.append(lk)
-
-
-def _after_fork_parent() -> None:
-    while _fork_held:
-        _fork_held.pop().release()
-
 
 def _after_fork_child() -> None:
-    global _planner_lock, _lock, _idle_bytes, _upgrade_cv, _upgrader, _measuring
-    global _wisdom_lock, _max_threads
-    _fork_held.clear()
-    _planner_lock = threading.RLock()
-    _lock = threading.Lock()
+    # `_fork` has released the locks (a fork waits for the pool's and the planner's);
+    # the idle plans' buffers are the parent's copies, and no measuring thread exists.
+    global _idle_bytes, _upgrade_cv, _upgrader, _measuring, _max_threads
     _upgrade_cv = threading.Condition(_lock)
-    _wisdom_lock = threading.Lock()
     _idle.clear()
     _idle_bytes = 0
     _uses.clear()
@@ -406,9 +390,7 @@ def _after_fork_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
-    )
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 def fork_safe_threads() -> int | None:
@@ -421,7 +403,7 @@ def fork_safe_threads() -> int | None:
 
 _WISDOM_FORMAT = "fftconv-fftw-wisdom/1"
 _PRECISIONS = ("double", "single", "long double")
-_wisdom_lock = threading.Lock()
+_wisdom_lock = _fork.lock()
 _wisdom_loaded = False
 
 

@@ -4,7 +4,6 @@ hang fails the test instead of hanging CI."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,8 +18,11 @@ import fftconv
 POSIX = os.name == "posix"
 
 
-def _python(code: str, timeout: float = 120, env=None, **kw) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter (this checkout's fftconv) with a timeout."""
+def _python(
+    code: str, timeout: float = 120, env=None, args=(), **kw
+) -> subprocess.CompletedProcess:
+    """Run `code` (with `args` in sys.argv) in a fresh interpreter (this checkout's
+    fftconv) with a timeout."""
     e = dict(os.environ)
     e["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(fftconv.__file__))]
@@ -29,7 +31,7 @@ def _python(code: str, timeout: float = 120, env=None, **kw) -> subprocess.Compl
     if env:
         e.update(env)
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -110,16 +112,107 @@ print("bad", bad)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-@pytest.mark.skipif(
-    importlib.util.find_spec("numba") is None,
-    reason="known open bug: without numba a child forked while other threads compute can hang",
-)
 def test_fork_while_other_threads_compute():
     r = _python(
         "import signal; signal.alarm(100)\n" + textwrap.dedent(_FORK_WHILE_BUSY), timeout=120
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "bad 0"
+
+
+# Each case forks while another thread is half way through work that takes a lock: the
+# first import of pyFFTW or of the compiled kernels (made slow here by an import hook),
+# numba's compiler, or any of fftconv's own locks. The child must compute (every
+# method) and exit; before fftconv made its locks fork-safe it hung on the first.
+_FORK_WHILE_HELD = """
+import os, signal, sys, threading, time, warnings
+signal.alarm(100)
+import numpy as np, fftconv
+import fftconv._cachedir, fftconv._fftw, fftconv.methods.rows, fftconv.planner.profile
+
+inside, go_on = threading.Event(), threading.Event()
+
+class SlowImport:
+    def __init__(self, name):
+        self.name = name
+    def find_spec(self, name, path=None, target=None):
+        if name == self.name:
+            inside.set()
+            time.sleep(0.5)
+        return None
+
+def hold(locks):
+    for lk in locks:
+        lk.acquire()
+    inside.set()
+    go_on.wait()
+    for lk in locks:
+        lk.release()
+
+case = sys.argv[1]
+x = np.random.default_rng(2).random((96, 96))
+direct = lambda: fftconv.convolve(x, np.ones((5, 5)), mode="same", method="direct", threads=1)
+# The reference compiles the direct kernels (numba) first, except where their import is
+# the case: a cold numba cache could take long in the child.
+ref = None if case == "kernels" else direct()
+if case == "pyfftw":
+    sys.meta_path.insert(0, SlowImport("pyfftw.builders"))
+    worker = threading.Thread(target=fftconv._fftw._lib)
+elif case == "kernels":
+    sys.meta_path.insert(0, SlowImport("fftconv.methods._direct_kernels"))
+    worker = threading.Thread(target=fftconv.methods.rows.kernels)
+elif case == "compiler":
+    fftconv.methods.rows.kernels()
+    from numba.core.compiler_lock import global_compiler_lock
+    def compiling():
+        with global_compiler_lock:
+            inside.set()
+            time.sleep(0.5)
+    worker = threading.Thread(target=compiling)
+else:
+    c = fftconv.Convolver(np.ones((5, 5)), mode="same")
+    c(np.ones((32, 32)))
+    warnings.simplefilter("ignore")
+    fftconv._cachedir.warn_once("x", "x")
+    from fftconv import _fork
+    locks = [lk for lk in list(_fork._all) if lk not in _fork._waited]
+    worker = threading.Thread(target=hold, args=(locks,))
+worker.start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        signal.alarm(80)
+        ref = direct() if ref is None else ref
+        for m in ("fft", "direct", "oa"):
+            r = fftconv.convolve(x, np.ones((5, 5)), mode="same", method=m, threads=2)
+            assert np.abs(r - ref).max() < 1e-9
+        # float32: kernels this process has not compiled (or loaded) yet.
+        r = fftconv.convolve(x.astype("f4"), np.ones((5, 5), "f4"), mode="same", method="direct")
+        assert np.abs(r - ref).max() < 1e-4
+        if case == "locks":
+            assert np.abs(c(x) - ref).max() < 1e-9
+            fftconv.planner.profile.reset_machine()
+            fftconv._cachedir.warn_once("y", "y")
+        code = 0
+    finally:
+        os._exit(code)
+go_on.set()
+_, status = os.waitpid(pid, 0)
+worker.join()
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("case", ["pyfftw", "kernels", "compiler", "locks"])
+def test_fork_while_another_thread_holds_a_lock(case):
+    if case in ("kernels", "compiler"):
+        pytest.importorskip("numba")
+    r = _python(_FORK_WHILE_HELD, timeout=120, args=(case,))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["child", "0"]
 
 
 # --------------------------------------------------------------------------- numba cache

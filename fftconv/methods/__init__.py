@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .. import _fork
 from .._problem import Problem, default_threads
 
-_pool_lock = threading.Lock()
+_pool_lock = _fork.lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_pid: int | None = None
 
@@ -41,9 +41,8 @@ def run_on_cores(work, workers: int) -> None:
 
 
 def _after_fork_child() -> None:
-    # A lock held by a parent thread at the fork would never be released in the child.
-    global _pool_lock, _pool
-    _pool_lock = threading.Lock()
+    # The parent's pool threads do not exist in the child (`_fork` released the lock).
+    global _pool
     _pool = None
 
 

@@ -20,6 +20,7 @@ import types
 
 import numpy as np
 
+from .. import _fork
 from .._pad import source_index
 from .._problem import Problem
 from . import run_on_cores
@@ -27,7 +28,8 @@ from . import run_on_cores
 #: Set to False to force the numpy engine (tests use it to check the fallback).
 USE_NUMBA = True
 
-_lock = threading.Lock()
+#: Held while numba and the compiled modules are imported: a fork waits for that.
+_lock = _fork.lock(wait_at_fork=True)
 _kernels_module = None
 _kernels_tried = False
 
@@ -54,8 +56,13 @@ def _import_kernels():
         import numba
     except ImportError:
         return None
+    from numba.core.compiler_lock import global_compiler_lock
+
     from .. import _compile_notice
 
+    # A child forked while another thread compiles (or loads from numba's cache) would
+    # wait forever for numba's compiler lock the first time it dispatches a kernel.
+    _fork.wait_for(global_compiler_lock._lock)
     _compile_notice.install()
     try:
         from . import _direct_kernels, _direct_small

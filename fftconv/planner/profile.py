@@ -13,14 +13,13 @@ import json
 import math
 import os
 import platform
-import threading
 import time
 import warnings
 from dataclasses import asdict
 
 import numpy as np
 
-from .. import _fftw
+from .. import _fftw, _fork
 from .._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
 from .._problem import Problem, make_problem, normalize_threads
 from ..methods.blocks import block_layout, convolve_oa
@@ -31,7 +30,7 @@ from .costs import block_seconds, fft_flops
 from .machine import Machine, constant_names
 
 _PROFILE_FORMAT = "fftconv-planner-profile/1"
-_machine_lock = threading.Lock()
+_machine_lock = _fork.lock()
 _machine: Machine | None = None
 
 #: The constants every profile has held since its first format; the compiled
