@@ -167,10 +167,19 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
             f"output {out.dtype}"
         )
 
-    # SciPy's C filter drops weights with |w| <= DBL_EPSILON (NaN included).
-    tiny = ~(np.abs(weights) > np.finfo(np.float64).eps)
-    if tiny.any():
-        weights = np.where(tiny, 0, weights)
+    # SciPy's C filter drops weights with |w| <= DBL_EPSILON (NaN included); complex
+    # data it filters as real and imaginary parts, so each part of the weights drops
+    # its own tiny values.
+    if complex_output:
+        tiny = _tiny(weights.real) | _tiny(weights.imag)
+        weights = _complex(
+            np.where(_tiny(weights.real), 0, weights.real),
+            np.where(_tiny(weights.imag), 0, weights.imag),
+        )
+    else:
+        tiny = _tiny(weights)
+        if tiny.any():
+            weights = np.where(tiny, 0, weights)
 
     # `out` is only a dtype carrier until the result exists, unless the caller gave an array
     fresh = output is None or isinstance(output, (type, np.dtype, str))
@@ -178,6 +187,10 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         return np.zeros(input.shape, out.dtype) if fresh else out
     if input.ndim == 0:
         res = input * weights
+    elif complex_output and not _finite(input, weights, mode, cval):
+        res = _complex_by_parts(
+            input, weights, complex_weights, axes, full_origins, mode, cval, convolution
+        )
     elif tiny.any() and not complex_output:
         res = _drop_tiny(input, weights, axes, full_origins, mode, cval, convolution)
     else:
@@ -194,6 +207,44 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
             return res if res.flags.c_contiguous else res.copy()
         out[...] = res
     return out
+
+
+def _tiny(w: np.ndarray) -> np.ndarray:
+    return ~(np.abs(w) > np.finfo(np.float64).eps)
+
+
+def _finite(input, weights, mode, cval) -> bool:
+    """Whether no NaN or inf takes part: the input, the weights, and a used `cval`."""
+    used_cval = MODES[mode] == "fill" and not np.isfinite(cval)
+    return not used_cval and bool(np.isfinite(input).all() and np.isfinite(weights).all())
+
+
+def _complex_by_parts(input, weights, complex_weights, axes, origins, mode, cval, convolution):
+    """A complex result with NaN or inf about, as SciPy computes it: real filters of the
+    real and imaginary parts (of the input, and of the weights when they are complex),
+    so a NaN or inf stays in the parts it is in (a complex product would spread it to
+    both) and each part drops its own tiny weights.
+
+    `weights` are complex128 with their tiny parts zeroed.
+    """
+
+    def part(x, w, c):
+        return _drop_tiny(x, w, axes, origins, mode, c, convolution)
+
+    if input.dtype.kind != "c":  # complex weights: cval is real
+        return _complex(part(input, weights.real, cval), part(input, weights.imag, cval))
+    xr, xi, cr, ci = input.real, input.imag, np.real(cval), np.imag(cval)
+    if not complex_weights:
+        return _complex(part(xr, weights.real, cr), part(xi, weights.real, ci))
+    wr, wi = weights.real, weights.imag
+    return _complex(part(xr, wr, cr) - part(xi, wi, ci), part(xr, wi, cr) + part(xi, wr, ci))
+
+
+def _complex(re, im) -> np.ndarray:
+    """``re + 1j * im`` without its arithmetic, which makes ``1j * inf`` NaN + inf j."""
+    z = np.empty(np.shape(re), np.complex128)
+    z.real, z.imag = re, im
+    return z
 
 
 def _drop_tiny(input, weights, axes, origins, mode, cval, convolution):

@@ -292,3 +292,47 @@ def test_non_finite_inputs_with_tiny_weights_against_scipy(seed):
             fin = np.isfinite(ref)
             np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-12, atol=1e-12)
             np.testing.assert_array_equal(got[~fin & ~np.isnan(ref)], ref[~fin & ~np.isnan(ref)])
+
+
+def _same_parts(got, ref):
+    """Equal as SciPy: the same NaN and inf in each part, the finite values close."""
+    for part in (np.real, np.imag):
+        g, r = part(got), part(ref)
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r))
+        np.testing.assert_array_equal(g[np.isinf(r)], r[np.isinf(r)])
+        fin = np.isfinite(r)
+        np.testing.assert_allclose(g[fin], r[fin], rtol=1e-12, atol=1e-12)
+
+
+def test_complex_non_finite_stays_in_its_part():
+    # SciPy filters the real and imaginary parts apart: a NaN imaginary part leaves the
+    # real part alone, and 1j * inf is not NaN + inf j.
+    x = np.array([1 + 1j, complex(2, np.nan), 3 + 0j, complex(np.inf, 1)])
+    got = fn.correlate(x, np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(got.real, [3, 5, 8, np.inf])
+    np.testing.assert_array_equal(got.imag, [3, np.nan, np.nan, 2])
+    # The inf reaches the second output only through the dropped tiny weight.
+    got = fn.convolve(np.array([np.inf, 1.0]), np.array([1e-17j, 1 + 1j]))
+    np.testing.assert_array_equal(got, [complex(np.inf, np.inf), 1 + 1j])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_complex_non_finite_inputs_with_tiny_weights_against_scipy(seed):
+    rng = np.random.default_rng(seed)
+    specials = np.array([np.nan, np.inf, -np.inf, complex(np.inf, 1), complex(1, np.nan)])
+    tinies = np.array([0, 1e-17, 1 + 1e-18j, -1e-17j, np.nan, 2e-16 + 2e-16j])
+    for _ in range(12):
+        shape = tuple(rng.integers(1, 9, size=2))
+        wshape = tuple(rng.integers(1, 5, size=2))
+        x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        sel = rng.random(shape) < 0.2
+        x[sel] = rng.choice(specials, size=int(sel.sum()))
+        w = rng.standard_normal(wshape) + 1j * rng.standard_normal(wshape)
+        sel = rng.random(wshape) < 0.4
+        w[sel] = rng.choice(tinies, size=int(sel.sum()))
+        mode = str(rng.choice(["reflect", "constant", "nearest", "mirror", "wrap"]))
+        cases = [(x, w, 1 - 2j), (x, w.real.copy(), complex(np.nan, 1)), (x.real.copy(), w, 1.5)]
+        for xin, win, cval in cases:
+            for name in ("convolve", "correlate"):
+                ref = getattr(sn, name)(xin, win, mode=mode, cval=cval)
+                _same_parts(getattr(fn, name)(xin, win, mode=mode, cval=cval), ref)
