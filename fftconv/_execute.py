@@ -11,9 +11,16 @@ says which path runs (``print(plan)`` shows it).
 
 from __future__ import annotations
 
+import mmap
+import os
 from dataclasses import replace
 
 import numpy as np
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # numpy < 2
+    from numpy import byte_bounds
 
 from ._problem import Problem
 from .methods import finite
@@ -110,15 +117,44 @@ def execute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None
 
 def overlaps(out, *arrays) -> bool:
     """Whether `out` shares memory with any of `arrays` (exactly; when numpy cannot
-    tell within a bounded effort, it is taken to)."""
+    tell within a bounded effort, it is taken to), or maps bytes of the same file as
+    one of them (two `numpy.memmap` of one file are two mappings, which numpy does
+    not see as shared: their byte ranges in the file are compared instead)."""
+    out_file = _file_bytes(out)
     for x in arrays:
-        if isinstance(x, np.ndarray) and np.may_share_memory(out, x):
+        if not isinstance(x, np.ndarray):
+            continue
+        if np.may_share_memory(out, x):
             try:
                 if np.shares_memory(out, x, max_work=1 << 20):
                     return True
             except np.exceptions.TooHardError:
                 return True
+        if out_file is not None:
+            x_file = _file_bytes(x)
+            if x_file is not None and x_file[0] == out_file[0]:
+                if x_file[1] < out_file[2] and out_file[1] < x_file[2]:
+                    return True
     return False
+
+
+def _file_bytes(x):
+    """``((st_dev, st_ino), start, stop)``: the file and the bytes of it that `x` spans,
+    when `x` is a `numpy.memmap` of a named file or a view of one; else None."""
+    root = x
+    while not (isinstance(root, np.memmap) and isinstance(root.base, mmap.mmap)):
+        root = getattr(root, "base", None)
+        if not isinstance(root, np.ndarray):
+            return None
+    if root.filename is None:
+        return None
+    try:
+        st = os.stat(root.filename)
+    except OSError:
+        return None
+    lo, hi = byte_bounds(x)
+    first = root.offset - byte_bounds(root)[0]  # file position of address 0
+    return (st.st_dev, st.st_ino), first + lo, first + hi
 
 
 def compute(problem: Problem, plan: Plan, a, k, out, threads: int, prepared=None):

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._execute import overlaps
 from ._problem import Problem
 from .methods import finite, interleaved
 from .methods.blocks import convolve_oa
@@ -29,7 +30,15 @@ PHOTO_MEMORY = 64 << 20
 def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory=None):
     """Write `problem` into the integer array `out` (uint8, uint16, int16), a band, block
     or tile at a time (see the module docstring): each computed in float32 (float64 for
-    float64 images), clipped to `out`'s range and rounded half to even."""
+    float64 images), clipped to `out`'s range and rounded half to even.
+
+    An `out` that overlaps the image or the kernel (``out=image``) gets the result
+    through a temporary of its size: bands would otherwise read what others wrote."""
+    if overlaps(out, a, k):
+        tmp = np.empty(out.shape, out.dtype)
+        photo_out(problem, a, k, tmp, method, threads, max_memory)
+        np.copyto(out, tmp)
+        return out
     work = replace(problem, dtype=compute_dtype(a.dtype, k.dtype, out.dtype))
     kk = np.ascontiguousarray(k.astype(work.dtype, copy=False))
     plan = plan_problem(work, threads, method, kernel=kk)

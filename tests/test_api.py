@@ -474,6 +474,51 @@ def test_out_overlapping_the_input_on_the_tiled_path(method):
     assert_close(fftconv.convolve(x, k, mode="same", method=method, max_memory="20MB"), expect)
 
 
+@pytest.mark.parametrize("method", ["direct", "oa", "fft", "auto"])
+@pytest.mark.parametrize("view", ["same", "reversed"])
+def test_integer_out_overlapping_the_input(method, view):
+    # The rounded-into-`out` path (uint8 in, uint8 out) read bands it had written.
+    x = np.random.default_rng(3).integers(0, 256, (300, 260)).astype(np.uint8)
+    k = np.ones((5, 5)) / 25
+    xx = x.copy()
+    src, out = (xx, xx) if view == "same" else (xx, xx[::-1, ::-1])
+    want = fftconv.convolve(x, k, mode="same", method=method, out=np.empty_like(x))
+    assert fftconv.convolve(src, k, mode="same", method=method, out=out) is out
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("method", ["direct", "oa", "fft", "separable"])
+@pytest.mark.parametrize("shift_rows", [0, 10, -3])
+def test_out_a_second_memmap_of_the_input_file(tmp_path, method, shift_rows):
+    # Two numpy.memmap of one file are two mappings: numpy.shares_memory says False, so
+    # the file's identity and byte ranges tell (same offset, or ranges that overlap).
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((120, 100))
+    k = np.ones((5, 5)) / 25
+    want = fftconv.convolve(x, k, mode="same", method="direct")
+    path = tmp_path / "x.dat"
+    pad = np.zeros((abs(shift_rows), 100))
+    np.concatenate([pad, x, pad]).tofile(path)
+    row = x.shape[1] * 8
+    a = np.memmap(path, float, "r+", offset=abs(shift_rows) * row, shape=x.shape)
+    b = np.memmap(path, float, "r+", offset=(abs(shift_rows) + shift_rows) * row, shape=x.shape)
+    assert not np.shares_memory(a, b)
+    fftconv.convolve(a, k, mode="same", method=method, out=b)
+    assert_close(np.asarray(b), want)
+    # A view of a third mapping, as out, is seen too; an array that is not a memmap of
+    # that file is not (no temporary needed).
+    np.concatenate([pad, x, pad]).tofile(path)
+    c = np.memmap(path, float, "r+", offset=abs(shift_rows) * row, shape=x.shape)
+    fftconv.convolve(np.asarray(a)[::-1], k, mode="same", method=method, out=c[::-1])
+    assert_close(np.asarray(c)[::-1], fftconv.convolve(x[::-1], k, mode="same", method="direct"))
+    from fftconv._execute import overlaps
+
+    assert not overlaps(np.memmap(tmp_path / "y.dat", float, "w+", shape=x.shape), a)
+    i = max(0, -shift_rows)  # row i of b is row i + shift_rows of a
+    assert overlaps(b[i : i + 1], a[i + shift_rows : i + shift_rows + 1])
+    assert not overlaps(b[:1], a[-1:])
+
+
 @pytest.mark.parametrize(
     "boundary, mode",
     [
