@@ -143,7 +143,8 @@ def grid(args) -> list[dict]:
             runs, out = contenders(img, k2, factors, boundary, dt == "uint8", args.ndimage_max)
             med = timed(runs, args.repeat)
             status = check(out, img, k2, boundary)
-            peers = {n: t for n, t in med.items() if n not in ("fftconv", "Convolver")}
+            chosen = _chosen(img, k2, boundary)
+            peers = {n: t for n, t in med.items() if n not in FFTCONV}
             best = min(peers, key=peers.get) if peers else None
             row = dict(
                 size=f"{h}x{w}x3",
@@ -156,12 +157,25 @@ def grid(args) -> list[dict]:
                 ratio=round(med["fftconv"] / peers[best], 2) if best else None,
                 convolver_ratio=round(med["Convolver"] / peers[best], 2) if best else None,
                 check=status,
+                plan=chosen.method,
+                predicted_ms=round(chosen.seconds * 1e3, 2),
             )
             rows.append(row)
             print(_line(row), flush=True)
     return rows
 
 
+def _chosen(img, k2, boundary):
+    """The plan `fftconv.convolve` runs (a uint8 photo is planned in float32)."""
+    import fftconv
+
+    dt = np.float32 if img.dtype == np.uint8 else img.dtype
+    return fftconv.plan(
+        img.shape, k2.shape, dt, "same", boundary, channel_axis=-1, kernel=k2.astype(dt)
+    )
+
+
+FFTCONV = ("fftconv", "Convolver")
 COLUMNS = ("fftconv", "Convolver", "cv2.filter2D", "cv2.sepFilter2D", "fftconvolve", "ndimage")
 
 
@@ -170,7 +184,8 @@ def _line(r) -> str:
     return (
         f"| {r['size']} {r['dtype']} | {r['kernel']} {r['k']}x{r['k']} | {r['boundary']} | "
         + " | ".join(cells)
-        + f" | {r['ratio']} | {r['convolver_ratio']} | {r['check']} |"
+        + f" | {r['ratio']} | {r['convolver_ratio']} | {r['check']}"
+        + f" | {r['plan']} | {r['predicted_ms']:.1f} |"
     )
 
 
@@ -178,8 +193,8 @@ def header() -> str:
     cols = " | ".join(f"{c} ms" for c in COLUMNS)
     sep = " | ".join("---:" for _ in COLUMNS)
     return (
-        f"| photo | kernel | boundary | {cols} | ratio | Convolver ratio | check |\n"
-        f"| --- | --- | --- | {sep} | ---: | ---: | --- |"
+        f"| photo | kernel | boundary | {cols} | ratio | Convolver ratio | check | plan "
+        f"| predicted ms |\n| --- | --- | --- | {sep} | ---: | ---: | --- | --- | ---: |"
     )
 
 
