@@ -21,6 +21,7 @@ grey engine on a batch, as before.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -166,6 +167,9 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     taps = math.prod(geo.kshape) if sep is None else len(sep[0]) * sum(geo.kshape)
     threads = max(1, min(threads, ho * wo * c * lead * taps // MIN_PARALLEL_MADDS))
     banded = out.dtype != dtype
+    if sep is not None and _strips_run(problem, a, sep, out):
+        _strips(problem, geo, a, lay, sep, out, threads)
+        return
     if banded:
         per_image = max(1, -(-ho // BAND_ROWS))
     else:
@@ -206,6 +210,73 @@ def _factor_arrays(problem: Problem, factors, dtype):
             rows.append(row[::-1])
     return (np.ascontiguousarray(cols, dtype=dtype), np.ascontiguousarray(rows, dtype=dtype))
 
+
+def _strips_run(problem: Problem, a, sep, out) -> bool:
+    """True when `_strips` runs the separable passes: one factor pair, float32 sums,
+    an integer image or an integer `out` (a photo), both C-contiguous."""
+    return (
+        len(sep[0]) == 1
+        and problem.dtype == np.float32
+        and (a.dtype.kind in "biu" or out.dtype.kind in "biu")
+        and a.flags.c_contiguous
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    )
+
+
+def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: int) -> None:
+    """Rank-one separable passes read and written in the photo's own dtypes by the
+    strip-mined engine of `_u8_kernels.sep_rows`: each padded row is converted to
+    float32 and filtered along the columns once into a ring of ``kh + 1`` rows that
+    stays in cache, each output row is a vertical sum of ring rows, rounded half to
+    even and clipped as it is stored."""
+    from . import _u8_kernels as K
+
+    c = lay.channels
+    u = np.ascontiguousarray(sep[0][0], np.float32)
+    v = np.ascontiguousarray(sep[1][0], np.float32)
+    kh, kw = len(u), len(v)
+    ho, wo = geo.out
+    if out.dtype.kind in "biu":
+        info = np.iinfo(out.dtype)
+        lo, hi, rnd = np.float32(info.min), np.float32(info.max), True
+    else:
+        lo, hi, rnd = np.float32(-np.inf), np.float32(np.inf), False
+    threads = max(1, min(threads, ho * wo * c * (kh + kw) // MIN_PARALLEL_MADDS))
+    # Strips of whole rows' columns whose ring fits STRIP_BYTES (a strip narrower than
+    # the row reads every image row in pieces: slower); tasks are bands of output rows,
+    # each its own problem of ``rows + kh - 1`` padded rows (its first kh - 1 rows are
+    # filtered along the columns by the band above too), 4 per thread at least.
+    s = max(16, min(wo, STRIP_BYTES // (4 * (kh + 1) * c) // 16 * 16))
+    strips = -(-wo // s)
+    rows = ho if threads == 1 else max(4 * kh, 16, -(-ho // (4 * threads)))
+    edges = list(range(0, ho, rows)) + [ho]
+    fill = np.float32(problem.fillvalue)
+    nocopy = np.zeros(0, np.int64)  # no channel copied unfiltered
+
+    def task(src, dst, o0, o1):
+        def run():
+            rings = np.empty((strips, kh + 1, s * c), np.float32)
+            tmp = np.empty(((s + kw - 1) * c,), np.float32)
+            acc = np.empty((2 * s * c,), np.float32)
+            n = o1 - o0 + kh - 1
+            taps = (geo.rowmap[o0 : o0 + n], geo.colmap, u, v, fill, nocopy, 0, 0, n)
+            band = (dst[o0:o1], 0, 0, n, 0, wo, c, lo, hi, rnd)
+            K.sep_rows(src, *taps, *band, rings, tmp, acc)
+
+        return run
+
+    tasks = []
+    for idx, img in _rows_of(a, lay):
+        src = img.reshape(img.shape[0], -1)
+        dst = out[idx].reshape(ho, -1)
+        tasks += [task(src, dst, o0, o1) for o0, o1 in itertools.pairwise(edges)]
+    run_bands(tasks, threads)
+
+
+#: Bytes of the ring of filtered rows kept per strip of columns by `_strips` (half the
+#: L2 cache of one core here, as the streaming path's).
+STRIP_BYTES = 256 << 10
 
 #: Output rows per band when the result is rounded into an integer `out`.
 BAND_ROWS = 32
