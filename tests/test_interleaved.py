@@ -208,6 +208,26 @@ def test_planes_in_bands_on_threads_with_a_batch_and_separable_passes(channels, 
         assert_close(got, per_channel_reference(x[0], k, "same", boundary))
 
 
+@needs_numba
+def test_many_channels_float32_rank_one_strips_and_nonfinite_data(monkeypatch):
+    calls = []
+    strips = interleaved._strips
+    monkeypatch.setattr(
+        interleaved, "_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw)
+    )
+    rng = np.random.default_rng(14)
+    x = rng.random((260, 270, 6)).astype(np.float32)
+    k = np.outer(rng.random(7), rng.random(5)).astype(np.float32)
+    for boundary in BOUNDARIES:
+        got = fftconv.convolve(x, k, "same", boundary, channel_axis=-1, method="separable")
+        assert_close(got, per_channel_reference(x, k, "same", boundary), np.float32)
+    assert len(calls) == len(BOUNDARIES)
+    x[100, 50, 4] = np.nan  # not finite: the planes, summed directly where needed
+    got = fftconv.convolve(x, k, "same", "nearest", channel_axis=-1, method="separable")
+    assert_close(got, per_channel_reference(x, k, "same", "nearest"), np.float32)
+    assert len(calls) == len(BOUNDARIES)
+
+
 def test_sample_colmap():
     cm = np.array([1, 0, 0, 1, -1])
     assert interleaved.sample_colmap(cm, 2).tolist() == [2, 3, 0, 1, 0, 1, 2, 3, -1, -1]

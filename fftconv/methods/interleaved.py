@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._problem import Problem
-from . import effective_kernel
+from . import effective_kernel, finite
 from .rows import MIN_PARALLEL_MADDS, Geometry, compiled_available, kernels, run_bands
 
 #: Samples per pixel the compiled interleaved drivers exist for (one kernel for all
@@ -159,7 +159,7 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     sep = None
     if factors and not lay.per_channel:
         sep = _factor_arrays(problem, factors, dtype)
-    if sep is not None and _strips_run(problem, a, sep, out):
+    if sep is not None and _strips_run(problem, lay, a, sep, out):
         _strips(problem, geo, a, lay, sep, out, threads)
         return
     if lay.planar:
@@ -293,16 +293,22 @@ def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: in
 PLANAR_BYTES = 1 << 20
 
 
-def _strips_run(problem: Problem, a, sep, out) -> bool:
+def _strips_run(problem: Problem, lay: Layout, a, sep, out) -> bool:
     """True when `_strips` runs the separable passes: one factor pair, float32 sums,
-    an integer image or an integer `out` (a photo), both C-contiguous."""
+    both arrays C-contiguous, and a photo in its own dtype (an integer image or
+    `out`) or more channels than the interleaved drivers have, finite (the engine
+    does not fall back to direct sums where the factored sum is not finite)."""
     return (
         len(sep[0]) == 1
         and problem.dtype == np.float32
-        and (a.dtype.kind in "biu" or out.dtype.kind in "biu")
         and a.flags.c_contiguous
         and out.flags.c_contiguous
         and out.flags.writeable
+        and (
+            a.dtype.kind in "biu"
+            or out.dtype.kind in "biu"
+            or (lay.planar and a.dtype.kind == "f" and finite(a))
+        )
     )
 
 
