@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +163,7 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     if sep is not None and _strips_run(problem, lay, a, sep, out):
         _strips(problem, geo, a, lay, sep, out, threads)
         return
-    if lay.planar:
+    if lay.planar or lay.per_channel:
         _planar(problem, geo, lay, a, k, out, threads, sep)
         return
     table = _drivers(c)
@@ -182,6 +183,7 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     else:
         per_image = max(1, min(-(-(1 if threads == 1 else 4 * threads) // lead), ho // 16))
     tasks, copies = [], []
+    mine = threading.local()  # each thread's band buffers (see `_reused`)
     for idx, img in _rows_of(a, lay, None if banded else dtype):
         img2 = img.reshape(img.shape[0], -1)
         o = out[idx]
@@ -195,7 +197,8 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
         for i0, i1 in zip(edges[:-1], edges[1:]):
             if i1 > i0:
                 if banded:
-                    tasks.append(run.band(img2, dst, geo.rowmap, cols, int(i0), int(i1), dtype))
+                    band = (int(i0), int(i1), dtype, mine)
+                    tasks.append(run.band(img2, dst, geo.rowmap, cols, *band))
                 else:
                     tasks.append(run.rows(img2, dst, geo.rowmap, cols, int(i0), int(i1)))
     run_bands(tasks, threads)
@@ -254,6 +257,7 @@ def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: in
         rows = min(rows, max(16, -(-ho * lead // (4 * threads))))
     edges = list(range(0, ho, rows)) + [ho]
     rowmap = geo.rowmap
+    mine = threading.local()  # each thread's band buffers (see `_reused`)
 
     def task(img, dst, i0, i1):
         def run():
@@ -262,9 +266,9 @@ def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: in
             used, local = np.unique(need[real], return_inverse=True)
             band_map = np.full(len(need), -1, np.int64)
             band_map[real] = local
-            planes = np.empty((c, len(used), w_in), dtype)
+            planes = _reused(mine, "planes", (c, len(used), w_in), dtype)
+            res = _reused(mine, "res", (c, i1 - i0, wo), dtype)
             PK.split_rows(planes, img, used)
-            res = np.empty((c, i1 - i0, wo), dtype)
             for ch in range(c):
                 args = (res[ch], band_map, *cols, 0, i1 - i0)
                 if sep is None or grey.separable_rows(planes[ch], sep[0], sep[1], *args):
@@ -401,7 +405,7 @@ class _Rows:
     def rows(self, img, dst, rowmap, cols, i0, i1):
         return lambda: self._sum(img, dst, rowmap, cols, i0, i1)
 
-    def band(self, img, dst, rowmap, cols, i0, i1, dtype):
+    def band(self, img, dst, rowmap, cols, i0, i1, dtype, mine):
         kh = self.w.shape[0]
         from . import _interleaved_kernels as il
 
@@ -411,13 +415,25 @@ class _Rows:
             rows, local = np.unique(need[real], return_inverse=True)
             band_map = np.full(len(need), -1, np.int64)
             band_map[real] = local
-            src = np.empty((len(rows), img.shape[1]), dtype)
+            src = _reused(mine, "src", (len(rows), img.shape[1]), dtype)
             il.load_rows(src, img, rows)
-            buf = np.empty((i1 - i0, dst.shape[1]), dtype)
+            buf = _reused(mine, "buf", (i1 - i0, dst.shape[1]), dtype)
             self._sum(src, buf, band_map, cols, 0, i1 - i0)
             round_into(dst[i0:i1], buf)
 
         return task
+
+
+def _reused(mine: threading.local, name: str, shape: tuple, dtype) -> np.ndarray:
+    """An array of `shape` on this thread's buffer `name` of `mine`, grown when too small:
+    a band's buffers are allocated once per thread, not per band (fresh band-sized
+    arrays pay their page faults on every band: measured 3x slower)."""
+    size = math.prod(shape)
+    buf = getattr(mine, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype)
+        setattr(mine, name, buf)
+    return buf[:size].reshape(shape)
 
 
 def round_into(dst: np.ndarray, res: np.ndarray) -> None:
