@@ -8,6 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fftconv
 from fftconv._problem import make_problem
@@ -226,6 +228,33 @@ def test_many_channels_float32_rank_one_strips_and_nonfinite_data(monkeypatch):
     got = fftconv.convolve(x, k, "same", "nearest", channel_axis=-1, method="separable")
     assert_close(got, per_channel_reference(x, k, "same", "nearest"), np.float32)
     assert len(calls) == len(BOUNDARIES)
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    c=st.integers(2, 9),
+    kh=st.integers(1, 6),
+    kw=st.integers(1, 6),
+    per_channel=st.booleans(),
+    uint8=st.booleans(),
+    boundary=st.sampled_from(BOUNDARIES),
+    mode=st.sampled_from(MODES),
+)
+def test_channels_last_shapes(h, w, c, kh, kw, per_channel, uint8, boundary, mode):
+    rng = np.random.default_rng(h * 1000 + w * 10 + c)
+    x = rng.integers(0, 255, (h, w, c), endpoint=True).astype(np.uint8 if uint8 else np.float32)
+    k = (rng.integers(-3, 9, (kh, kw) + ((c,) if per_channel else ())) / 8).astype(np.float32)
+    ref = per_channel_reference(x.astype(np.float64), k, mode, boundary, 2)
+    if uint8:
+        out = np.empty(ref.shape, np.uint8)
+        fftconv.convolve(x, k, mode, boundary, 2, channel_axis=-1, out=out, method="direct")
+        assert np.array_equal(out, np.clip(np.rint(ref), 0, 255))
+    else:
+        got = fftconv.convolve(x, k, mode, boundary, 2, channel_axis=-1, method="direct")
+        assert_close(got, ref, np.float32)
 
 
 def test_sample_colmap():

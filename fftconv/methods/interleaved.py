@@ -45,8 +45,8 @@ CHANNELS = (2, 3, 4)
 #: Most samples per pixel run here (beyond, a batch of grey images).
 MAX_PLANAR = 64
 #: One kernel per channel costs this many times one shared kernel (bands split into
-#: channel planes and merged back; measured 1.3 to 1.8x, docs/photos.md): the
-#: planner's factor.
+#: channel planes and merged back; measured 1.1 to 2.5x, most for 3x3,
+#: docs/photos.md): the planner's factor.
 PER_CHANNEL_COST = 1.5
 
 
