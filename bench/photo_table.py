@@ -5,6 +5,7 @@
     python bench/photo_table.py --first-call --import-time   # fresh processes
     python bench/photo_table.py --no-grid --many 20           # apply DIR --out-dir vs a loop
     python bench/photo_table.py --no-grid --layouts           # channels last vs planes
+    python bench/photo_table.py --no-grid --channels          # 5 and 8 channels, per channel
 
 Peers, on the same arrays in the same process, interleaved (A B C A B C),
 median of ``--repeat`` runs after one warm-up: ``cv2.filter2D`` (all channels
@@ -143,7 +144,8 @@ def grid(args) -> list[dict]:
             runs, out = contenders(img, k2, factors, boundary, dt == "uint8", args.ndimage_max)
             med = timed(runs, args.repeat)
             status = check(out, img, k2, boundary)
-            peers = {n: t for n, t in med.items() if n not in ("fftconv", "Convolver")}
+            chosen = _chosen(img, k2, boundary)
+            peers = {n: t for n, t in med.items() if n not in FFTCONV}
             best = min(peers, key=peers.get) if peers else None
             row = dict(
                 size=f"{h}x{w}x3",
@@ -156,12 +158,25 @@ def grid(args) -> list[dict]:
                 ratio=round(med["fftconv"] / peers[best], 2) if best else None,
                 convolver_ratio=round(med["Convolver"] / peers[best], 2) if best else None,
                 check=status,
+                plan=chosen.method,
+                predicted_ms=round(chosen.seconds * 1e3, 2),
             )
             rows.append(row)
             print(_line(row), flush=True)
     return rows
 
 
+def _chosen(img, k2, boundary):
+    """The plan `fftconv.convolve` runs (a uint8 photo is planned in float32)."""
+    import fftconv
+
+    dt = np.float32 if img.dtype == np.uint8 else img.dtype
+    return fftconv.plan(
+        img.shape, k2.shape, dt, "same", boundary, channel_axis=-1, kernel=k2.astype(dt)
+    )
+
+
+FFTCONV = ("fftconv", "Convolver")
 COLUMNS = ("fftconv", "Convolver", "cv2.filter2D", "cv2.sepFilter2D", "fftconvolve", "ndimage")
 
 
@@ -170,7 +185,8 @@ def _line(r) -> str:
     return (
         f"| {r['size']} {r['dtype']} | {r['kernel']} {r['k']}x{r['k']} | {r['boundary']} | "
         + " | ".join(cells)
-        + f" | {r['ratio']} | {r['convolver_ratio']} | {r['check']} |"
+        + f" | {r['ratio']} | {r['convolver_ratio']} | {r['check']}"
+        + f" | {r['plan']} | {r['predicted_ms']:.1f} |"
     )
 
 
@@ -178,8 +194,8 @@ def header() -> str:
     cols = " | ".join(f"{c} ms" for c in COLUMNS)
     sep = " | ".join("---:" for _ in COLUMNS)
     return (
-        f"| photo | kernel | boundary | {cols} | ratio | Convolver ratio | check |\n"
-        f"| --- | --- | --- | {sep} | ---: | ---: | --- |"
+        f"| photo | kernel | boundary | {cols} | ratio | Convolver ratio | check | plan "
+        f"| predicted ms |\n| --- | --- | --- | {sep} | ---: | ---: | --- | --- | ---: |"
     )
 
 
@@ -297,6 +313,62 @@ def layouts(repeat: int) -> list[dict]:
     return rows
 
 
+def many_channels(repeat: int) -> list[dict]:
+    """1000x1500 images of 5 and 8 channels, float32 and uint8 (uint8 `out=`): fftconv
+    (bands split into channel planes) against the grey engine on a batch of channel
+    planes (`interleaved.MAX_PLANAR = 4`: the path before) and cv2; on 3 channels, one
+    kernel per channel against one shared kernel."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for c, dt, (kind, k) in itertools.product(
+        (3, 5, 8), ("float32", "uint8"), (("random", 5), ("gaussian", 9))
+    ):
+        x = rng.random((1000, 1500, c), dtype=np.float32)
+        if dt == "uint8":
+            x = (x * 255).round().astype(np.uint8)
+        med = timed(_channel_runs(x, *kernel(kind, k)), repeat)
+        row = dict(channels=c, dtype=dt, kernel=f"{kind} {k}x{k}")
+        row["ms"] = {n: round(t * 1e3, 1) for n, t in med.items()}
+        rows.append(row)
+        cells = "; ".join(f"{n} {t}" for n, t in row["ms"].items())
+        print(f"| {c} | {dt} | {kind} {k}x{k} | {cells} |", flush=True)
+    return rows
+
+
+def _channel_runs(x, k2, factors) -> dict:
+    import cv2
+
+    import fftconv
+    from fftconv.methods import interleaved
+
+    def before():
+        keep = interleaved.MAX_PLANAR
+        interleaved.MAX_PLANAR = 4
+        try:
+            fftconv.convolve(x, k2, **opts)
+        finally:
+            interleaved.MAX_PLANAR = keep
+
+    c = x.shape[-1]
+    opts = dict(mode="same", boundary="symmetric", channel_axis=-1, out=np.empty_like(x))
+    if c == 3:
+        kc = np.stack([k2 * (0.5 + 0.1 * i) for i in range(c)], -1)
+        runs = {
+            "shared kernel": lambda: fftconv.convolve(x, k2, **opts),
+            "one kernel per channel": lambda: fftconv.convolve(x, kc, **opts),
+        }
+    else:
+        runs = {"fftconv": lambda: fftconv.convolve(x, k2, **opts), "grey batch (before)": before}
+    fl = np.ascontiguousarray(k2[::-1, ::-1])
+    bt = cv2.BORDER_REFLECT
+    runs["cv2.filter2D"] = lambda: cv2.filter2D(x, -1, fl, borderType=bt)
+    if factors is not None:
+        kx = np.ascontiguousarray(factors[1][::-1], np.float32)
+        ky = np.ascontiguousarray(factors[0][::-1], np.float32)
+        runs["cv2.sepFilter2D"] = lambda: cv2.sepFilter2D(x, -1, kx, ky, borderType=bt)
+    return runs
+
+
 def many_files(n: int, size: int = 512) -> dict:
     """`fftconv apply DIR --out-dir OUT` on `n` JPEGs in one process, against a shell loop
     of `n` commands (one process each)."""
@@ -368,6 +440,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="channels last against planes and grey rows (one thread)",
     )
+    ap.add_argument(
+        "--channels",
+        action="store_true",
+        help="5 and 8 channels, and one kernel per channel (1000x1500)",
+    )
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}", flush=True)
@@ -386,6 +463,9 @@ def main(argv=None) -> None:
             "3 planes, own kernels |\n| --- | ---: | ---: | ---: | ---: | ---: |"
         )
         result["layouts"] = layouts(args.repeat)
+    if args.channels:
+        print("| channels | dtype | kernel | ms (median) |\n| --- | --- | --- | --- |")
+        result["channels"] = many_channels(args.repeat)
     if args.many:
         print("| files | one process | shell loop | speedup |\n| --- | ---: | ---: | ---: |")
         result["many"] = many_files(args.many)

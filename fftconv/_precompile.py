@@ -20,8 +20,9 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
     once per machine); afterwards every process loads the machine code from
     the cache.  This compiles them all now: direct summation (with the
     unrolled 3x3 and 5x5 kernels), separable passes, per-channel kernels of
-    channels-last photos, the rounding into integer outputs and the window
-    sums of `match_template`.
+    channels-last photos (and more than 4 channels: the same kernels), the
+    integer photos' rank-one passes, the rounding into integer outputs and
+    the window sums of `match_template`.
 
     Parameters
     ----------
@@ -79,13 +80,21 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
         for c in channels:
             shape = (40, 40) if c == 1 else (40, 40, c)
             img = rng.integers(info.min, info.max, shape).astype(name)
+            ca = None if c == 1 else -1
             for m in ("direct", "oa"):  # bands, and overlap-add blocks (strided rows)
                 convolve(
                     img,
                     np.ones((3, 3), np.float32) / 9,
                     "same",
-                    channel_axis=None if c == 1 else -1,
+                    channel_axis=ca,
                     out=np.empty_like(img),
                     method=m,
                 )
+            # rank-one kernels (the strip-mined engine), one kernel per channel (planes)
+            big = rng.integers(info.min, info.max, (260, 260) + shape[2:]).astype(name)
+            sep = np.outer(rng.random(7), rng.random(7)).astype(np.float32)
+            convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")
+            if c > 1:
+                k = rng.random((3, 3, c)).astype(np.float32)
+                convolve(img, k, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
     return time.perf_counter() - t0

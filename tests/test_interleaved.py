@@ -8,6 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import fftconv
 from fftconv._problem import make_problem
@@ -151,10 +153,109 @@ def test_layout_refuses_what_it_cannot_run():
         )
         return interleaved.layout(p, k)
 
-    assert lay((8, 8, 5), (3, 3), channel_axis=-1) is None  # 5 channels: the batch path
+    assert lay((8, 8, 65), (3, 3), channel_axis=-1) is None  # 65 channels: the batch path
     assert lay((8, 8, 3), (3, 1, 3), axes=(0, 2)) is None  # not neighbouring axes
     assert lay((8, 8), (3, 3)) is None  # grey
     assert lay((2, 8, 8, 3), (2, 3, 3, 1), axes=(1, 2)) is None  # a kernel per batch item
+
+
+def test_layout_runs_per_channel_kernels_and_many_channels_as_planes():
+    def lay(xs, ks):
+        p, _, k = make_problem(np.zeros(xs), np.ones(ks), "same", "fill", 0, None, -1, False)
+        return interleaved.layout(p, k)
+
+    assert lay((8, 8, 3), (3, 3)).planar is False  # the interleaved drivers
+    assert lay((8, 8, 3), (3, 3, 3)) == interleaved.Layout(0, 3, False, False)  # equal channels
+    p, _, k = make_problem(
+        np.zeros((8, 8, 3)), np.arange(27.0).reshape(3, 3, 3), "same", "fill", 0, None, -1, False
+    )
+    assert interleaved.layout(p, k) == interleaved.Layout(0, 3, True, True)
+    for c in (5, 8, 64):
+        assert lay((8, 8, c), (3, 3)) == interleaved.Layout(0, c, False, True)
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [5, 6, 7, 8])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_more_than_four_channels_every_boundary_and_mode(channels, per_channel, spy):
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((29, 31, channels)).astype(np.float32)
+    for kshape in ((3, 3), (4, 7)):
+        k = rng.standard_normal(kshape + ((channels,) if per_channel else ())).astype(np.float32)
+        for boundary, mode, corr in itertools.product(BOUNDARIES, MODES, (False, True)):
+            f = fftconv.correlate if corr else fftconv.convolve
+            got = f(x, k, mode, boundary, fillvalue=0.5, channel_axis=-1, method="direct")
+            ref = per_channel_reference(x, k, mode, boundary, 0.5, corr)
+            assert_close(got, ref, np.float32)
+    assert spy and all(lay.planar and lay.channels == channels for lay, _ in spy)
+    assert all(lay.per_channel == per_channel for lay, _ in spy)
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [3, 5])
+def test_planes_in_bands_on_threads_with_a_batch_and_separable_passes(channels, monkeypatch):
+    # Bands of 16 rows (the fewest): many bands, each its own rows, on two threads.
+    monkeypatch.setattr(interleaved, "PLANAR_BYTES", 1)
+    rng = np.random.default_rng(11)
+    x = rng.random((2, 150, 40, channels))
+    kc = rng.random((5, 3, channels))
+    got = fftconv.convolve(x, kc[None], "same", "symmetric", axes=(1, 2), threads=2)
+    for b in range(2):
+        assert_close(got[b], per_channel_reference(x[b], kc, "same", "symmetric"))
+    k = np.outer(rng.random(7), rng.random(9))
+    for boundary in BOUNDARIES:
+        got = fftconv.convolve(
+            x[0], k, "same", boundary, channel_axis=-1, method="separable", threads=2
+        )
+        assert_close(got, per_channel_reference(x[0], k, "same", boundary))
+
+
+@needs_numba
+def test_many_channels_float32_rank_one_strips_and_nonfinite_data(monkeypatch):
+    calls = []
+    strips = interleaved._strips
+    monkeypatch.setattr(
+        interleaved, "_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw)
+    )
+    rng = np.random.default_rng(14)
+    x = rng.random((260, 270, 6)).astype(np.float32)
+    k = np.outer(rng.random(7), rng.random(5)).astype(np.float32)
+    for boundary in BOUNDARIES:
+        got = fftconv.convolve(x, k, "same", boundary, channel_axis=-1, method="separable")
+        assert_close(got, per_channel_reference(x, k, "same", boundary), np.float32)
+    assert len(calls) == len(BOUNDARIES)
+    x[100, 50, 4] = np.nan  # not finite: the planes, summed directly where needed
+    got = fftconv.convolve(x, k, "same", "nearest", channel_axis=-1, method="separable")
+    assert_close(got, per_channel_reference(x, k, "same", "nearest"), np.float32)
+    assert len(calls) == len(BOUNDARIES)
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    c=st.integers(2, 9),
+    kh=st.integers(1, 6),
+    kw=st.integers(1, 6),
+    per_channel=st.booleans(),
+    uint8=st.booleans(),
+    boundary=st.sampled_from(BOUNDARIES),
+    mode=st.sampled_from(MODES),
+)
+def test_channels_last_shapes(h, w, c, kh, kw, per_channel, uint8, boundary, mode):
+    assume(mode != "valid" or (h >= kh and w >= kw))  # else no 'valid' output
+    rng = np.random.default_rng(h * 1000 + w * 10 + c)
+    x = rng.integers(0, 255, (h, w, c), endpoint=True).astype(np.uint8 if uint8 else np.float32)
+    k = (rng.integers(-3, 9, (kh, kw) + ((c,) if per_channel else ())) / 8).astype(np.float32)
+    ref = per_channel_reference(x.astype(np.float64), k, mode, boundary, 2)
+    if uint8:
+        out = np.empty(ref.shape, np.uint8)
+        fftconv.convolve(x, k, mode, boundary, 2, channel_axis=-1, out=out, method="direct")
+        assert np.array_equal(out, np.clip(np.rint(ref), 0, 255))
+    else:
+        got = fftconv.convolve(x, k, mode, boundary, 2, channel_axis=-1, method="direct")
+        assert_close(got, ref, np.float32)
 
 
 def test_sample_colmap():
@@ -215,6 +316,57 @@ def test_integer_out_is_the_rounded_clipped_reference(dtype, method, channels):
         assert np.array_equal(out, want)
 
 
+@needs_numba
+@pytest.mark.parametrize("channels", [1, 3, 5])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_separable_strips_round_half_to_even_and_clip(channels, dtype, monkeypatch):
+    # Rank-one kernels on integer photos run on the strip-mined engine (in row bands on
+    # two threads). Dyadic taps whose largest is a power of two factor exactly (the
+    # kernel's own row and column), so every float32 sum is exact, ties are ties (half
+    # to even decides them), and the sharpening kernel overshoots both ends.
+    calls = []
+    strips = interleaved._strips
+    monkeypatch.setattr(
+        interleaved, "_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw)
+    )
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(12)
+    shape = (300, 230) + ((channels,) if channels > 1 else ())  # >= 2**16 outputs
+    x = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    ca = None if channels == 1 else -1
+    smooth = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+    sharp = np.array([-1.0, 4.0, -1.0]) / 2
+    for k in (np.outer(smooth, [0.25, 0.5, 0.25]), np.outer(sharp, sharp)):
+        for boundary, mode in itertools.product(BOUNDARIES, MODES):
+            xf = x.astype(np.float64)
+            if channels == 1:
+                ref = direct_reference(xf, k, mode, boundary, 3)
+            else:
+                ref = per_channel_reference(xf, k, mode, boundary, 3)
+            want = np.clip(np.rint(ref), info.min, info.max)
+            out = np.empty(ref.shape, dtype)
+            fftconv.convolve(
+                x, k, mode, boundary, 3, channel_axis=ca, out=out, method="separable", threads=2
+            )
+            assert np.array_equal(out, want), (k.shape, boundary, mode)
+    assert (want == info.min).any() and (want == info.max).any()
+    assert len(calls) == 2 * len(BOUNDARIES) * len(MODES)
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [3, 6])
+def test_integer_out_per_channel_kernels_and_many_channels(channels):
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 255, (90, 60, channels), endpoint=True).astype(np.uint8)
+    k = rng.integers(-4, 9, (3, 5, channels)) / 16  # sixteenths: exact float32 sums
+    for kk in (k, k[..., 0]):
+        for boundary in BOUNDARIES:
+            out = np.empty_like(x)
+            fftconv.convolve(x, kk, "same", boundary, channel_axis=-1, out=out, method="direct")
+            ref = per_channel_reference(x.astype(np.float64), kk, "same", boundary)
+            assert np.array_equal(out, np.clip(np.rint(ref), 0, 255)), boundary
+
+
 def test_integer_out_rounds_half_to_even_and_the_command_agrees():
     from fftconv.io import cast_to
 
@@ -248,11 +400,24 @@ def test_integer_out_refuses_complex_and_wrong_dtypes():
 
 
 @needs_numba
-@pytest.mark.parametrize(("ksize", "method"), [(3, "auto"), (31, "auto"), (31, "fft")])
-def test_integer_out_allocates_no_image_sized_float(ksize, method):
+@pytest.mark.parametrize(
+    ("ksize", "method", "kind"),
+    [
+        (3, "auto", "random"),
+        (31, "auto", "random"),
+        (31, "fft", "random"),
+        (15, "separable", "rank one"),
+        (5, "direct", "per channel"),
+    ],
+)
+def test_integer_out_allocates_no_image_sized_float(ksize, method, kind):
     rng = np.random.default_rng(9)
     x = rng.integers(0, 255, (1600, 2000, 3), endpoint=True).astype(np.uint8)
     k = rng.random((ksize, ksize)) / ksize**2
+    if kind == "rank one":
+        k = np.outer(rng.random(ksize), rng.random(ksize)) / ksize**2
+    elif kind == "per channel":
+        k = rng.random((ksize, ksize, 3)) / ksize**2
     out = np.empty_like(x)
     fftconv.convolve(x, k, "same", "symmetric", channel_axis=-1, out=out, method=method)  # warm
     tracemalloc.start()

@@ -19,7 +19,8 @@ multiply-adds.
 
 This module is self-contained (the direct engine's row kernels are in
 `_direct_kernels`, `_direct_small`, `_direct_taps`); it imports numba, so import
-it only through `fftconv._stream`, which falls back when numba is missing.
+it only through `fftconv._stream`, which falls back when numba is missing, and
+`methods.interleaved` (in-memory photos), which runs only when it is present.
 ``nogil=True``: callers run one range of strips per thread.
 """
 

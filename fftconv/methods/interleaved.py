@@ -8,36 +8,46 @@ channel of a row in one pass at that stride, so a photo runs at the speed of
 a grey image with as many samples.  The boundary modes go through the grey
 column map expanded per channel (padded sample ``q * C + ch`` copies image
 sample ``colmap[q] * C + ch``).  One kernel for every channel keeps its taps
-in registers as the grey engine does; one kernel per channel (``w[r, c * C +
-ch]``) runs pixel by pixel with the channels unrolled.  Leading axes (a batch
-of photos) are looped over.
+in registers as the grey engine does.  Leading axes (a batch of photos) are
+looped over.
+
+One kernel per channel, and more than 4 channels (up to `MAX_PLANAR`), run
+as bands of rows split into channel planes (`_planar_kernels`), each plane
+summed by the grey engine with its own kernel and the planes merged back:
+band-sized buffers only, the grey engine's speed plus a split and a merge.
+Rank-one separable kernels on photos in their own dtype (an integer image or
+`out=`) run on the strip-mined engine of `_u8_kernels.sep_rows`, which
+converts each sample once in the kernel and rounds as it stores.
 
 `layout` says whether a problem runs here: two neighbouring convolved axes,
-the axes after them holding 2 to 4 samples per pixel, a kernel that is the
-same for every leading index and either shared by the channels or one per
-channel, and the compiled engine present.  Otherwise the callers use the
-grey engine on a batch, as before.
+the axes after them holding 2 to `MAX_PLANAR` samples per pixel, a kernel
+that is the same for every leading index and either shared by the channels
+or one per channel, and the compiled engine present.  Otherwise the callers
+use the grey engine on a batch.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._problem import Problem
-from . import effective_kernel
+from . import effective_kernel, finite
 from .rows import MIN_PARALLEL_MADDS, Geometry, compiled_available, kernels, run_bands
 
-#: Samples per pixel the compiled interleaved drivers exist for.
+#: Samples per pixel the compiled interleaved drivers exist for (one kernel for all
+#: channels); other counts, and one kernel per channel, run as channel planes of bands.
 CHANNELS = (2, 3, 4)
-#: Pixels per period of the per-channel weight rows (``PERIOD * C`` samples: whole
-#: vectors and whole pixels).
-PERIOD = 64
-#: One kernel per channel costs this many times one shared kernel (each tap's weight
-#: read per sample; measured ~2x, docs/photos.md): the planner's factor.
-PER_CHANNEL_COST = 2.0
+#: Most samples per pixel run here (beyond, a batch of grey images).
+MAX_PLANAR = 64
+#: One kernel per channel costs this many times one shared kernel (bands split into
+#: channel planes and merged back; measured 1.1 to 2.5x, most for 3x3,
+#: docs/photos.md): the planner's factor.
+PER_CHANNEL_COST = 1.5
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Layout:
     first: int  #: the first convolved axis (the rows); the columns follow it
     channels: int  #: samples per pixel: the product of the axes after the columns
     per_channel: bool  #: one kernel per channel (else one kernel for all)
+    planar: bool = False  #: bands split into channel planes for the grey engine
 
 
 def layout(problem: Problem, k=None, grey: bool = False) -> Layout | None:
@@ -64,7 +75,7 @@ def layout(problem: Problem, k=None, grey: bool = False) -> Layout | None:
     >>> p, a, k = make_problem(np.zeros((8, 8, 3)), np.ones((3, 3)), "same", "fill", 0,
     ...                        None, -1, False)
     >>> layout(p)
-    Layout(first=0, channels=3, per_channel=False)
+    Layout(first=0, channels=3, per_channel=False, planar=False)
     """
     axes = problem.axes
     if len(axes) != 2 or axes[1] != axes[0] + 1 or problem.is_complex:
@@ -73,7 +84,7 @@ def layout(problem: Problem, k=None, grey: bool = False) -> Layout | None:
     tail = problem.in1_shape[d0 + 2 :]
     ktail = problem.in2_shape[d0 + 2 :]
     c = math.prod(tail)
-    if (c not in CHANNELS and not (grey and c == 1)) or not compiled_available(problem):
+    if (c == 1 and not grey) or c > MAX_PLANAR or not compiled_available(problem):
         return None
     if any(s != 1 for s in problem.in2_shape[:d0]):
         return None  # a kernel per leading index: the batch path
@@ -85,7 +96,7 @@ def layout(problem: Problem, k=None, grey: bool = False) -> Layout | None:
             per_channel = False
     else:
         return None
-    return Layout(d0, c, per_channel)
+    return Layout(d0, c, per_channel, c > 1 and (per_channel or c not in CHANNELS))
 
 
 def _all_equal(k, first_tail: int) -> bool:
@@ -139,25 +150,26 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     `out` (a photo's dtype) is written band by band: each band of at most
     `BAND_ROWS` output rows reads its image rows converted to the problem's
     dtype, is summed into a band buffer, rounded half to even and clipped
-    into `out`; nothing image-sized is allocated.
+    into `out`; nothing image-sized is allocated.  Rank-one separable passes
+    with an integer image or `out` run in `_strips`; one kernel per channel,
+    and more channels than `CHANNELS`, in `_planar`.
     """
     dtype = problem.dtype
     c = lay.channels
     geo = Geometry(problem)
-    table = _drivers(c)
-    w = _weights(problem, lay, k, dtype)
-    extra = ()
-    if lay.per_channel:
-        rows_fn = table["per_channel"]
-        kh = w.shape[0]
-        w3 = w.reshape(kh, -1, c)
-        extra = (np.ascontiguousarray(np.tile(w3, (1, 1, PERIOD))),)
-    else:
-        rows_fn = table["small"].get(w.shape, table["direct"])
     sep = None
     if factors and not lay.per_channel:
         sep = _factor_arrays(problem, factors, dtype)
-    run = _Rows(rows_fn, table["separable"], sep, w, extra)
+    if sep is not None and _strips_run(problem, lay, a, sep, out):
+        _strips(problem, geo, a, lay, sep, out, threads)
+        return
+    if lay.planar or lay.per_channel:
+        _planar(problem, geo, lay, a, k, out, threads, sep)
+        return
+    table = _drivers(c)
+    w = _weights(problem, lay, k, dtype)
+    rows_fn = table["small"].get(w.shape, table["direct"])
+    run = _Rows(rows_fn, table["separable"], sep, w)
     cms = sample_colmap(geo.colmap, c)
     fill = np.array([problem.fillvalue], dtype=dtype)
     cols = (cms, fill, geo.px * c, geo.jl * c, geo.jr * c)
@@ -171,6 +183,7 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     else:
         per_image = max(1, min(-(-(1 if threads == 1 else 4 * threads) // lead), ho // 16))
     tasks, copies = [], []
+    mine = threading.local()  # each thread's band buffers (see `_reused`)
     for idx, img in _rows_of(a, lay, None if banded else dtype):
         img2 = img.reshape(img.shape[0], -1)
         o = out[idx]
@@ -184,7 +197,8 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
         for i0, i1 in zip(edges[:-1], edges[1:]):
             if i1 > i0:
                 if banded:
-                    tasks.append(run.band(img2, dst, geo.rowmap, cols, int(i0), int(i1), dtype))
+                    band = (int(i0), int(i1), dtype, mine)
+                    tasks.append(run.band(img2, dst, geo.rowmap, cols, *band))
                 else:
                     tasks.append(run.rows(img2, dst, geo.rowmap, cols, int(i0), int(i1)))
     run_bands(tasks, threads)
@@ -207,6 +221,155 @@ def _factor_arrays(problem: Problem, factors, dtype):
     return (np.ascontiguousarray(cols, dtype=dtype), np.ascontiguousarray(rows, dtype=dtype))
 
 
+def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: int, sep):
+    """Bands of output rows summed plane by plane by the grey engine: each band's image
+    rows are split into C channel planes (converted to the problem's dtype), each plane
+    summed with its channel's kernel (or the shared one, or the separable passes `sep`),
+    and the planes merged back into `out`'s interleaved rows, rounded and clipped for
+    an integer `out`.  A band's planes are about `PLANAR_BYTES`: nothing image-sized."""
+    from . import _planar_kernels as PK
+
+    dtype = problem.dtype
+    c = lay.channels
+    grey = kernels()
+    w = _weights(problem, lay, k, dtype)
+    kh, kw = problem.kernel_shape
+    if lay.per_channel:
+        ws = [np.ascontiguousarray(w.reshape(kh, kw, c)[:, :, ch]) for ch in range(c)]
+    else:
+        ws = [w] * c
+    direct = grey.small.ROWS.get((kh, kw), grey.direct_rows)
+    fill = np.array([problem.fillvalue], dtype=dtype)
+    cols = (geo.colmap, fill, geo.px, geo.jl, geo.jr)
+    ho, wo = geo.out
+    w_in = geo.shape[1]
+    if out.dtype.kind in "biu":
+        info = np.iinfo(out.dtype)
+        lo, hi, rnd = dtype.type(info.min), dtype.type(info.max), True
+    else:
+        lo, hi, rnd = dtype.type(-np.inf), dtype.type(np.inf), False
+    lead = math.prod(a.shape[: lay.first])
+    taps = kh * kw if sep is None else len(sep[0]) * (kh + kw)
+    threads = max(1, min(threads, ho * wo * c * lead * taps // MIN_PARALLEL_MADDS))
+    rows = PLANAR_BYTES // (c * w_in * dtype.itemsize) - kh + 1
+    rows = max(16, 2 * kh, rows // 4 * 4)
+    if threads > 1:
+        rows = min(rows, max(16, -(-ho * lead // (4 * threads))))
+    edges = list(range(0, ho, rows)) + [ho]
+    rowmap = geo.rowmap
+    mine = threading.local()  # each thread's band buffers (see `_reused`)
+
+    def task(img, dst, i0, i1):
+        def run():
+            need = rowmap[i0 : i1 + kh - 1]
+            real = need >= 0
+            used, local = np.unique(need[real], return_inverse=True)
+            band_map = np.full(len(need), -1, np.int64)
+            band_map[real] = local
+            planes = _reused(mine, "planes", (c, len(used), w_in), dtype)
+            res = _reused(mine, "res", (c, i1 - i0, wo), dtype)
+            PK.split_rows(planes, img, used)
+            for ch in range(c):
+                args = (res[ch], band_map, *cols, 0, i1 - i0)
+                if sep is None or grey.separable_rows(planes[ch], sep[0], sep[1], *args):
+                    direct(planes[ch], ws[ch], *args)
+            PK.merge_rows(dst[i0:i1], res, lo, hi, rnd)
+
+        return run
+
+    tasks, copies = [], []
+    for idx, one in _rows_of(a, lay):
+        img = one.reshape(one.shape[0], -1)
+        o = out[idx]
+        if o.flags.c_contiguous and o.flags.writeable:
+            dst = o.reshape(ho, -1)
+        else:
+            tmp = np.empty(o.shape, o.dtype)
+            copies.append((o, tmp))
+            dst = tmp.reshape(ho, -1)
+        tasks += [task(img, dst, i0, i1) for i0, i1 in itertools.pairwise(edges)]
+    run_bands(tasks, threads)
+    for o, tmp in copies:
+        np.copyto(o, tmp)
+
+
+#: Bytes of the channel planes of one band of `_planar` (about the L2 cache of a core).
+PLANAR_BYTES = 1 << 20
+
+
+def _strips_run(problem: Problem, lay: Layout, a, sep, out) -> bool:
+    """True when `_strips` runs the separable passes: one factor pair, float32 sums,
+    both arrays C-contiguous, and a photo in its own dtype (an integer image or
+    `out`) or more channels than the interleaved drivers have, finite (the engine
+    does not fall back to direct sums where the factored sum is not finite)."""
+    return (
+        len(sep[0]) == 1
+        and problem.dtype == np.float32
+        and a.flags.c_contiguous
+        and out.flags.c_contiguous
+        and out.flags.writeable
+        and (
+            a.dtype.kind in "biu"
+            or out.dtype.kind in "biu"
+            or (lay.planar and a.dtype.kind == "f" and finite(a))
+        )
+    )
+
+
+def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: int) -> None:
+    """Rank-one separable passes read and written in the photo's own dtypes by the
+    strip-mined engine of `_u8_kernels.sep_rows`: each padded row is converted to
+    float32 and filtered along the columns once into a ring of ``kh + 1`` rows that
+    stays in cache, each output row is a vertical sum of ring rows, rounded half to
+    even and clipped as it is stored."""
+    from . import _u8_kernels as K
+
+    c = lay.channels
+    u = np.ascontiguousarray(sep[0][0], np.float32)
+    v = np.ascontiguousarray(sep[1][0], np.float32)
+    kh, kw = len(u), len(v)
+    ho, wo = geo.out
+    if out.dtype.kind in "biu":
+        info = np.iinfo(out.dtype)
+        lo, hi, rnd = np.float32(info.min), np.float32(info.max), True
+    else:
+        lo, hi, rnd = np.float32(-np.inf), np.float32(np.inf), False
+    threads = max(1, min(threads, ho * wo * c * (kh + kw) // MIN_PARALLEL_MADDS))
+    # Strips of whole rows' columns whose ring fits STRIP_BYTES (a strip narrower than
+    # the row reads every image row in pieces: slower); tasks are bands of output rows,
+    # each its own problem of ``rows + kh - 1`` padded rows (its first kh - 1 rows are
+    # filtered along the columns by the band above too), 4 per thread at least.
+    s = max(16, min(wo, STRIP_BYTES // (4 * (kh + 1) * c) // 16 * 16))
+    strips = -(-wo // s)
+    rows = ho if threads == 1 else max(4 * kh, 16, -(-ho // (4 * threads)))
+    edges = list(range(0, ho, rows)) + [ho]
+    fill = np.float32(problem.fillvalue)
+    nocopy = np.zeros(0, np.int64)  # no channel copied unfiltered
+
+    def task(src, dst, o0, o1):
+        def run():
+            rings = np.empty((strips, kh + 1, s * c), np.float32)
+            tmp = np.empty(((s + kw - 1) * c,), np.float32)
+            acc = np.empty((2 * s * c,), np.float32)
+            n = o1 - o0 + kh - 1
+            taps = (geo.rowmap[o0 : o0 + n], geo.colmap, u, v, fill, nocopy, 0, 0, n)
+            band = (dst[o0:o1], 0, 0, n, 0, wo, c, lo, hi, rnd)
+            K.sep_rows(src, *taps, *band, rings, tmp, acc)
+
+        return run
+
+    tasks = []
+    for idx, img in _rows_of(a, lay):
+        src = img.reshape(img.shape[0], -1)
+        dst = out[idx].reshape(ho, -1)
+        tasks += [task(src, dst, o0, o1) for o0, o1 in itertools.pairwise(edges)]
+    run_bands(tasks, threads)
+
+
+#: Bytes of the ring of filtered rows kept per strip of columns by `_strips` (half the
+#: L2 cache of one core here, as the streaming path's).
+STRIP_BYTES = 256 << 10
+
 #: Output rows per band when the result is rounded into an integer `out`.
 BAND_ROWS = 32
 
@@ -219,7 +382,6 @@ def _drivers(c: int) -> dict:
             "direct": grey.direct_rows,
             "small": grey.small.ROWS,
             "separable": grey.separable_rows,
-            "per_channel": grey.direct_rows,
         }
     from . import _interleaved_kernels as il
 
@@ -234,17 +396,16 @@ class _Rows:
     separable: object
     sep: tuple | None
     w: np.ndarray
-    extra: tuple
 
     def _sum(self, img, dst, rowmap, cols, i0, i1):
         args = (dst, rowmap, *cols, i0, i1)
         if self.sep is None or self.separable(img, self.sep[0], self.sep[1], *args):
-            self.direct(img, self.w, *args, *self.extra)
+            self.direct(img, self.w, *args)
 
     def rows(self, img, dst, rowmap, cols, i0, i1):
         return lambda: self._sum(img, dst, rowmap, cols, i0, i1)
 
-    def band(self, img, dst, rowmap, cols, i0, i1, dtype):
+    def band(self, img, dst, rowmap, cols, i0, i1, dtype, mine):
         kh = self.w.shape[0]
         from . import _interleaved_kernels as il
 
@@ -254,13 +415,25 @@ class _Rows:
             rows, local = np.unique(need[real], return_inverse=True)
             band_map = np.full(len(need), -1, np.int64)
             band_map[real] = local
-            src = np.empty((len(rows), img.shape[1]), dtype)
+            src = _reused(mine, "src", (len(rows), img.shape[1]), dtype)
             il.load_rows(src, img, rows)
-            buf = np.empty((i1 - i0, dst.shape[1]), dtype)
+            buf = _reused(mine, "buf", (i1 - i0, dst.shape[1]), dtype)
             self._sum(src, buf, band_map, cols, 0, i1 - i0)
             round_into(dst[i0:i1], buf)
 
         return task
+
+
+def _reused(mine: threading.local, name: str, shape: tuple, dtype) -> np.ndarray:
+    """An array of `shape` on this thread's buffer `name` of `mine`, grown when too small:
+    a band's buffers are allocated once per thread, not per band (fresh band-sized
+    arrays pay their page faults on every band: measured 3x slower)."""
+    size = math.prod(shape)
+    buf = getattr(mine, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype)
+        setattr(mine, name, buf)
+    return buf[:size].reshape(shape)
 
 
 def round_into(dst: np.ndarray, res: np.ndarray) -> None:
