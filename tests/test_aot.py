@@ -21,8 +21,7 @@ import pytest
 import fftconv
 from fftconv._cachedir import CacheWarning
 from fftconv.methods import _aot, rows
-
-from .reference import direct_reference
+from reference import direct_reference
 
 pytestmark = pytest.mark.skipif(_aot.tag() is None, reason="no CPU fingerprint or no numba")
 
