@@ -12,10 +12,7 @@ memory is resident, as in the warm calls) and times the first
 more (warm: their median).  Cases and engines are interleaved (A B C ...
 A B C ...), ``--processes`` processes each; medians.  Engines: ``aot`` (the
 default: the ahead-of-time module when there is one) and ``jit``
-(``FFTCONV_AOT=0``: numba's JIT kernels); ``-eager``: the timed import also
-imports scipy.fft and the modules a call needs (``fftconv.api``,
-``fftconv._convolver``), as an eager ``import fftconv`` would, so the first
-call does not.  ``import`` is the
+(``FFTCONV_AOT=0``: numba's JIT kernels).  ``import`` is the
 median time of ``import numpy, scipy.fft`` and of ``import fftconv`` in fresh
 interpreters, interleaved.
 
@@ -45,18 +42,15 @@ import sys
 from _common import machine
 
 CASES = ("3-random", "31-rank1", "31-random", "photo", "photo-uint8")
-ENGINES = ("aot", "jit", "aot-eager", "jit-eager")
+ENGINES = ("aot", "jit")
 
 _CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 import fftconv
-case, breakdown, eager = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
-if eager:  # what `import fftconv` would cost if it imported a call's modules
-    import scipy.fft
-    import fftconv.api, fftconv._convolver
 t_import = time.perf_counter() - t0
+case, breakdown = sys.argv[1], sys.argv[2] == "1"
 rng = np.random.default_rng(0)
 kw = {}
 if case.startswith("photo"):
@@ -110,11 +104,10 @@ print(json.dumps(res))
 
 
 def child(case: str, engine: str, breakdown: bool = False) -> dict:
-    env = dict(os.environ, FFTCONV_AOT="0" if engine.startswith("jit") else "1")
+    env = dict(os.environ, FFTCONV_AOT="0" if engine == "jit" else "1")
     cmd = [sys.executable] + (["-X", "importtime"] if breakdown else [])
-    flags = ["1" if breakdown else "0", "1" if engine.endswith("eager") else "0"]
     res = subprocess.run(
-        cmd + ["-c", "import statistics\n" + _CHILD, case, *flags],
+        cmd + ["-c", "import statistics\n" + _CHILD, case, "1" if breakdown else "0"],
         capture_output=True,
         text=True,
         env=env,
@@ -159,7 +152,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=5, help="fresh processes per cell")
     ap.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
-    ap.add_argument("--engines", nargs="+", choices=ENGINES, default=["aot", "jit", "aot-eager"])
+    ap.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     ap.add_argument("--breakdown", action="store_true", help="also break each first call down")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
