@@ -528,6 +528,17 @@ def _cmd_precompile(args) -> int:
         )
     else:
         print(f"fftconv precompile: done in {seconds:.1f} s")
+        if not args.no_aot:
+            from .methods import _aot
+
+            d = _aot.module_dir()
+            if d is not None and (d / "manifest.json").exists():
+                print(f"fftconv precompile: ahead-of-time kernels in {d}")
+            else:
+                print(
+                    "fftconv precompile: no ahead-of-time kernels on this platform "
+                    "(they need Linux); calls load numba's cached kernels"
+                )
     return 0
 
 

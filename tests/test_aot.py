@@ -275,3 +275,41 @@ def test_the_tag_follows_the_kernel_sources_and_cpu(monkeypatch):
     assert _aot.tag() not in (t, None)
     monkeypatch.setattr(_aot, "numba_version", lambda: None)
     assert _aot.tag() is None
+
+
+@pytest.mark.slow
+def test_without_numba_the_module_is_not_used(built, tmp_path):
+    """A core-only process (numba not importable) sums with numpy even where a
+    module was built: the module's fallbacks would need numba."""
+    cache, _, _ = built
+    code = (
+        "import sys\n"
+        "sys.modules['numba'] = None\n"
+        "import numpy as np, fftconv\n"
+        "from fftconv.methods import rows\n"
+        "assert rows.kernels() is None\n"
+        "a = np.arange(20.0).reshape(4, 5)\n"
+        "print(fftconv.convolve(a, np.ones((3, 3)), 'same', 'mirror')[1, 1])\n"
+    )
+    env = dict(os.environ, FFTCONV_CACHE_DIR=str(cache))
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout) == 54.0
+
+
+def test_precompile_builds_after_the_jit_workload(monkeypatch):
+    """`precompile` compiles on the JIT (whatever the switch said), then builds the
+    module and looks for it again."""
+    pytest.importorskip("numba")
+    from fftconv._precompile import precompile
+    from fftconv.methods import _aot_build
+
+    seen = []
+    monkeypatch.setattr(rows, "USE_AOT", True)
+    monkeypatch.setattr(_aot_build, "build", lambda: seen.append(rows.USE_AOT))
+    monkeypatch.setattr(rows, "_aot_loaded", False)
+    assert precompile(["float64"], channels=[1], photo_dtypes=[]) is not None
+    assert seen == [True] and rows.USE_AOT is True
+    assert rows._aot_loaded is None  # looked up again on the next call
