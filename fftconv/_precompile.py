@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -66,11 +67,26 @@ def precompile(
     finally:
         rows.USE_AOT = use_aot
     if aot:
-        from .methods import _aot_build
-
-        _aot_build.build()
-        rows.reset_aot()
+        _build_aot()
     return time.perf_counter() - t0
+
+
+def _build_aot() -> None:
+    """The ahead-of-time module; a build that fails (no C compiler for numba.pycc, a
+    numba without pycc) is said by a `CacheWarning`: numba's cache is built anyway."""
+    from ._cachedir import CacheWarning
+    from .methods import _aot_build, rows
+
+    try:
+        _aot_build.build()
+    except Exception as exc:  # an optional step: every failure leaves the JIT kernels
+        warnings.warn(
+            f"fftconv precompile: the ahead-of-time kernels were not built ({exc}); "
+            "calls load numba's cached kernels instead",
+            CacheWarning,
+            stacklevel=3,
+        )
+    rows.reset_aot()
 
 
 def _compile(dtypes, channels, photo_dtypes) -> None:

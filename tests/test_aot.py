@@ -313,3 +313,17 @@ def test_precompile_builds_after_the_jit_workload(monkeypatch):
     assert precompile(["float64"], channels=[1], photo_dtypes=[]) is not None
     assert seen == [True] and rows.USE_AOT is True
     assert rows._aot_loaded is None  # looked up again on the next call
+
+
+def test_a_failed_build_is_a_warning(monkeypatch):
+    pytest.importorskip("numba")
+    from fftconv._precompile import precompile
+    from fftconv.methods import _aot_build
+
+    def fail():
+        raise OSError("no C compiler")
+
+    monkeypatch.setattr(_aot_build, "build", fail)
+    monkeypatch.setattr(rows, "_aot_loaded", False)
+    with pytest.warns(CacheWarning, match="no C compiler"):
+        assert precompile(["float64"], channels=[1], photo_dtypes=[]) is not None
