@@ -6,10 +6,13 @@ import importlib
 
 from . import kernels
 
-# The public names are loaded on first use (PEP 562), so that `fftconv apply` on a
-# separable kernel, which needs none of them, does not pay for pyFFTW's and the
-# planner's import. fftconv.signal, fftconv.ndimage (SciPy drop-ins) and fftconv.io
-# are submodules, imported on use: `import fftconv` does not load scipy.signal or Pillow.
+# The public names are bound on first use (PEP 562). What a call needs (`api`: the
+# planner, the executors, scipy.fft) is imported at the end of this module, so that
+# the first call in a process does not pay for it (docs/first_call.md); the rest
+# (tiles, jobs, template matching) on use. fftconv.signal, fftconv.ndimage (SciPy
+# drop-ins) and fftconv.io are submodules, imported on use: `import fftconv` does not
+# load scipy.signal or Pillow; pyFFTW is imported on the first FFT and numba (when no
+# ahead-of-time kernels were built) on the first compiled call.
 _LAZY = {
     "BOUNDARIES": "._problem",
     "BOUNDARY_ALIASES": "._problem",
@@ -91,3 +94,7 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+# Imported last: the modules of a call, so that the first call costs a warm one.
+from . import api as _api  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -13,8 +14,11 @@ CHANNELS = (1, 3, 4)
 PHOTO_DTYPES = ("uint8", "uint16", "int16")
 
 
-def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> float | None:
-    """Compile fftconv's numba kernels for this machine into numba's on-disk cache.
+def precompile(
+    dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES, aot: bool = True
+) -> float | None:
+    """Compile fftconv's numba kernels for this machine into numba's on-disk cache,
+    and the row kernels ahead of time into an extension module.
 
     The first call that needs a kernel compiles it (seconds to a minute each,
     once per machine); afterwards every process loads the machine code from
@@ -22,7 +26,11 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
     unrolled 3x3 and 5x5 kernels), separable passes, per-channel kernels of
     channels-last photos (and more than 4 channels: the same kernels), the
     integer photos' rank-one passes, the rounding into integer outputs and
-    the window sums of `match_template`.
+    the window sums of `match_template`.  With `aot`, the row kernels of direct
+    summation and separable passes (grey and channels-last) are then compiled
+    again ahead of time (``numba.pycc``) into one extension module in
+    fftconv's cache directory: a fresh process loads it in a millisecond
+    instead of importing numba (about a second), see ``docs/first_call.md``.
 
     Parameters
     ----------
@@ -32,6 +40,10 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
         Samples per pixel of channels-last images (1 is grey; 2 to 4).
     photo_dtypes : sequence of {'uint8', 'uint16', 'int16'}
         Integer image and `out=` dtypes, read and written by photos.
+    aot : bool
+        Also build the ahead-of-time module (Linux; minutes more).  It holds the
+        signatures compiled here, so build it with every dtype and channel
+        count the calls use; other calls take the JIT kernels.
 
     Returns
     -------
@@ -41,17 +53,47 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
 
     Examples
     --------
-    >>> seconds = precompile(dtypes=["float64"], channels=[1], photo_dtypes=[])
+    >>> seconds = precompile(dtypes=["float64"], channels=[1], photo_dtypes=[], aot=False)
     >>> seconds is None or seconds >= 0
     True
     """
-    from .api import convolve
-    from .methods.direct import kernels
-    from .template import match_template
+    from .methods import rows
 
-    if kernels() is None:
+    if rows.jit_kernels() is None:
         return None
     t0 = time.perf_counter()
+    use_aot, rows.USE_AOT = rows.USE_AOT, False  # the JIT compiles what the module exports
+    try:
+        _compile(dtypes, channels, photo_dtypes)
+    finally:
+        rows.USE_AOT = use_aot
+    if aot:
+        _build_aot()
+    return time.perf_counter() - t0
+
+
+def _build_aot() -> None:
+    """The ahead-of-time module; a build that fails (no C compiler for numba.pycc, a
+    numba without pycc) is said by a `CacheWarning`: numba's cache is built anyway."""
+    from ._cachedir import CacheWarning
+    from .methods import _aot_build, rows
+
+    try:
+        _aot_build.build()
+    except Exception as exc:  # an optional step: every failure leaves the JIT kernels
+        warnings.warn(
+            f"fftconv precompile: the ahead-of-time kernels were not built ({exc}); "
+            "calls load numba's cached kernels instead",
+            CacheWarning,
+            stacklevel=3,
+        )
+    rows.reset_aot()
+
+
+def _compile(dtypes, channels, photo_dtypes) -> None:
+    from .api import convolve
+    from .template import match_template
+
     rng = np.random.default_rng(0)
     for name in dtypes:
         for c in channels:
@@ -97,4 +139,3 @@ def precompile(dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES) -> f
             if c > 1:
                 k = rng.random((3, 3, c)).astype(np.float32)
                 convolve(img, k, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
-    return time.perf_counter() - t0

@@ -390,9 +390,9 @@ def _plain(img, tpl, dt, pad_input, mode, constant_values, method, max_memory):
 
 def _compiled():
     """The compiled kernels module, or None without numba (the numpy path runs)."""
-    from .methods.rows import kernels
+    from .methods.rows import jit_kernels
 
-    if kernels() is None:  # also points numba's cache somewhere writable
+    if jit_kernels() is None:  # also points numba's cache somewhere writable
         return None
     from . import _template_kernels
 

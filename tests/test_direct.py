@@ -273,9 +273,9 @@ def test_cache_falls_back_to_a_temporary_directory():
 
 def test_precompile_reports_availability(monkeypatch):
     pytest.importorskip("numba")
-    assert precompile(["float32"], channels=[1], photo_dtypes=[]) is not None
+    assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is not None
     monkeypatch.setattr(rows, "USE_NUMBA", False)
-    assert precompile(["float32"], channels=[1], photo_dtypes=[]) is None
+    assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is None
 
 
 def test_complex_non_finite_takes_the_exact_path():

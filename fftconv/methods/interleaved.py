@@ -37,7 +37,14 @@ import numpy as np
 
 from .._problem import Problem
 from . import effective_kernel, finite
-from .rows import MIN_PARALLEL_MADDS, Geometry, compiled_available, kernels, run_bands
+from .rows import (
+    MIN_PARALLEL_MADDS,
+    Geometry,
+    compiled_available,
+    interleaved_kernels,
+    kernels,
+    run_bands,
+)
 
 #: Samples per pixel the compiled interleaved drivers exist for (one kernel for all
 #: channels); other counts, and one kernel per channel, run as channel planes of bands.
@@ -383,9 +390,7 @@ def _drivers(c: int) -> dict:
             "small": grey.small.ROWS,
             "separable": grey.separable_rows,
         }
-    from . import _interleaved_kernels as il
-
-    return il.DRIVERS[c]
+    return interleaved_kernels().DRIVERS[c]
 
 
 @dataclass(frozen=True)
@@ -407,7 +412,7 @@ class _Rows:
 
     def band(self, img, dst, rowmap, cols, i0, i1, dtype, mine):
         kh = self.w.shape[0]
-        from . import _interleaved_kernels as il
+        il = interleaved_kernels()
 
         def task():
             need = rowmap[i0 : i1 + kh - 1]
@@ -455,8 +460,7 @@ def round_into(dst: np.ndarray, res: np.ndarray) -> None:
         res = res.astype(np.float64)
     lo, hi = res.dtype.type(info.min), res.dtype.type(info.max)
     if kernels() is not None and res.shape == dst.shape and res.size and dst.flags.writeable:
-        from . import _interleaved_kernels as il
-
+        il = interleaved_kernels()
         # Rows of samples as 2-D views (a block of a channels-last photo merges its
         # columns and channels); an array that needs a copy for that takes numpy's path.
         shape = (dst.shape[0], -1) if dst.ndim > 1 else (1, -1)

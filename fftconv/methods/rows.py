@@ -5,8 +5,11 @@ bands of output rows that run on threads of the executors' pool; each band
 calls one compiled row kernel (numba, `_direct_kernels` and the generated
 `_direct_small` / `_direct_taps`, whose settings `_jit` defines once).
 `Geometry` holds the index maps that stand in for the padded image, which is
-never built. `kernels` imports the compiled modules on first use (numba costs
-about 0.3 s and 70 MB to import), or returns None when numba is missing.
+never built. `kernels` is the one switch between the two builds of the same
+kernels: the ahead-of-time module that `fftconv precompile` builds for this
+machine (`_aot`: loading it takes a millisecond and imports no numba) when
+there is one, else numba's JIT (importing numba and loading its cached
+kernels costs about a second in a fresh process); None when numba is missing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import functools
 import importlib.util
 import itertools
 import math
+import os
 import threading
 import types
 
@@ -28,6 +32,11 @@ from . import run_on_cores
 #: Set to False to force the numpy engine (tests use it to check the fallback).
 USE_NUMBA = True
 
+#: Set to False to use numba's JIT kernels even where an ahead-of-time module was
+#: built (`fftconv precompile` compiles on the JIT; tests compare the two);
+#: ``FFTCONV_AOT=0`` in the environment starts a process with it False.
+USE_AOT = os.environ.get("FFTCONV_AOT", "1") != "0"
+
 #: Held while numba and the compiled modules are imported: a fork waits for that.
 _lock = _fork.lock(wait_at_fork=True)
 _kernels_module = None
@@ -39,7 +48,56 @@ MIN_PARALLEL_MADDS = 1 << 18
 
 def kernels():
     """The compiled kernels (``_direct_kernels``' functions, and ``.small``, the generated
-    unrolled ones), or None when numba is not installed (or disabled)."""
+    unrolled ones): the ahead-of-time build when there is one for this machine, else
+    numba's JIT (`jit_kernels`); None when numba is not installed (or disabled)."""
+    if not USE_NUMBA:
+        return None
+    aot = _aot_kernels() if USE_AOT else None
+    return aot[0] if aot is not None else jit_kernels()
+
+
+def interleaved_kernels():
+    """The compiled kernels of channels-last images (``DRIVERS``, ``load_rows``,
+    ``store_rounded``) from the same build as `kernels`; only when `kernels` is
+    not None."""
+    aot = _aot_kernels() if USE_AOT else None
+    return aot[1] if aot is not None else interleaved_jit()
+
+
+_aot_loaded = None  # None: not tried; else (grey, interleaved) or False
+
+
+def _aot_kernels():
+    global _aot_loaded
+    if _aot_loaded is None:
+        with _lock:
+            if _aot_loaded is None:
+                loaded = None
+                if _numba_installed():
+                    from . import _aot
+
+                    loaded = _aot.load(jit_kernels, interleaved_jit)
+                _aot_loaded = loaded or False
+    return _aot_loaded or None
+
+
+def reset_aot() -> None:
+    """Look for the ahead-of-time module again on the next call (after a build)."""
+    global _aot_loaded
+    with _lock:
+        _aot_loaded = None
+
+
+def interleaved_jit():
+    """The JIT module of the channels-last kernels (imports numba)."""
+    jit_kernels()  # numba's cache directory, as for the grey kernels
+    from . import _interleaved_kernels
+
+    return _interleaved_kernels
+
+
+def jit_kernels():
+    """`kernels` from numba's JIT (imports numba), or None when numba is missing."""
     global _kernels_module, _kernels_tried
     if not USE_NUMBA:
         return None
