@@ -29,10 +29,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -199,6 +196,8 @@ def _wrapper(in_dtype: str, out_dtype: str):
 
 
 def _compiler() -> str | None:
+    import shutil
+
     cc = os.environ.get("CC")
     if cc and shutil.which(cc):
         return shutil.which(cc)
@@ -209,6 +208,9 @@ def build(in_dtype, out_dtype) -> Path | None:
     """Compile (numba) and link (the C compiler) the library of this dtype pair into
     the cache, if it is not there yet; returns its path, or None where libraries
     are not used or cannot be built (no numba, no compiler, a read-only cache)."""
+    import subprocess
+    import tempfile
+
     in_dtype, out_dtype = np.dtype(in_dtype).name, np.dtype(out_dtype).name
     path = library_path(in_dtype, out_dtype)
     if path is None:
@@ -246,6 +248,9 @@ def build(in_dtype, out_dtype) -> Path | None:
                 timeout=120,
             )
             os.replace(so, path)
+        for old in path.parent.glob(f"sep_rows_{in_dtype}_{out_dtype}_*.so"):
+            if old != path:  # built from another version of the kernels
+                old.unlink(missing_ok=True)
     except (OSError, subprocess.SubprocessError, RuntimeError, ValueError, ImportError):
         return None
     with _lock:
