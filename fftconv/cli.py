@@ -346,7 +346,10 @@ def _build_library(res) -> None:
     if getattr(prof, "compiled", "") == "numba":
         from .methods import _u8_native
 
-        _u8_native.build(res["plan"].in_dtype, res["plan"].out_dtype)
+        try:
+            _u8_native.build(res["plan"].in_dtype, res["plan"].out_dtype)
+        except KeyboardInterrupt:  # OUT is written; the next command builds it
+            pass
 
 
 def _wrote(dst, res) -> str:

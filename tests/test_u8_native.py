@@ -29,6 +29,7 @@ def cache(tmp_path_factory):
     d = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FFTCONV_CACHE_DIR", str(d))
+        mp.setenv(N.ENV, "1")
         mp.setattr(N, "_loaded", {})
         path = N.build("uint8", "uint8")
     assert path is not None and path.is_file() and path.parent == d / "native"
@@ -38,6 +39,7 @@ def cache(tmp_path_factory):
 @pytest.fixture
 def library(cache, monkeypatch):
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(cache))
+    monkeypatch.setenv(N.ENV, "1")
     monkeypatch.setattr(N, "_loaded", {})
 
 
@@ -98,7 +100,7 @@ def test_command_streams_without_numba(cache, tmp_path):
         "'-k', 'gaussian:sigma=2', '--quiet', '--profile']); "
         "print('numba' in sys.modules); sys.exit(rc)"
     )
-    env = dict(os.environ, FFTCONV_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, FFTCONV_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), FFTCONV_NATIVE="1")
     res = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
@@ -108,6 +110,7 @@ def test_command_streams_without_numba(cache, tmp_path):
 
 
 def test_disabled_or_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv(N.ENV, "1")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(N, "_loaded", {})
     assert N.load("uint8", "uint8") is None  # nothing built here
@@ -121,6 +124,7 @@ def test_disabled_or_missing(tmp_path, monkeypatch):
 def test_foreign_file_is_not_loaded(tmp_path, monkeypatch):
     """A file that is not a loadable library (truncated, another machine's) is ignored:
     the stream runs on numba's engine."""
+    monkeypatch.setenv(N.ENV, "1")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(N, "_loaded", {})
     path = N.library_path("uint8", "uint8")
@@ -136,6 +140,7 @@ def test_foreign_file_is_not_loaded(tmp_path, monkeypatch):
 def test_key_follows_the_kernels_source(tmp_path, monkeypatch):
     """The library's name changes with the kernels' source: an edit never loads the
     library built before it."""
+    monkeypatch.setenv(N.ENV, "1")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
     before = N.library_path("uint8", "uint8")
     real = Path.read_bytes
@@ -153,6 +158,7 @@ def test_command_builds_after_a_numba_stream(tmp_path, monkeypatch):
     from fftconv.cli import main
 
     calls = []
+    monkeypatch.setenv(N.ENV, "1")
     monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(N, "_loaded", {})
     monkeypatch.setattr(N, "build", lambda a, b: calls.append((str(a), str(b))))
@@ -160,3 +166,19 @@ def test_command_builds_after_a_numba_stream(tmp_path, monkeypatch):
     out = tmp_path / "out.tif"
     assert main(["apply", str(tmp_path / "in.tif"), str(out), "-k", "box:3", "--quiet"]) == 0
     assert calls == [("uint8", "uint8")]
+
+
+def test_failed_build_is_tried_once(tmp_path, monkeypatch):
+    """A build that fails (here: no linker that works) leaves a marker, so later
+    commands do not pay for the attempt again; the stream still runs on numba."""
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(N, "_loaded", {})
+    monkeypatch.setattr(N, "_compiler", lambda: "/bin/false")
+    tried = []
+    real = N._wrapper
+    monkeypatch.setattr(N, "_wrapper", lambda a, b: tried.append(a) or real(a, b))
+    assert N.build("uint8", "uint8") is None
+    assert N.build("uint8", "uint8") is None
+    assert tried == ["uint8"]
+    assert N.load("uint8", "uint8") is None

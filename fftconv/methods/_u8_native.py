@@ -215,10 +215,11 @@ def build(in_dtype, out_dtype) -> Path | None:
     path = library_path(in_dtype, out_dtype)
     if path is None:
         return None
+    failed = path.with_suffix(".failed")  # tried once with this code: not every command
     if path.is_file():
         return path
     cc = _compiler()
-    if cc is None:
+    if cc is None or failed.exists():
         return None
     try:
         import llvmlite.binding as ll
@@ -248,10 +249,15 @@ def build(in_dtype, out_dtype) -> Path | None:
                 timeout=120,
             )
             os.replace(so, path)
-        for old in path.parent.glob(f"sep_rows_{in_dtype}_{out_dtype}_*.so"):
-            if old != path:  # built from another version of the kernels
+        for old in path.parent.glob(f"sep_rows_{in_dtype}_{out_dtype}_*"):
+            if old != path:  # built (or tried) from another version of the kernels
                 old.unlink(missing_ok=True)
     except (OSError, subprocess.SubprocessError, RuntimeError, ValueError, ImportError):
+        try:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            failed.touch()
+        except OSError:
+            pass
         return None
     with _lock:
         _loaded.pop((in_dtype, out_dtype), None)
