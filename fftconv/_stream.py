@@ -10,8 +10,9 @@ whole-width bands of rows:
   segments decoded in parallel by tifffile's codecs, which release the GIL;
   uncompressed files read with ``pread`` straight into the band), each band
   once;
-* compute threads run the compiled band engine (`methods._u8_kernels`) on
-  ranges of columns: source dtype in, output dtype out, rounded half to even
+* compute threads run the compiled band engine (`methods._u8_kernels`; from
+  its shared library, `methods._u8_native`, when one is built, so that the
+  process never imports numba) on ranges of columns: source dtype in, output dtype out, rounded half to even
   and clipped in the engine, float32 accumulation. Each range keeps its
   horizontally filtered rows from band to band, so bands need no halo and no
   row is filtered twice;
