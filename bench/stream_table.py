@@ -344,6 +344,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--keep", action="store_true", help="keep the files (default: delete them)")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--warmup",
+        default="fftconv",
+        help="tools run once, untimed, before the timed runs of each case (comma-separated; "
+        "'' for none): fftconv's first command on a machine compiles its engine",
+    )
     args = ap.parse_args(argv)
     d = Path(args.dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -364,6 +370,8 @@ def main(argv=None) -> int:
                 writer(str(src), shape, channels)
             pixels = shape[0] * shape[1]
             runs = {t: [] for t in tools}
+            for t in [t for t in args.warmup.split(",") if t in tools]:
+                timed(command(t, str(src), str(d / output_name(case, t))), env)
             for _ in range(args.repeat):
                 for t in tools:  # interleaved: A B C A B C
                     runs[t].append(timed(command(t, str(src), str(d / output_name(case, t))), env))

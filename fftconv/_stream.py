@@ -10,8 +10,9 @@ whole-width bands of rows:
   segments decoded in parallel by tifffile's codecs, which release the GIL;
   uncompressed files read with ``pread`` straight into the band), each band
   once;
-* compute threads run the compiled band engine (`methods._u8_kernels`) on
-  ranges of columns: source dtype in, output dtype out, rounded half to even
+* compute threads run the compiled band engine (`methods._u8_kernels`; from
+  its shared library, `methods._u8_native`, when one is built, so that the
+  process never imports numba) on ranges of columns: source dtype in, output dtype out, rounded half to even
   and clipped in the engine, float32 accumulation. Each range keeps its
   horizontally filtered rows from band to band, so bands need no halo and no
   row is filtered twice;
@@ -117,6 +118,7 @@ class StreamProfile:
     threads: int = 1
     bands: int = 0
     engine: str = "stream"
+    compiled: str = ""  # the stream's engine: "library" (`methods._u8_native`) or "numba"
 
     def lines(self) -> list[str]:
         """The report ``fftconv apply --profile`` prints."""
@@ -136,9 +138,10 @@ class StreamProfile:
         else:
             idle = max(0.0, self.threads * self.wall - self.read - self.compute - self.write)
             waiting = f"  waiting: workers idle {idle:.3f} s (threads x wall - busy)"
+        how = f", {self.compiled} engine" if self.compiled else ""
         return [
             f"profile ({self.engine}: {self.bands} {unit}(s), {self.threads} compute "
-            f"thread(s)): wall {self.wall:.3f} s, {rate(self.wall).strip()} Mpixel/s",
+            f"thread(s){how}): wall {self.wall:.3f} s, {rate(self.wall).strip()} Mpixel/s",
             "  stage          busy s  Mpixel/s per busy s",
             f"  read/decode  {self.read:8.3f} {rate(self.read)}{moved(self.in_bytes)}",
             f"  compute      {self.compute:8.3f} {rate(self.compute)}  (summed over "
@@ -149,11 +152,20 @@ class StreamProfile:
 
 
 def _engine():
+    """numba's band engine (`methods._u8_kernels`), or None without numba."""
     try:
         from .methods import _u8_kernels
     except ImportError:
         return None
     return _u8_kernels
+
+
+def _engine_for(in_dtype, out_dtype):
+    """The engine of a dtype pair: its shared library when one is built
+    (`methods._u8_native`: no numba import), else numba's, else None."""
+    from .methods import _u8_native
+
+    return _u8_native.load(in_dtype, out_dtype) or _engine()
 
 
 def _factors(k: np.ndarray):
@@ -196,13 +208,15 @@ def plan_stream(
     from ._problem import normalize_boundary
 
     boundary = normalize_boundary(boundary)
-    if mode != "same" or boundary == "wrap" or _engine() is None:
+    if mode != "same" or boundary == "wrap":
         return None
     shape = tuple(int(s) for s in shape)
     in_dtype, out_dtype = np.dtype(in_dtype), np.dtype(out_dtype or in_dtype)
     if len(shape) not in (2, 3) or in_dtype.name not in _IN_DTYPES:
         return None
     if out_dtype.name not in _OUT_DTYPES or min(shape[:2]) < 1:
+        return None
+    if _engine_for(in_dtype, out_dtype) is None:
         return None
     kernel = np.asarray(kernel)
     if kernel.dtype.kind not in "biuf" or kernel.ndim != 2:
@@ -529,6 +543,18 @@ def _bands(H: int, B: int, kh: int) -> list[tuple[int, int]]:
     return bands
 
 
+def emitted(i0: int, i1: int, kh: int, n_pad: int) -> tuple[int, int]:
+    """The output rows ``[a, b)`` that `methods._u8_kernels.sep_rows` stores while it
+    feeds padded rows ``[i0, i1)`` (the caller sizes its output buffer with it)."""
+    n_out = n_pad - kh + 1
+    a = max(0, (i0 - kh) + (i0 - kh) % 2)
+    last = i1 - 1 - (i1 - 1 - kh) % 2  # the last padded row of the range that stores a pair
+    b = min(n_out, last - kh + 2) if last - kh >= 0 else 0
+    if i1 == n_pad and n_out % 2 == 1:
+        b = n_out
+    return a, max(a, b)
+
+
 def stream_memory(plan: StreamPlan, unit: int = 1) -> int:
     """Bytes a run holds besides the interpreter: `SLOTS` bands of source rows and of
     output rows, the strips' rings and, for compressed files, the segments being
@@ -549,7 +575,7 @@ def run_stream(
     """Compute `plan` from `src` (as `io.open_image` returns it; `path` its file, for
     the TIFF reader; or `rows`, a reader from `tiff_rows`) into `dst` (an array of the
     output's shape and dtype: a memmap, zarr array or ndarray); returns the profile."""
-    K = _engine()
+    K = _engine_for(plan.in_dtype, plan.out_dtype)
     t_start = time.perf_counter()
     H, W = plan.shape[:2]
     C = plan.channels
@@ -565,6 +591,10 @@ def run_stream(
         B = min(H, _band_height(rows.unit, kh))
         bands = _bands(H, B, kh)
         prof.bands = len(bands)
+        whole = [a for a in (rows.in_memory, sink.in_memory) if a is not None]
+        if hasattr(K, "accepts") and not K.accepts(*whole):
+            K = _engine()  # an array the library's pointers cannot describe
+        prof.compiled = "library" if hasattr(K, "accepts") else "numba"
         rowmap_all = _index(H, pt, kh, H, plan.boundary)
         colmap = _index(W, pl, kw, W, plan.boundary)
         # Band j feeds padded rows [i0, i1): those that read its own source rows.
@@ -575,7 +605,7 @@ def run_stream(
             rm = rowmap_all[i0:i1]
             if np.any((rm >= 0) & ((rm < y0) | (rm >= y1))):
                 raise RuntimeError("a band's padded rows read outside it")  # not for 'wrap'
-            feeds.append((i0, i1) + K.emitted(i0, i1, kh, n_pad))
+            feeds.append((i0, i1) + emitted(i0, i1, kh, n_pad))
         is_int = plan.out_dtype.kind in "iu"
         if is_int:
             info = np.iinfo(plan.out_dtype)

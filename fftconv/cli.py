@@ -341,7 +341,22 @@ def _cmd_apply(args) -> int:
         print(_wrote(dst, res))
     if args.profile:
         print("\n".join(res["profile"].lines()))
+    _build_library(res)
     return 0
+
+
+def _build_library(res) -> None:
+    """After a stream that ran on numba's engine, write its shared library, so that
+    the next command on this machine starts without importing numba (seconds,
+    once per dtype pair; see fftconv.methods._u8_native)."""
+    prof = res.get("profile")
+    if getattr(prof, "compiled", "") == "numba":
+        from .methods import _u8_native
+
+        try:
+            _u8_native.build(res["plan"].in_dtype, res["plan"].out_dtype)
+        except KeyboardInterrupt:  # OUT is written; the next command builds it
+            pass
 
 
 def _wrote(dst, res) -> str:
@@ -575,15 +590,42 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def _log_above_bars():
     """Lines of the ``fftconv`` logger (the compile notices) printed through tqdm, above a
-    progress bar rather than into its line (a no-op without tqdm)."""
+    progress bar rather than into its line, as ``tqdm.contrib.logging`` does, without
+    importing tqdm (a tenth of a second) before a bar exists."""
     import contextlib
     import logging
 
-    try:
-        from tqdm.contrib.logging import logging_redirect_tqdm
-    except ImportError:
-        return contextlib.nullcontext()
-    return logging_redirect_tqdm(loggers=[logging.getLogger("fftconv")])
+    class AboveBars(logging.StreamHandler):
+        def emit(self, record):
+            tq = sys.modules.get("tqdm")
+            if tq is None or not hasattr(tq, "tqdm"):
+                return super().emit(record)
+            try:
+                tq.tqdm.write(self.format(record), file=self.stream)
+                self.flush()
+            except Exception:
+                self.handleError(record)
+
+    def console(h):
+        return isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr)
+
+    @contextlib.contextmanager
+    def redirected(logger):
+        before = logger.handlers
+        handler = AboveBars()
+        orig = next((h for h in before if console(h)), None)
+        if orig is not None:
+            handler.setFormatter(orig.formatter)
+            handler.stream = orig.stream
+            for f in orig.filters:
+                handler.addFilter(f)
+        logger.handlers = [h for h in before if not console(h)] + [handler]
+        try:
+            yield
+        finally:
+            logger.handlers = before
+
+    return redirected(logging.getLogger("fftconv"))
 
 
 def _on_sigterm(signum, frame):

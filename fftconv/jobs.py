@@ -565,18 +565,20 @@ def _stream_run(
 
 def _row_progress():
     """A progress(done, total) callable drawing a tqdm bar on runs longer than a second."""
-    state = {}
+    state = {"t0": time.perf_counter()}
 
     def update(done, total):
         bar = state.get("bar")
         if bar is None:
+            if time.perf_counter() - state["t0"] < 1.0:
+                return  # no bar in the first second: a short run imports no tqdm
             try:
                 from tqdm import tqdm
             except ImportError:
                 state["bar"] = bar = False
             else:
                 state["bar"] = bar = tqdm(
-                    total=total, unit="row", delay=1.0, leave=False, desc="fftconv"
+                    total=total, unit="row", leave=False, desc="fftconv"
                 )
         if bar:
             bar.update(done - bar.n)

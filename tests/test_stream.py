@@ -278,7 +278,7 @@ def test_cli_profile_and_fallback(tmp_path, capsys):
 def test_emitted_matches_the_engine_schedule(kh, n_out):
     """`emitted` says which output rows `sep_rows` stores for a range of padded rows;
     the engine's own rule, replayed here, must agree for every way of cutting them."""
-    from fftconv.methods._u8_kernels import emitted
+    from fftconv._stream import emitted
 
     n_pad = n_out + kh - 1
 

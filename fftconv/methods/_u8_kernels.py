@@ -32,7 +32,7 @@ from numba import njit
 from ._jit import FASTMATH, JIT
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _hpass(acc, tmp, v, n, C):
     """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (one padded row, C channels)."""
     kw = v.shape[0]
@@ -79,7 +79,7 @@ def _hpass(acc, tmp, v, n, C):
         t += 1
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _vpass(acc, ring, first, u, n):
     """``acc[p] = sum_i u[i] * ring[(first + i) % R][p]`` for ``p < n`` (R ring rows)."""
     kh = u.shape[0]
@@ -127,7 +127,7 @@ def _vpass(acc, ring, first, u, n):
         i += 1
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _vpass2(acc0, acc1, ring, first, u, n):
     """`_vpass` for two consecutive output rows at once (rows ``first`` and ``first + 1``):
     each ring row is loaded once for both, so the pass is bound by the multiply-adds,
@@ -182,7 +182,7 @@ def _vpass2(acc0, acc1, ring, first, u, n):
         i += 1
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _store(orow, acc, n, lo, hi, rnd):
     if rnd:
         for p in range(n):
@@ -192,7 +192,7 @@ def _store(orow, acc, n, lo, hi, rnd):
             orow[p] = acc[p]
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _load(tmp, row, colmap, xs, m, C, fill, qa, qb, base):
     """Padded columns ``xs .. xs + m`` of `row` into `tmp` as float32: the contiguous
     interior run ``[qa, qb)`` (source pixel ``base`` onwards) converted in one loop,
@@ -211,7 +211,7 @@ def _load(tmp, row, colmap, xs, m, C, fill, qa, qb, base):
             tmp[q * C + c] = fill if c0 < 0 else row[c0 * C + c]
 
 
-@njit(**JIT)
+@njit(**JIT, error_model="numpy")
 def _interior(colmap, xs, m):
     """The longest run ``[qa, qb)`` of ``colmap[xs + q]`` (q < m) that steps by one
     (the part of a strip inside the image), and its first source column."""
@@ -228,7 +228,7 @@ def _interior(colmap, xs, m):
     return best_a, best_b, base
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _identity(ring_row, tmp, copy, nx, C, pl):
     """Channels in `copy` (an alpha channel) take the centre tap's sample unfiltered."""
     for c in copy:
@@ -236,14 +236,14 @@ def _identity(ring_row, tmp, copy, nx, C, pl):
             ring_row[x * C + c] = tmp[(x + pl) * C + c]
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _identity_v(acc, ring_row, copy, nx, C):
     for c in copy:
         for x in range(nx):
             acc[x * C + c] = ring_row[x * C + c]
 
 
-@njit(**JIT, fastmath=FASTMATH)
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def sep_rows(
     src,
     rowmap,
@@ -330,14 +330,3 @@ def sep_rows(
                 _identity_v(acc0, ring[(o + pt) % R], copy, nx, C)
                 _store(out[o - out_row0, xs * C :], acc0, n, lo, hi, rnd)
 
-
-def emitted(i0: int, i1: int, kh: int, n_pad: int) -> tuple[int, int]:
-    """The output rows ``[a, b)`` that `sep_rows` stores while it feeds padded rows
-    ``[i0, i1)`` (plain Python: the caller sizes its output buffer with it)."""
-    n_out = n_pad - kh + 1
-    a = max(0, (i0 - kh) + (i0 - kh) % 2)
-    last = i1 - 1 - (i1 - 1 - kh) % 2  # the last padded row of the range that stores a pair
-    b = min(n_out, last - kh + 2) if last - kh >= 0 else 0
-    if i1 == n_pad and n_out % 2 == 1:
-        b = n_out
-    return a, max(a, b)

@@ -1,0 +1,184 @@
+"""The band engine as a shared library (fftconv.methods._u8_native): built from numba's
+code, bit-for-bit the numba engine's results, loaded without importing numba, and
+never loaded when it is not this code's or this machine's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fftconv import _stream
+from fftconv import kernels as K
+from fftconv.methods import _u8_native as N
+
+pytest.importorskip("numba")
+if N._compiler() is None or not sys.platform.startswith("linux"):
+    pytest.skip("the library needs Linux and a C compiler", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A cache directory holding the uint8 -> uint8 library (built once: seconds)."""
+    d = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FFTCONV_CACHE_DIR", str(d))
+        mp.setenv(N.ENV, "1")
+        mp.setattr(N, "_loaded", {})
+        path = N.build("uint8", "uint8")
+    assert path is not None and path.is_file() and path.parent == d / "native"
+    return d
+
+
+@pytest.fixture
+def library(cache, monkeypatch):
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(cache))
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setattr(N, "_loaded", {})
+
+
+def _photo(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def _both(img, k, monkeypatch, **options):
+    """The stream's output through the library and through numba's engine."""
+    plan = _stream.plan_stream(img.shape, img.dtype, k, threads=2, **options)
+    outs = []
+    for native in ("1", "0"):
+        monkeypatch.setenv(N.ENV, native)
+        monkeypatch.setattr(N, "_loaded", {})
+        out = np.zeros(img.shape, plan.out_dtype)
+        prof = _stream.run_stream(plan, img, out)
+        assert prof.compiled == ("library" if native == "1" else "numba")
+        outs.append(out)
+    return outs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "shape, kernel, options",
+    [
+        ((97, 83), K.gaussian(2.0), dict(boundary="symmetric")),
+        ((64, 71), np.outer(np.arange(1.0, 5.0), np.arange(6.0, 0, -1)) / 210, dict()),
+        ((50, 40, 3), K.gaussian(1.5), dict(boundary="fill", fillvalue=300.0)),
+        ((33, 45, 2), K.box(3), dict(boundary="nearest", correlate=True)),
+    ],
+)
+def test_library_equals_numba_engine(library, monkeypatch, small_bands, shape, kernel, options):
+    img = _photo(shape)
+    ck = None
+    if len(shape) == 3 and shape[2] == 2:  # grey + alpha: the alpha channel is copied
+        delta = np.zeros(kernel.shape)
+        delta[tuple(n // 2 for n in kernel.shape)] = 1
+        ck = np.stack([kernel, delta])
+    lib, jit = _both(img, kernel, monkeypatch, channel_kernels=ck, **options)
+    np.testing.assert_array_equal(lib, jit)
+
+
+@pytest.fixture
+def small_bands(monkeypatch):
+    monkeypatch.setattr(_stream, "BAND", 12)
+    monkeypatch.setattr(_stream, "RING_BYTES", 4096)
+
+
+@pytest.mark.slow
+def test_command_streams_without_numba(cache, tmp_path):
+    """A fresh process with the library streams a TIFF and never imports numba."""
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "in.tif", _photo((300, 200)), tile=(64, 64))
+    code = (
+        "import sys; from fftconv.cli import main; "
+        f"rc = main(['apply', {str(tmp_path / 'in.tif')!r}, {str(tmp_path / 'out.tif')!r}, "
+        "'-k', 'gaussian:sigma=2', '--quiet', '--profile']); "
+        "print('numba' in sys.modules); sys.exit(rc)"
+    )
+    env = dict(os.environ, FFTCONV_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), FFTCONV_NATIVE="1")
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert "library engine" in res.stdout
+    assert res.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_disabled_or_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(N, "_loaded", {})
+    assert N.load("uint8", "uint8") is None  # nothing built here
+    assert N.library_path("uint8", "uint8") != N.library_path("uint8", "uint16")
+    assert N.library_path("float64", "uint8") is None  # not a dtype of the stream
+    monkeypatch.setenv(N.ENV, "0")
+    assert N.library_path("uint8", "uint8") is None
+    assert N.build("uint8", "uint8") is None
+
+
+def test_foreign_file_is_not_loaded(tmp_path, monkeypatch):
+    """A file that is not a loadable library (truncated, another machine's) is ignored:
+    the stream runs on numba's engine."""
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(N, "_loaded", {})
+    path = N.library_path("uint8", "uint8")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x7fELF not really")
+    assert N.load("uint8", "uint8") is None
+    img = _photo((40, 30))
+    plan = _stream.plan_stream(img.shape, img.dtype, K.gaussian(1.0))
+    out = np.zeros_like(img)
+    assert _stream.run_stream(plan, img, out).compiled == "numba"
+
+
+def test_key_follows_the_kernels_source(tmp_path, monkeypatch):
+    """The library's name changes with the kernels' source: an edit never loads the
+    library built before it."""
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    before = N.library_path("uint8", "uint8")
+    real = Path.read_bytes
+
+    def edited(self):
+        data = real(self)
+        return data + b"# edited" if self.name == "_u8_kernels.py" else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert N.library_path("uint8", "uint8") != before
+
+
+def test_command_builds_after_a_numba_stream(tmp_path, monkeypatch):
+    tifffile = pytest.importorskip("tifffile")
+    from fftconv.cli import main
+
+    calls = []
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(N, "_loaded", {})
+    monkeypatch.setattr(N, "build", lambda a, b: calls.append((str(a), str(b))))
+    tifffile.imwrite(tmp_path / "in.tif", _photo((40, 30)))
+    out = tmp_path / "out.tif"
+    assert main(["apply", str(tmp_path / "in.tif"), str(out), "-k", "box:3", "--quiet"]) == 0
+    assert calls == [("uint8", "uint8")]
+
+
+def test_failed_build_is_tried_once(tmp_path, monkeypatch):
+    """A build that fails (here: no linker that works) leaves a marker, so later
+    commands do not pay for the attempt again; the stream still runs on numba."""
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(N, "_loaded", {})
+    monkeypatch.setattr(N, "_compiler", lambda: "/bin/false")
+    tried = []
+    real = N._wrapper
+    monkeypatch.setattr(N, "_wrapper", lambda a, b: tried.append(a) or real(a, b))
+    assert N.build("uint8", "uint8") is None
+    assert N.build("uint8", "uint8") is None
+    assert tried == ["uint8"]
+    assert N.load("uint8", "uint8") is None
