@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os as _os
+import sys as _sys
 
 from . import kernels
 
@@ -96,5 +98,8 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-# Imported last: the modules of a call, so that the first call costs a warm one.
-from . import api as _api  # noqa: E402, F401
+# Imported last: the modules of a call (planner, executors, scipy.fft), so that the
+# first call costs a warm one; not for the `fftconv` command, whose streaming path
+# needs none of them (0.3 s of its start-up, docs/first_call.md).
+if not _os.path.basename((getattr(_sys, "argv", None) or [""])[0]).startswith("fftconv"):
+    from . import api as _api  # noqa: E402, F401
