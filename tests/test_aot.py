@@ -80,10 +80,11 @@ def _run(a, k, kw):
 
 
 def _select(entry, key):
-    """The signatures the cases need: float64 grey, float32 channels-last."""
+    """The signatures the cases need: float64 grey, float32 channels-last (one kernel
+    per channel runs the grey kernels on float32 channel planes)."""
     dtypes = {k[0] for k in key if isinstance(k, list) and k[0] != "<i8"}
     if entry.startswith(("grey.", "small.")):
-        return dtypes == {"<f8"}
+        return dtypes in ({"<f8"}, {"<f4"})
     return entry in (
         "il.rows_3x3_s3",
         "il.direct_rows_p3",
