@@ -2,7 +2,6 @@
 
     python bench/photo_table.py                       # 2000x3000x3, float32 and uint8
     python bench/photo_table.py --size 4000x6000 --ksizes 3 5 15 63 --kinds random
-    python bench/photo_table.py --first-call --import-time   # fresh processes
     python bench/photo_table.py --no-grid --many 20           # apply DIR --out-dir vs a loop
     python bench/photo_table.py --no-grid --layouts           # channels last vs planes
     python bench/photo_table.py --no-grid --channels          # 5 and 8 channels, per channel
@@ -199,88 +198,6 @@ def header() -> str:
     )
 
 
-# --- fresh processes ---------------------------------------------------------------------
-
-_FIRST = r"""
-import sys, time
-t0 = time.perf_counter()
-import numpy as np
-import fftconv
-t1 = time.perf_counter()
-case = sys.argv[1]
-rng = np.random.default_rng(0)
-kw = {}
-if case.startswith("photo"):
-    x = rng.random((4000, 6000, 3), dtype=np.float32)
-    if case == "photo-uint8":
-        x = (x * 255).astype(np.uint8)
-    k = rng.random((3, 3)).astype(np.float32)
-    kw = dict(channel_axis=-1)
-else:
-    x = rng.random((4096, 4096), dtype=np.float32)
-    n, kind = case.split("-")
-    n = int(n)
-    if kind == "random":
-        k = rng.random((n, n)).astype(np.float32)
-    else:
-        g = np.hanning(n + 2)[1:-1]
-        k = np.outer(g, g).astype(np.float32)
-out = np.empty_like(x)
-ts = []
-for i in range(4):
-    t = time.perf_counter()
-    fftconv.convolve(x, k, "same", "symmetric", out=out, **kw)
-    ts.append(time.perf_counter() - t)
-print(t1 - t0, ts[0], sorted(ts[1:])[1])
-"""
-
-FIRST_CASES = ("3-random", "31-rank1", "31-random", "photo", "photo-uint8")
-
-
-def first_calls(processes: int) -> list[dict]:
-    rows = []
-    for case in FIRST_CASES:
-        got = []
-        for _ in range(processes):
-            res = subprocess.run(
-                [sys.executable, "-c", _FIRST, case], capture_output=True, text=True, check=True
-            )
-            got.append([float(v) for v in res.stdout.split()])
-        imp, first, warm = (statistics.median(g[i] for g in got) for i in range(3))
-        row = dict(
-            case=case,
-            import_s=round(imp, 3),
-            first_ms=round(first * 1e3, 1),
-            warm_ms=round(warm * 1e3, 1),
-            ratio=round(first / warm, 2),
-        )
-        rows.append(row)
-        print(f"| {case} | {row['first_ms']} | {row['warm_ms']} | {row['ratio']} |", flush=True)
-    return rows
-
-
-def import_times(processes: int) -> dict:
-    stmts = {"numpy, scipy.fft": "import numpy, scipy.fft", "fftconv": "import fftconv"}
-    code = "import time; t = time.perf_counter(); {}; print(time.perf_counter() - t)"
-    got = {name: [] for name in stmts}
-    for _ in range(processes):  # interleaved fresh processes
-        for name, stmt in stmts.items():
-            res = subprocess.run(
-                [sys.executable, "-c", code.format(stmt)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            got[name].append(float(res.stdout))
-    med = {name: round(statistics.median(v), 3) for name, v in got.items()}
-    print(
-        f"| import numpy, scipy.fft | {med['numpy, scipy.fft']} s |\n"
-        f"| import fftconv | {med['fftconv']} s |",
-        flush=True,
-    )
-    return med
-
-
 def layouts(repeat: int) -> list[dict]:
     """One thread, direct summation: a 1000x1500x3 photo channels last (one kernel for
     all channels, and one per channel) against the same samples as 3 contiguous planes
@@ -425,9 +342,6 @@ def main(argv=None) -> None:
         help="largest kernel side scipy.ndimage is timed for (slow beyond)",
     )
     ap.add_argument("--no-grid", action="store_true")
-    ap.add_argument("--first-call", action="store_true", help="first calls in fresh processes")
-    ap.add_argument("--import-time", action="store_true", help="import time, fresh processes")
-    ap.add_argument("--processes", type=int, default=5)
     ap.add_argument(
         "--many",
         type=int,
@@ -452,11 +366,6 @@ def main(argv=None) -> None:
     if not args.no_grid:
         print(header(), flush=True)
         result["grid"] = grid(args)
-    if args.first_call:
-        print("| first call | first ms | warm ms | first / warm |\n| --- | ---: | ---: | ---: |")
-        result["first_calls"] = first_calls(args.processes)
-    if args.import_time:
-        result["import"] = import_times(args.processes)
     if args.layouts:
         print(
             "| kernel | channels last | 3 planes | grey W*C | per channel | "
