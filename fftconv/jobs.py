@@ -577,9 +577,7 @@ def _row_progress():
             except ImportError:
                 state["bar"] = bar = False
             else:
-                state["bar"] = bar = tqdm(
-                    total=total, unit="row", leave=False, desc="fftconv"
-                )
+                state["bar"] = bar = tqdm(total=total, unit="row", leave=False, desc="fftconv")
         if bar:
             bar.update(done - bar.n)
             if done >= total:

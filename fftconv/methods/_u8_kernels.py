@@ -329,4 +329,3 @@ def sep_rows(
                 _vpass(acc0, ring, o % R, u, n)
                 _identity_v(acc0, ring[(o + pt) % R], copy, nx, C)
                 _store(out[o - out_row0, xs * C :], acc0, n, lo, hi, rnd)
-
