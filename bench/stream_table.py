@@ -166,8 +166,6 @@ def output_name(case: str, tool: str) -> str:
 
 # --------------------------------------------------------------------------- the tools
 
-FFTCONV = "import sys; from fftconv.cli import main; sys.exit(main(sys.argv[1:]))"
-
 VIPS = r"""
 import sys, numpy as np, pyvips
 src, dst, precision, r, sigma = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
@@ -213,9 +211,9 @@ def command(tool: str, src: str, dst: str) -> list[str]:
     py = sys.executable
     if tool == "fftconv":
         return [
-            py,
-            "-c",
-            FFTCONV,
+            py,  # `python -m fftconv`: the command as a user runs it
+            "-m",
+            "fftconv",
             "apply",
             src,
             dst,

@@ -101,5 +101,11 @@ def __dir__():
 # Imported last: the modules of a call (planner, executors, scipy.fft), so that the
 # first call costs a warm one; not for the `fftconv` command, whose streaming path
 # needs none of them (0.3 s of its start-up, docs/first_call.md).
-if not _os.path.basename((getattr(_sys, "argv", None) or [""])[0]).startswith("fftconv"):
+_argv = list(getattr(_sys, "orig_argv", None) or getattr(_sys, "argv", None) or [""])
+_script = (getattr(_sys, "argv", None) or [""])[0]
+_command = _os.path.basename(_script).startswith("fftconv") or any(
+    a == "-m" and b == "fftconv" for a, b in zip(_argv, _argv[1:])
+)
+if not _command:
     from . import api as _api  # noqa: E402, F401
+del _argv, _script, _command
