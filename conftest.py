@@ -26,6 +26,7 @@ if not HAVE_NUMBA:
         "fftconv/_template_kernels.py",
         "fftconv/methods/_u8_kernels.py",
         "fftconv/methods/_interleaved_kernels.py",
+        "fftconv/methods/_planar_kernels.py",
         "fftconv/_compile_notice.py",
     ]
 

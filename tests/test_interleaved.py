@@ -159,6 +159,7 @@ def test_layout_refuses_what_it_cannot_run():
     assert lay((2, 8, 8, 3), (2, 3, 3, 1), axes=(1, 2)) is None  # a kernel per batch item
 
 
+@needs_numba
 def test_layout_runs_per_channel_kernels_and_many_channels_as_planes():
     def lay(xs, ks):
         p, _, k = make_problem(np.zeros(xs), np.ones(ks), "same", "fill", 0, None, -1, False)
