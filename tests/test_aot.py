@@ -87,7 +87,6 @@ def _select(entry, key):
         return dtypes == {"<f8"} or (entry == "small.rows_5x5" and dtypes == {"<f4"})
     return entry in (
         "il.rows_3x3_s3",
-        "il.direct_rows_p3",
         "il.load_rows",
         "il.store_rounded",
     ) and dtypes <= {"<f4", "|u1"}

@@ -176,8 +176,6 @@ def taps(outs: int) -> str:
 
 #: Channels per pixel the interleaved kernels are generated for (1 is the grey engine).
 CHANNELS = (2, 3, 4)
-#: Taps per pass of the per-channel row pass (C weights per tap stay in registers).
-WIDEST_PC = 4
 
 IL_HEADER = '''"""Compiled kernels for channels-last images (generated: do not edit).
 
@@ -190,14 +188,10 @@ samples.  Every column quantity the drivers take is in samples: `px`, `jl`,
 sample ``q`` copies (-1 for the fill value), the grey column map expanded
 per channel.
 
-Two kinds of weights:
-
-* ``_s`` (shared): one ``(kh, kw)`` kernel for every channel; the taps are
-  scalars, as in the grey engine (`direct_rows_sC`, `rows_KxK_sC`,
-  `separable_rows_sC`).
-* ``_p`` (per channel): a ``(kh, kw * C)`` array with ``w[r, c * C + ch]``
-  the tap of channel ``ch``; rows run pixel by pixel with the C channels
-  unrolled (`direct_rows_pC`).
+The suffix ``_s`` (shared) says that one ``(kh, kw)`` kernel serves every
+channel; the taps are scalars, as in the grey engine (`direct_rows_sC`,
+`rows_KxK_sC`, `separable_rows_sC`).  One kernel per channel runs the grey
+engine on channel planes (`_planar_kernels`), not here.
 
 numba compiles each function on its first call and caches the machine code
 on disk; a call loads only the functions of its C and kind.
@@ -226,33 +220,12 @@ def _border_s(acc, row, w, r, kw, colmap, fill, ja, jb, C):
 
 
 @njit(**JIT, fastmath=FASTMATH, inline="always")
-def _border_p(acc, row, w, r, kw, colmap, fill, ja, jb, C):
-    for j in range(ja, jb):
-        s = acc[j]
-        ch = j % C
-        for c in range(kw):
-            q = colmap[j + c * C]
-            s += w[r, c * C + ch] * (row[q] if q >= 0 else fill)
-        acc[j] = s
-
-
-@njit(**JIT, fastmath=FASTMATH, inline="always")
 def _fill_s(acc, w, r, kw, fv, ja, jb, C):
     """Kernel row r applied to a padded row that is all fill value, samples [ja, jb)."""
     for j in range(ja, jb):
         s = acc[j]
         for c in range(kw):
             s += w[r, c] * fv
-        acc[j] = s
-
-
-@njit(**JIT, fastmath=FASTMATH, inline="always")
-def _fill_p(acc, w, r, kw, fv, ja, jb, C):
-    for j in range(ja, jb):
-        s = acc[j]
-        ch = j % C
-        for c in range(kw):
-            s += w[r, c * C + ch] * fv
         acc[j] = s
 
 
@@ -330,40 +303,6 @@ def il_taps(outs: int, C: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _il_block_pc(t: int, indent: str, C: int) -> list[str]:
-    """One pass of `t` per-channel taps over a block of samples: the weights of every
-    sample are read from the periodic rows ``wv[r, c]`` (phase ``j % C``)."""
-    lines = [f"{indent}u{c} = wv[r, c + {c}]" for c in range(t)]
-    lines.append(f"{indent}s = src[b + c * {C}:]")
-    lines.append(f"{indent}for j in range(m):")
-    terms = " + ".join(f"u{c}[j] * s[j + {c * C}]" if c else "u0[j] * s[j]" for c in range(t))
-    lines.append(f"{indent}    a[j] += {terms}")
-    return lines
-
-
-def il_taps_pc(C: int) -> str:
-    lines = [
-        "",
-        "",
-        "@njit(**JIT, fastmath=FASTMATH)",
-        f"def taps_row_p{C}(acc, src, wv, r, kw, n):",
-        f'    """``acc[j] += sum_c wv[r, c, j % P] * src[j + c * {C}]`` for ``j < n``, in blocks',
-        '    of P samples (P, the period of the weight rows, a multiple of the channels)."""',
-        "    P = wv.shape[2]",
-        "    for b in range(0, n, P):",
-        "        m = min(P, n - b)",
-        "        a = acc[b:]",
-        "        c = 0",
-        f"        while kw - c >= {WIDEST_PC}:",
-    ]
-    lines += _il_block_pc(WIDEST_PC, "            ", C)
-    lines += [f"            c += {WIDEST_PC}", "        left = kw - c"]
-    for t in range(WIDEST_PC - 1, 0, -1):
-        lines.append(f"        {'if' if t == WIDEST_PC - 1 else 'elif'} left == {t}:")
-        lines += _il_block_pc(t, "            ", C)
-    return "\n".join(lines) + "\n"
-
-
 IL_DIRECT_S = '''
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -425,50 +364,6 @@ def direct_rows_s{C}(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                     _border_s(dst, row, w, r, kw, colmap, fv, 0, jl, {C})
                     _border_s(dst, row, w, r, kw, colmap, fv, jr, wo, {C})
         i += nout
-'''
-
-IL_DIRECT_P = '''
-
-@njit(**JIT, fastmath=FASTMATH)
-def direct_rows_p{C}(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, wv):
-    """Interleaved rows of {C} channels, one kernel per channel: ``w[r, c * {C} + ch]``,
-    and `wv` its rows repeated with period P (``wv[r, c, t] = w[r, c * {C} + t % {C}]``)
-    for the interior samples, accumulated in chunks of whole periods in L1."""
-    kh = w.shape[0]
-    kw = w.shape[1] // {C}
-    P = wv.shape[2]
-    wo = out.shape[1]
-    chunk = max(1, CHUNK // P) * P
-    acc = np.empty(chunk + 64 // out.itemsize, out.dtype)
-    fv = fill[0]
-    for i in range(i0, i1):
-        dst = out[i]
-        for ja in range(jl, jr, chunk):
-            n = min(chunk, jr - ja)
-            for j in range(n):
-                acc[j] = 0
-            for r in range(kh):
-                p = rowmap[i + r]
-                if p < 0:
-                    _fill_p(acc, w, r, kw, fv, 0, n, {C})
-                else:
-                    taps_row_p{C}(acc, a[p][ja - px :], wv, r, kw, n)
-            d = dst[ja:]
-            for j in range(n):
-                d[j] = acc[j]
-        for j in range(jl):
-            dst[j] = 0
-        for j in range(jr, wo):
-            dst[j] = 0
-        for r in range(kh):
-            p = rowmap[i + r]
-            if p < 0:
-                _fill_p(dst, w, r, kw, fv, 0, jl, {C})
-                _fill_p(dst, w, r, kw, fv, jr, wo, {C})
-            else:
-                row = a[p]
-                _border_p(dst, row, w, r, kw, colmap, fv, 0, jl, {C})
-                _border_p(dst, row, w, r, kw, colmap, fv, jr, wo, {C})
 '''
 
 IL_SEPARABLE_S = '''
@@ -590,9 +485,8 @@ def interleaved() -> str:
     """The source of fftconv/methods/_interleaved_kernels.py."""
     src = IL_HEADER
     for C in CHANNELS:
-        src += il_taps(1, C) + il_taps(2, C) + il_taps(4, C) + il_taps_pc(C)
+        src += il_taps(1, C) + il_taps(2, C) + il_taps(4, C)
         src += IL_DIRECT_S.replace("{C}", str(C))
-        src += IL_DIRECT_P.replace("{C}", str(C))
         src += IL_SEPARABLE_S.replace("{C}", str(C))
         for kh, kw in SIZES:
             src += il_pair(kh, kw, C) + il_driver(kh, kw, C)
@@ -600,7 +494,7 @@ def interleaved() -> str:
     for C in CHANNELS:
         small = ", ".join(f"({kh}, {kw}): rows_{kh}x{kw}_s{C}" for kh, kw in SIZES)
         entries.append(
-            f"    {C}: {{'direct': direct_rows_s{C}, 'per_channel': direct_rows_p{C}, "
+            f"    {C}: {{'direct': direct_rows_s{C}, "
             f"'separable': separable_rows_s{C}, 'small': {{{small}}}}},"
         )
     src += (

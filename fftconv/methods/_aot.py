@@ -54,7 +54,6 @@ ENTRIES = {
         for c in (2, 3, 4)
         for kind in (
             "direct_rows_s",
-            "direct_rows_p",
             "separable_rows_s",
             "rows_3x3_s",
             "rows_5x5_s",
@@ -259,7 +258,6 @@ def _namespaces(tables: dict, jit_grey, jit_il):
     drivers = {
         c: {
             "direct": il[f"direct_rows_s{c}"],
-            "per_channel": il[f"direct_rows_p{c}"],
             "separable": il[f"separable_rows_s{c}"],
             "small": {(3, 3): il[f"rows_3x3_s{c}"], (5, 5): il[f"rows_5x5_s{c}"]},
         }

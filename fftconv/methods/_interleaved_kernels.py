@@ -9,14 +9,10 @@ samples.  Every column quantity the drivers take is in samples: `px`, `jl`,
 sample ``q`` copies (-1 for the fill value), the grey column map expanded
 per channel.
 
-Two kinds of weights:
-
-* ``_s`` (shared): one ``(kh, kw)`` kernel for every channel; the taps are
-  scalars, as in the grey engine (`direct_rows_sC`, `rows_KxK_sC`,
-  `separable_rows_sC`).
-* ``_p`` (per channel): a ``(kh, kw * C)`` array with ``w[r, c * C + ch]``
-  the tap of channel ``ch``; rows run pixel by pixel with the C channels
-  unrolled (`direct_rows_pC`).
+The suffix ``_s`` (shared) says that one ``(kh, kw)`` kernel serves every
+channel; the taps are scalars, as in the grey engine (`direct_rows_sC`,
+`rows_KxK_sC`, `separable_rows_sC`).  One kernel per channel runs the grey
+engine on channel planes (`_planar_kernels`), not here.
 
 numba compiles each function on its first call and caches the machine code
 on disk; a call loads only the functions of its C and kind.
@@ -45,33 +41,12 @@ def _border_s(acc, row, w, r, kw, colmap, fill, ja, jb, C):
 
 
 @njit(**JIT, fastmath=FASTMATH, inline="always")
-def _border_p(acc, row, w, r, kw, colmap, fill, ja, jb, C):
-    for j in range(ja, jb):
-        s = acc[j]
-        ch = j % C
-        for c in range(kw):
-            q = colmap[j + c * C]
-            s += w[r, c * C + ch] * (row[q] if q >= 0 else fill)
-        acc[j] = s
-
-
-@njit(**JIT, fastmath=FASTMATH, inline="always")
 def _fill_s(acc, w, r, kw, fv, ja, jb, C):
     """Kernel row r applied to a padded row that is all fill value, samples [ja, jb)."""
     for j in range(ja, jb):
         s = acc[j]
         for c in range(kw):
             s += w[r, c] * fv
-        acc[j] = s
-
-
-@njit(**JIT, fastmath=FASTMATH, inline="always")
-def _fill_p(acc, w, r, kw, fv, ja, jb, C):
-    for j in range(ja, jb):
-        s = acc[j]
-        ch = j % C
-        for c in range(kw):
-            s += w[r, c * C + ch] * fv
         acc[j] = s
 
 
@@ -616,45 +591,6 @@ def taps_row4_s2(acc, src, w, r0, kw, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
-def taps_row_p2(acc, src, wv, r, kw, n):
-    """``acc[j] += sum_c wv[r, c, j % P] * src[j + c * 2]`` for ``j < n``, in blocks
-    of P samples (P, the period of the weight rows, a multiple of the channels)."""
-    P = wv.shape[2]
-    for b in range(0, n, P):
-        m = min(P, n - b)
-        a = acc[b:]
-        c = 0
-        while kw - c >= 4:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            u2 = wv[r, c + 2]
-            u3 = wv[r, c + 3]
-            s = src[b + c * 2:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 2] + u2[j] * s[j + 4] + u3[j] * s[j + 6]
-            c += 4
-        left = kw - c
-        if left == 3:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            u2 = wv[r, c + 2]
-            s = src[b + c * 2:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 2] + u2[j] * s[j + 4]
-        elif left == 2:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            s = src[b + c * 2:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 2]
-        elif left == 1:
-            u0 = wv[r, c + 0]
-            s = src[b + c * 2:]
-            for j in range(m):
-                a[j] += u0[j] * s[j]
-
-
-@njit(**JIT, fastmath=FASTMATH)
 def direct_rows_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """`direct_rows` of the grey engine on interleaved rows of 2 channels, one kernel
     for all: four output rows at a time, each image row loaded once for all four."""
@@ -713,48 +649,6 @@ def direct_rows_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                     _border_s(dst, row, w, r, kw, colmap, fv, 0, jl, 2)
                     _border_s(dst, row, w, r, kw, colmap, fv, jr, wo, 2)
         i += nout
-
-
-@njit(**JIT, fastmath=FASTMATH)
-def direct_rows_p2(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, wv):
-    """Interleaved rows of 2 channels, one kernel per channel: ``w[r, c * 2 + ch]``,
-    and `wv` its rows repeated with period P (``wv[r, c, t] = w[r, c * 2 + t % 2]``)
-    for the interior samples, accumulated in chunks of whole periods in L1."""
-    kh = w.shape[0]
-    kw = w.shape[1] // 2
-    P = wv.shape[2]
-    wo = out.shape[1]
-    chunk = max(1, CHUNK // P) * P
-    acc = np.empty(chunk + 64 // out.itemsize, out.dtype)
-    fv = fill[0]
-    for i in range(i0, i1):
-        dst = out[i]
-        for ja in range(jl, jr, chunk):
-            n = min(chunk, jr - ja)
-            for j in range(n):
-                acc[j] = 0
-            for r in range(kh):
-                p = rowmap[i + r]
-                if p < 0:
-                    _fill_p(acc, w, r, kw, fv, 0, n, 2)
-                else:
-                    taps_row_p2(acc, a[p][ja - px :], wv, r, kw, n)
-            d = dst[ja:]
-            for j in range(n):
-                d[j] = acc[j]
-        for j in range(jl):
-            dst[j] = 0
-        for j in range(jr, wo):
-            dst[j] = 0
-        for r in range(kh):
-            p = rowmap[i + r]
-            if p < 0:
-                _fill_p(dst, w, r, kw, fv, 0, jl, 2)
-                _fill_p(dst, w, r, kw, fv, jr, wo, 2)
-            else:
-                row = a[p]
-                _border_p(dst, row, w, r, kw, colmap, fv, 0, jl, 2)
-                _border_p(dst, row, w, r, kw, colmap, fv, jr, wo, 2)
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -1530,45 +1424,6 @@ def taps_row4_s3(acc, src, w, r0, kw, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
-def taps_row_p3(acc, src, wv, r, kw, n):
-    """``acc[j] += sum_c wv[r, c, j % P] * src[j + c * 3]`` for ``j < n``, in blocks
-    of P samples (P, the period of the weight rows, a multiple of the channels)."""
-    P = wv.shape[2]
-    for b in range(0, n, P):
-        m = min(P, n - b)
-        a = acc[b:]
-        c = 0
-        while kw - c >= 4:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            u2 = wv[r, c + 2]
-            u3 = wv[r, c + 3]
-            s = src[b + c * 3:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 3] + u2[j] * s[j + 6] + u3[j] * s[j + 9]
-            c += 4
-        left = kw - c
-        if left == 3:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            u2 = wv[r, c + 2]
-            s = src[b + c * 3:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 3] + u2[j] * s[j + 6]
-        elif left == 2:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            s = src[b + c * 3:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 3]
-        elif left == 1:
-            u0 = wv[r, c + 0]
-            s = src[b + c * 3:]
-            for j in range(m):
-                a[j] += u0[j] * s[j]
-
-
-@njit(**JIT, fastmath=FASTMATH)
 def direct_rows_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """`direct_rows` of the grey engine on interleaved rows of 3 channels, one kernel
     for all: four output rows at a time, each image row loaded once for all four."""
@@ -1627,48 +1482,6 @@ def direct_rows_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                     _border_s(dst, row, w, r, kw, colmap, fv, 0, jl, 3)
                     _border_s(dst, row, w, r, kw, colmap, fv, jr, wo, 3)
         i += nout
-
-
-@njit(**JIT, fastmath=FASTMATH)
-def direct_rows_p3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, wv):
-    """Interleaved rows of 3 channels, one kernel per channel: ``w[r, c * 3 + ch]``,
-    and `wv` its rows repeated with period P (``wv[r, c, t] = w[r, c * 3 + t % 3]``)
-    for the interior samples, accumulated in chunks of whole periods in L1."""
-    kh = w.shape[0]
-    kw = w.shape[1] // 3
-    P = wv.shape[2]
-    wo = out.shape[1]
-    chunk = max(1, CHUNK // P) * P
-    acc = np.empty(chunk + 64 // out.itemsize, out.dtype)
-    fv = fill[0]
-    for i in range(i0, i1):
-        dst = out[i]
-        for ja in range(jl, jr, chunk):
-            n = min(chunk, jr - ja)
-            for j in range(n):
-                acc[j] = 0
-            for r in range(kh):
-                p = rowmap[i + r]
-                if p < 0:
-                    _fill_p(acc, w, r, kw, fv, 0, n, 3)
-                else:
-                    taps_row_p3(acc, a[p][ja - px :], wv, r, kw, n)
-            d = dst[ja:]
-            for j in range(n):
-                d[j] = acc[j]
-        for j in range(jl):
-            dst[j] = 0
-        for j in range(jr, wo):
-            dst[j] = 0
-        for r in range(kh):
-            p = rowmap[i + r]
-            if p < 0:
-                _fill_p(dst, w, r, kw, fv, 0, jl, 3)
-                _fill_p(dst, w, r, kw, fv, jr, wo, 3)
-            else:
-                row = a[p]
-                _border_p(dst, row, w, r, kw, colmap, fv, 0, jl, 3)
-                _border_p(dst, row, w, r, kw, colmap, fv, jr, wo, 3)
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -2444,45 +2257,6 @@ def taps_row4_s4(acc, src, w, r0, kw, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
-def taps_row_p4(acc, src, wv, r, kw, n):
-    """``acc[j] += sum_c wv[r, c, j % P] * src[j + c * 4]`` for ``j < n``, in blocks
-    of P samples (P, the period of the weight rows, a multiple of the channels)."""
-    P = wv.shape[2]
-    for b in range(0, n, P):
-        m = min(P, n - b)
-        a = acc[b:]
-        c = 0
-        while kw - c >= 4:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            u2 = wv[r, c + 2]
-            u3 = wv[r, c + 3]
-            s = src[b + c * 4:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 4] + u2[j] * s[j + 8] + u3[j] * s[j + 12]
-            c += 4
-        left = kw - c
-        if left == 3:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            u2 = wv[r, c + 2]
-            s = src[b + c * 4:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 4] + u2[j] * s[j + 8]
-        elif left == 2:
-            u0 = wv[r, c + 0]
-            u1 = wv[r, c + 1]
-            s = src[b + c * 4:]
-            for j in range(m):
-                a[j] += u0[j] * s[j] + u1[j] * s[j + 4]
-        elif left == 1:
-            u0 = wv[r, c + 0]
-            s = src[b + c * 4:]
-            for j in range(m):
-                a[j] += u0[j] * s[j]
-
-
-@njit(**JIT, fastmath=FASTMATH)
 def direct_rows_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
     """`direct_rows` of the grey engine on interleaved rows of 4 channels, one kernel
     for all: four output rows at a time, each image row loaded once for all four."""
@@ -2541,48 +2315,6 @@ def direct_rows_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
                     _border_s(dst, row, w, r, kw, colmap, fv, 0, jl, 4)
                     _border_s(dst, row, w, r, kw, colmap, fv, jr, wo, 4)
         i += nout
-
-
-@njit(**JIT, fastmath=FASTMATH)
-def direct_rows_p4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, wv):
-    """Interleaved rows of 4 channels, one kernel per channel: ``w[r, c * 4 + ch]``,
-    and `wv` its rows repeated with period P (``wv[r, c, t] = w[r, c * 4 + t % 4]``)
-    for the interior samples, accumulated in chunks of whole periods in L1."""
-    kh = w.shape[0]
-    kw = w.shape[1] // 4
-    P = wv.shape[2]
-    wo = out.shape[1]
-    chunk = max(1, CHUNK // P) * P
-    acc = np.empty(chunk + 64 // out.itemsize, out.dtype)
-    fv = fill[0]
-    for i in range(i0, i1):
-        dst = out[i]
-        for ja in range(jl, jr, chunk):
-            n = min(chunk, jr - ja)
-            for j in range(n):
-                acc[j] = 0
-            for r in range(kh):
-                p = rowmap[i + r]
-                if p < 0:
-                    _fill_p(acc, w, r, kw, fv, 0, n, 4)
-                else:
-                    taps_row_p4(acc, a[p][ja - px :], wv, r, kw, n)
-            d = dst[ja:]
-            for j in range(n):
-                d[j] = acc[j]
-        for j in range(jl):
-            dst[j] = 0
-        for j in range(jr, wo):
-            dst[j] = 0
-        for r in range(kh):
-            p = rowmap[i + r]
-            if p < 0:
-                _fill_p(dst, w, r, kw, fv, 0, jl, 4)
-                _fill_p(dst, w, r, kw, fv, jr, wo, 4)
-            else:
-                row = a[p]
-                _border_p(dst, row, w, r, kw, colmap, fv, 0, jl, 4)
-                _border_p(dst, row, w, r, kw, colmap, fv, jr, wo, 4)
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -2850,7 +2582,7 @@ def rows_5x5_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 
 #: channels -> the drivers for that many interleaved channels
 DRIVERS = {
-    2: {'direct': direct_rows_s2, 'per_channel': direct_rows_p2, 'separable': separable_rows_s2, 'small': {(3, 3): rows_3x3_s2, (5, 5): rows_5x5_s2}},
-    3: {'direct': direct_rows_s3, 'per_channel': direct_rows_p3, 'separable': separable_rows_s3, 'small': {(3, 3): rows_3x3_s3, (5, 5): rows_5x5_s3}},
-    4: {'direct': direct_rows_s4, 'per_channel': direct_rows_p4, 'separable': separable_rows_s4, 'small': {(3, 3): rows_3x3_s4, (5, 5): rows_5x5_s4}},
+    2: {'direct': direct_rows_s2, 'separable': separable_rows_s2, 'small': {(3, 3): rows_3x3_s2, (5, 5): rows_5x5_s2}},
+    3: {'direct': direct_rows_s3, 'separable': separable_rows_s3, 'small': {(3, 3): rows_3x3_s3, (5, 5): rows_5x5_s3}},
+    4: {'direct': direct_rows_s4, 'separable': separable_rows_s4, 'small': {(3, 3): rows_3x3_s4, (5, 5): rows_5x5_s4}},
 }
