@@ -16,11 +16,11 @@ from dataclasses import replace
 import numpy as np
 
 from ._execute import overlaps
-from ._problem import Problem
+from ._problem import Problem, compute_dtype
+from ._units import parse_memory
 from .methods import finite, interleaved
 from .methods.blocks import convolve_oa
 from .planner import plan_problem
-from .tiles import compute_dtype, parse_memory, run_tiled
 
 #: Working memory of an integer `out=` call when no `max_memory` is given: tiles of a
 #: few MB (the result is never held as an image-sized float array).
@@ -66,6 +66,8 @@ def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory
         if oa.method == "oa":
             convolve_oa(work, a, kk, out, threads, oa.transform_shape)
             return out
+    from .tiles import run_tiled  # imported when needed: `import fftconv` stays light
+
     budget = PHOTO_MEMORY if max_memory is None else parse_memory(max_memory)
     run_tiled(work, a, kk, out, max_memory=budget, threads=threads, method=method)
     return out

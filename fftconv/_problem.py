@@ -174,6 +174,30 @@ def result_dtype(dt1: np.dtype, dt2: np.dtype) -> np.dtype:
     return rt.newbyteorder("=")
 
 
+def compute_dtype(src_dtype, kernel_dtype, out_dtype=None) -> np.dtype:
+    """The dtype tiles are computed in: float32 for photos (uint8, uint16, float32,
+    ...), float64 when the image or the requested output is float64 (or a wide
+    integer), complex when the image or the kernel is complex.
+
+    Examples
+    --------
+    >>> compute_dtype(np.uint8, np.float64), compute_dtype(np.uint8, np.complex128)
+    (dtype('float32'), dtype('complex64'))
+    >>> compute_dtype(np.float32, np.float64, np.float64)
+    dtype('float64')
+    """
+    dts = [np.dtype(src_dtype)] + ([np.dtype(out_dtype)] if out_dtype is not None else [])
+    double = any(
+        (d.kind in "fc" and d.itemsize >= (8 if d.kind == "f" else 16))
+        or (d.kind in "iu" and d.itemsize >= 4)
+        for d in dts
+    )
+    cplx = np.dtype(src_dtype).kind == "c" or np.dtype(kernel_dtype).kind == "c"
+    if cplx:
+        return np.dtype(np.complex128 if double else np.complex64)
+    return np.dtype(np.float64 if double else np.float32)
+
+
 def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:
     if axes is None:
         return tuple(range(ndim))

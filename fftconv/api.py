@@ -15,7 +15,6 @@ from ._problem import (
     normalize_threads,
 )
 from .planner import plan_problem
-from .tiles import maybe_tiled
 
 
 def _run(
@@ -76,6 +75,8 @@ def _run(
     if out is not None and out.dtype != problem.dtype:
         return photo_out(problem, a, k, out, method, threads, max_memory)
     if max_memory is not None:
+        from .tiles import maybe_tiled  # imported when needed: `import fftconv` stays light
+
         tiled = maybe_tiled(problem, a, k, out, method, threads, max_memory)
         if tiled is not None:
             return tiled

@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import io
-from ._problem import default_threads, make_problem_from_shapes, normalize_threads
+from ._problem import (
+    compute_dtype,
+    default_threads,
+    make_problem_from_shapes,
+    normalize_threads,
+)
 from ._units import DEFAULT_MAX_MEMORY, parse_memory
 from .kernels import parse_spec
 
@@ -152,8 +157,6 @@ class FileJob:
             raise JobError(f"kernel has shape {kernel.shape}; a kernel must be 2-d")
         channels = self.shape[2] if len(self.shape) == 3 else 0
         self.complex = kernel.dtype.kind == "c"
-        from .tiles import compute_dtype
-
         req = _dtype_choice(dtype)
         self.compute = compute_dtype(self.in_dtype, kernel.dtype, req)
         k = kernel.astype(self.compute)

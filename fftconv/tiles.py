@@ -33,6 +33,7 @@ from ._execute import execute, overlaps, prepare_kernel
 from ._pad import source_index
 from ._problem import (
     Problem,
+    compute_dtype,
     kernel_as_problem,
     make_problem_from_shapes,
     normalize_method,
@@ -66,30 +67,6 @@ def _round_up(n: int) -> int:
     budget a message names is enough."""
     step = 10 ** max(0, len(str(int(n))) - 3)
     return -(-int(n) // step) * step
-
-
-def compute_dtype(src_dtype, kernel_dtype, out_dtype=None) -> np.dtype:
-    """The dtype tiles are computed in: float32 for photos (uint8, uint16, float32,
-    ...), float64 when the image or the requested output is float64 (or a wide
-    integer), complex when the image or the kernel is complex.
-
-    Examples
-    --------
-    >>> compute_dtype(np.uint8, np.float64), compute_dtype(np.uint8, np.complex128)
-    (dtype('float32'), dtype('complex64'))
-    >>> compute_dtype(np.float32, np.float64, np.float64)
-    dtype('float64')
-    """
-    dts = [np.dtype(src_dtype)] + ([np.dtype(out_dtype)] if out_dtype is not None else [])
-    double = any(
-        (d.kind in "fc" and d.itemsize >= (8 if d.kind == "f" else 16))
-        or (d.kind in "iu" and d.itemsize >= 4)
-        for d in dts
-    )
-    cplx = np.dtype(src_dtype).kind == "c" or np.dtype(kernel_dtype).kind == "c"
-    if cplx:
-        return np.dtype(np.complex128 if double else np.complex64)
-    return np.dtype(np.float64 if double else np.float32)
 
 
 def _bytes_per_sample(itemsize: int, src_itemsize: int, out_itemsize: int) -> int:
