@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
 from collections import OrderedDict
 from typing import NamedTuple
@@ -25,6 +24,7 @@ import dask.array as da
 import numpy as np
 from dask.array.overlap import ensure_minimum_chunksize, overlap
 
+from . import _fork
 from ._convolver import Convolver
 from ._pad import source_index
 from ._problem import (
@@ -65,7 +65,7 @@ class ChunkWarning(UserWarning):
 
 # --------------------------------------------------------------------------- the per-worker cache
 
-_lock = threading.Lock()
+_lock = _fork.lock()
 _convolvers: OrderedDict = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
 
@@ -640,7 +640,7 @@ def to_zarr(y, path, *, force: bool = False, dtype=None, magnitude: bool = False
     return dst.path
 
 
-_open_lock = threading.Lock()
+_open_lock = _fork.lock()
 _open_images: OrderedDict = OrderedDict()
 
 

@@ -502,3 +502,22 @@ def test_match_template_channels_on_the_cluster(client, rng):
     assert np.unravel_index(got.argmax(), got.shape) == (10, 5)
     with pytest.raises(ValueError, match="mode='mean' is not one of"):
         fd.match_template(x, template, True, "mean", channel_axis=-1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_the_dask_caches_locks_released():
+    # Held at the fork (as by another thread caching a Convolver), a plain lock would
+    # stay held in the child for ever.
+    held = [fd._lock, fd._open_lock]
+    for lk in held:
+        lk.acquire()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            ok = all(lk.acquire(timeout=5) for lk in held)
+            os._exit(0 if ok else 1)
+    finally:
+        for lk in held:
+            lk.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
