@@ -4,8 +4,8 @@ The shipped defaults were measured on a quiet 2-core AVX-512 AMD EPYC VM (the
 machine the project is developed and benchmarked on), at the sizes where the
 methods compete: the FFT, streaming, block and numpy rates by `calibrate`; the
 compiled direct rates from 2048x2048 and 4096x4096 float32 images with 5x5
-to 31x31 kernels (`calibrate` measures them on a 512x512 image, where per-row
-overhead makes them look about 2x slower), and the separable rates from 15- to
+to 31x31 kernels (`calibrate` measures them on a 1024x1024 image, where per-row
+overhead makes them look 10-20% slower), and the separable rates from 15- to
 63-tap Gaussians. `fftconv.calibrate` measures them all on this machine.
 """
 

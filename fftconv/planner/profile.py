@@ -319,12 +319,12 @@ def _best_time(fn, repeat: int) -> float:
     return best
 
 
-def compiled_rates(size: int = 512, repeat: int = 3) -> dict:
+def compiled_rates(size: int = 1024, repeat: int = 3) -> dict:
     """Measure the compiled engine's rates for `costs.direct_cost` and
     `costs.separable_cost` (one thread), and the copy rate.
 
     Runs each compiled kernel once per dtype on a ``size x size`` image
-    (11x11 kernel; 31-tap separable pair) and one large copy; about a second in
+    (11x11 kernel; 31-tap separable pair) and one large copy; a few seconds in
     all once the kernels are compiled (the defaults stand where numba is
     missing). Returns ``{'direct_madds_per_s': {dtype: rate}, 'separable_madds_per_s':
     {...}, 'copy_bytes_per_s': rate, 'call_overhead_s': seconds}``, the layout
