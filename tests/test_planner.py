@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import time
 
 import numpy as np
@@ -11,7 +13,8 @@ import pytest
 import fftconv
 from fftconv import _fftw, planner
 from fftconv._cachedir import CacheWarning
-from fftconv.planner import Candidate, Machine, fft_flops, plan
+from fftconv._problem import make_problem_from_shapes
+from fftconv.planner import Candidate, Machine, costs, fft_flops, plan
 
 
 @pytest.fixture(autouse=True)
@@ -279,3 +282,42 @@ def test_forced_method_that_runs_as_another_says_so():
         )
         assert plan_problem(pr1, 2, "separable", kernel=k1).substituted is None
     assert fftconv.plan((100, 100), (5, 5), "float64", mode="same").substituted is None
+
+
+@pytest.mark.parametrize(
+    "shape, kshape, dtype, mode, threads",
+    [
+        ((4096, 4096), (3, 3), "float32", "same", 2),
+        ((1500, 2000, 3), (31, 31, 1), "float32", "same", 2),
+        ((700, 3001), (15, 64), "float64", "full", 1),
+        ((80, 90, 100), (9, 5, 17), "complex64", "valid", 2),
+        ((5000,), (257,), "float64", "same", 2),
+    ],
+)
+def test_oa_search_prices_every_block_shape_as_one_at_a_time(shape, kshape, dtype, mode, threads):
+    # The search prices all block shapes at once (arrays); one shape at a time, with
+    # the same cost functions on plain ints, must find the same block and time.
+    p = make_problem_from_shapes(shape, kshape, np.dtype(dtype), mode=mode, boundary="fill")
+    m = planner.machine()
+    got = costs.oa_candidate(p, m, threads, None)
+    per_axis = max(4, round(400 ** (1 / len(p.axes))))
+    options = [
+        costs._block_lengths(k, p.out_shape[ax], not p.is_complex, per_axis)
+        for k, ax in zip(p.kernel_shape, p.axes)
+    ]
+    _, bk, _ = costs.batches(p)
+    best = None
+    for lengths in itertools.product(*options):
+        steps = tuple(L - k + 1 for L, k in zip(lengths, p.kernel_shape))
+        nblocks = math.prod(-(-p.out_shape[ax] // s) for ax, s in zip(p.axes, steps))
+        if nblocks < 2:
+            continue
+        workers = min(threads, nblocks)
+        one = costs.block_seconds(p, m, lengths, steps) + m.block
+        t = nblocks * one / (1.0 + m.parallel * (workers - 1))
+        t += costs.fft_seconds(lengths, bk, p.dtype, m, threads) + m.call + 1e-4 * (workers > 1)
+        if best is None or t < best[0]:
+            best = (t, lengths, steps, nblocks)
+    assert got.transform_shape == best[1] and got.block_shape == best[2]
+    assert got.n_blocks == best[3]
+    assert got.seconds == pytest.approx(best[0], rel=1e-12)

@@ -52,23 +52,33 @@ def fft_flops(n: int) -> float:
 
 
 def fft_seconds(lengths, count: float, dtype: np.dtype, m: Machine, threads: int) -> float:
-    """Predicted time of `count` transforms of `lengths` (forward or backward)."""
+    """Predicted time of `count` transforms of `lengths` (forward or backward).
+
+    `lengths` may hold integer arrays, one per axis (broadcast together): the time of
+    every shape at once, as the overlap-add search prices its block shapes."""
     n = math.prod(lengths)
     dt = np.dtype(dtype)
     single = dt in (np.dtype(np.float32), np.dtype(np.complex64))
-    work = n * sum(fft_flops(x) for x in lengths)
+    work = n * sum(_flops(x) for x in lengths)
     nbytes = n * dt.itemsize
     # Transforms that outgrow the cache pay for memory traffic on every pass.
-    slow = 1.0 + m.fft_slope * max(0.0, math.log2(nbytes / m.cache))
+    slow = 1.0 + m.fft_slope * np.maximum(0.0, np.log2(nbytes / m.cache))
     t = count * (m.fft32 if single else m.fft64) * work * slow
     if dt.kind == "c":
         t *= 2.0
     return t / speedup(m, threads, n)
 
 
-def speedup(m: Machine, threads: int, n: int) -> float:
+def _flops(x):
+    """`fft_flops` of a length, or of every length in an integer array."""
+    if np.ndim(x) == 0:
+        return fft_flops(int(x))
+    return np.array([fft_flops(int(v)) for v in np.ravel(x)]).reshape(np.shape(x))
+
+
+def speedup(m: Machine, threads: int, n):
     # Small transforms gain little from FFTW threads.
-    useful = max(1, min(threads, n // 16384 + 1))
+    useful = np.clip(n // 16384 + 1, 1, max(1, threads))
     return 1.0 + m.parallel * (useful - 1)
 
 
@@ -301,26 +311,26 @@ def oa_candidate(problem: Problem, m: Machine, threads: int, kernel) -> Candidat
         _block_lengths(k, problem.out_shape[ax], real, per_axis)
         for k, ax in zip(problem.kernel_shape, problem.axes)
     ]
-    best = None
     outs = [problem.out_shape[ax] for ax in problem.axes]
     ks = problem.kernel_shape
-    for lengths in product(options):
-        steps = tuple(L - k + 1 for L, k in zip(lengths, ks))
-        nblocks = math.prod(-(-o // b) for o, b in zip(outs, steps))
-        if nblocks < 2:
-            continue
-        workers = min(threads, nblocks)
-        n = math.prod(lengths)
-        nc = spectrum_len(lengths, problem)
-        one = block_seconds(problem, m, lengths, steps) + m.block
-        t = nblocks * one / (1.0 + m.parallel * (workers - 1))
-        t += fft_seconds(lengths, bk, problem.dtype, m, threads) + m.call + 1e-4 * (workers > 1)
-        if best is None or t < best[0]:
-            peak = workers * (n * (ba + by) * isz + nc * (ba + by) * csz) + nc * bk * csz
-            best = (t, peak, tuple(lengths), steps, nblocks)
-    if best is None:
+    # Every combination of one length per axis, priced at once (arrays, axis 0 outermost).
+    grid = [g.ravel() for g in np.meshgrid(*map(np.asarray, options), indexing="ij")]
+    steps = [L - k + 1 for L, k in zip(grid, ks)]
+    nblocks = math.prod(-(-o // s) for o, s in zip(outs, steps))
+    keep = nblocks >= 2
+    if not keep.any():
         return None
-    t, peak, lengths, steps, nblocks = best
+    grid, steps, nblocks = [g[keep] for g in grid], [s[keep] for s in steps], nblocks[keep]
+    workers = np.minimum(threads, nblocks)
+    one = block_seconds(problem, m, grid, steps) + m.block
+    t = nblocks * one / (1.0 + m.parallel * (workers - 1))
+    t = t + fft_seconds(grid, bk, problem.dtype, m, threads) + m.call + 1e-4 * (workers > 1)
+    i = int(np.argmin(t))  # the first of equal times, in the order of `options`
+    lengths = tuple(int(g[i]) for g in grid)
+    steps = tuple(int(s[i]) for s in steps)
+    n, nc, w = math.prod(lengths), spectrum_len(lengths, problem), int(workers[i])
+    peak = w * (n * (ba + by) * isz + nc * (ba + by) * csz) + nc * bk * csz
+    t, nblocks = float(t[i]), int(nblocks[i])
     return Candidate("oa", t, peak, lengths, block_shape=steps, n_blocks=nblocks)
 
 
@@ -334,13 +344,3 @@ def block_seconds(problem: Problem, m: Machine, lengths, steps) -> float:
     return fft_seconds(lengths, ba + by, problem.dtype, m, 1) + m.mem * (
         2 * n * ba * isz + 3 * nc * by * csz + 2 * math.prod(steps) * by * isz
     )
-
-
-def product(options):
-    """Every combination of one option per axis."""
-    if not options:
-        yield ()
-        return
-    for head in options[0]:
-        for rest in product(options[1:]):
-            yield (head,) + rest
