@@ -554,7 +554,18 @@ def _cmd_precompile(args) -> int:
                     "fftconv precompile: no ahead-of-time kernels on this platform "
                     "(they need Linux); calls load numba's cached kernels"
                 )
+        _say_stream_libraries(args.dtypes)
     return 0
+
+
+def _say_stream_libraries(dtypes) -> None:
+    from ._precompile import stream_pairs
+    from .methods import _u8_native
+
+    paths = [_u8_native.library_path(*p) for p in stream_pairs(dtypes)]
+    built = [p for p in paths if p is not None and p.is_file()]
+    if built:
+        print(f"fftconv precompile: stream engine ({len(built)} dtype pairs) in {built[0].parent}")
 
 
 def _cmd_demo(args) -> int:
