@@ -119,6 +119,8 @@ class StreamProfile:
     bands: int = 0
     engine: str = "stream"
     compiled: str = ""  # the stream's engine: "library" (`methods._u8_native`) or "numba"
+    cpu: float = 0.0  # CPU seconds of the whole process over `wall` (every thread)
+    compute_cpu: float = 0.0  # CPU seconds of the compute threads (busy time less preemption)
 
     def lines(self) -> list[str]:
         """The report ``fftconv apply --profile`` prints."""
@@ -148,7 +150,20 @@ class StreamProfile:
             f"{self.threads} thread(s): {rate(self.compute / self.threads).strip()} together)",
             f"  encode/write {self.write:8.3f} {rate(self.write)}{moved(self.out_bytes)}",
             waiting,
-        ]
+        ] + ([self._cpu_line()] if self.cpu > 0 else [])
+
+    def _cpu_line(self) -> str:
+        """CPU time, which other processes on the machine do not inflate as they do
+        the busy times (a stage that waits for a core counts as busy)."""
+        cores = os.cpu_count() or 1
+        line = (
+            f"  cpu: {self.cpu:.3f} s ({self.cpu / max(self.wall, 1e-9):.1f} of {cores} "
+            "core(s) on average)"
+        )
+        if self.compute_cpu > 0:
+            rest = max(0.0, self.cpu - self.compute_cpu)
+            line += f": compute {self.compute_cpu:.3f} s, reading, writing and the rest {rest:.3f} s"
+        return line
 
 
 def _engine():
@@ -587,7 +602,7 @@ def run_stream(
     the TIFF reader; or `rows`, a reader from `tiff_rows`) into `dst` (an array of the
     output's shape and dtype: a memmap, zarr array or ndarray); returns the profile."""
     K = _engine_for(plan.in_dtype, plan.out_dtype)
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     H, W = plan.shape[:2]
     C = plan.channels
     kh, kw = plan.u.shape[0], plan.v.shape[0]
@@ -665,7 +680,7 @@ def run_stream(
                     if stop.is_set():
                         continue
                     win, rm, out2d, row0, i0, i1, buf, a, b, left = item
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     K.sep_rows(
                         win,
                         rm,
@@ -691,9 +706,10 @@ def run_stream(
                         tmp,
                         acc,
                     )
-                    dt = time.perf_counter() - t0
+                    dt, dc = time.perf_counter() - t0, time.thread_time() - c0
                     with lock:
                         prof.compute += dt
+                        prof.compute_cpu += dc
                         prof.compute_wait += waited
                         left[0] -= 1
                         last = left[0] == 0
@@ -800,4 +816,5 @@ def run_stream(
         if sink is not None:
             sink.close()
     prof.wall = time.perf_counter() - t_start
+    prof.cpu = time.process_time() - c_start
     return prof

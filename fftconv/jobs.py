@@ -378,7 +378,7 @@ def convolve_file(
     pixels = int(np.prod(shape[:2]))
     prof = StreamProfile(engine="tiles", pixels=pixels, threads=plan.workers, bands=plan.tiles)
     with out:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run_tiled(
             job.problem,
             image,
@@ -397,6 +397,7 @@ def convolve_file(
         seconds = time.perf_counter() - t0
     prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
     prof.wall = seconds
+    prof.cpu = time.process_time() - c0
     return dict(
         plan=plan,
         seconds=seconds,
@@ -547,7 +548,7 @@ def _stream_run(
     elif not callable(progress):
         progress = None
     with out:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         held.clear()
         prof = _stream.run_stream(plan, image, out.array, path=src, rows=rows, progress=progress)
         image = None  # read: a decoded input is freed before the output is encoded
@@ -560,6 +561,7 @@ def _stream_run(
         seconds = time.perf_counter() - t0
     prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
     prof.wall = seconds
+    prof.cpu = time.process_time() - c0
     return dict(
         plan=plan,
         seconds=seconds,
