@@ -217,3 +217,17 @@ def test_precompile_builds_the_stream_engine(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _precompile.precompile([], [1], ["uint16"], aot=False, stream=False)
+
+
+def test_precompile_command_names_the_stream_libraries(library, monkeypatch, capsys):
+    from fftconv import _precompile
+    from fftconv.cli import main
+
+    seen = []
+    monkeypatch.setattr(_precompile, "precompile", lambda **kw: seen.append(kw) or 0.0)
+    assert main(["precompile", "--dtypes", "float32"]) == 0
+    assert seen[-1]["stream"] is True
+    out = capsys.readouterr().out
+    assert "stream engine (1 dtype pairs) in" in out  # uint8 is built in this cache
+    assert main(["precompile", "--no-aot"]) == 0
+    assert seen[-1]["stream"] is False and "stream engine" not in capsys.readouterr().out
