@@ -15,7 +15,11 @@ PHOTO_DTYPES = ("uint8", "uint16", "int16")
 
 
 def precompile(
-    dtypes=DTYPES, channels=CHANNELS, photo_dtypes=PHOTO_DTYPES, aot: bool = True
+    dtypes=DTYPES,
+    channels=CHANNELS,
+    photo_dtypes=PHOTO_DTYPES,
+    aot: bool = True,
+    stream: bool = True,
 ) -> float | None:
     """Compile fftconv's numba kernels for this machine into numba's on-disk cache,
     and the row kernels ahead of time into an extension module.
@@ -31,6 +35,10 @@ def precompile(
     again ahead of time (``numba.pycc``) into one extension module in
     fftconv's cache directory: a fresh process loads it in a millisecond
     instead of importing numba (about a second), see ``docs/first_call.md``.
+    With `stream`, the band engine of ``fftconv apply``'s streaming path is
+    linked into a shared library per dtype pair of `stream_pairs`
+    (``methods._u8_native``), which the first ``fftconv apply`` would
+    otherwise build after its run.
 
     Parameters
     ----------
@@ -44,6 +52,9 @@ def precompile(
         Also build the ahead-of-time module (Linux; minutes more).  It holds the
         signatures compiled here, so build it with every dtype and channel
         count the calls use; other calls take the JIT kernels.
+    stream : bool
+        Also build the streaming engine's libraries (Linux with a C compiler;
+        seconds each) for the pairs ``stream_pairs(dtypes, photo_dtypes)``.
 
     Returns
     -------
@@ -69,7 +80,40 @@ def precompile(
         rows.USE_AOT = use_aot
     if aot:
         _build_aot()
+    if stream:
+        _build_stream(stream_pairs(dtypes, photo_dtypes))
     return time.perf_counter() - t0
+
+
+def stream_pairs(dtypes=DTYPES, photo_dtypes=PHOTO_DTYPES) -> list[tuple[str, str]]:
+    """The (source, output) dtype pairs ``fftconv apply`` streams by default for
+    these dtypes: each photo dtype and float32 into itself (int16 photos are not
+    streamed: the stream writes no int16)."""
+    from .methods import _u8_native
+
+    names = dict.fromkeys(np.dtype(d).name for d in list(photo_dtypes) + list(dtypes))
+    return [(n, n) for n in names if n in _u8_native.IN_DTYPES and n in _u8_native.OUT_DTYPES]
+
+
+def _build_stream(pairs) -> None:
+    """The stream engine's library of each pair. One that cannot be built (no C
+    compiler, a read-only cache) is said by a `CacheWarning`, and streams run on
+    numba's engine; an earlier failed try is tried again (this one is asked for)."""
+    from ._cachedir import CacheWarning
+    from .methods import _u8_native
+
+    for pair in pairs:
+        path = _u8_native.library_path(*pair)
+        if path is None:  # not Linux, or turned off (FFTCONV_NATIVE=0): nothing to build
+            continue
+        path.with_suffix(".failed").unlink(missing_ok=True)
+        if _u8_native.build(*pair) is None:
+            warnings.warn(
+                f"fftconv precompile: the stream engine for {pair[0]} -> {pair[1]} was not "
+                "built (it needs a C compiler: $CC, cc or gcc); streams run on numba's engine",
+                CacheWarning,
+                stacklevel=3,
+            )
 
 
 def _build_aot() -> None:

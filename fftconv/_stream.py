@@ -119,6 +119,8 @@ class StreamProfile:
     bands: int = 0
     engine: str = "stream"
     compiled: str = ""  # the stream's engine: "library" (`methods._u8_native`) or "numba"
+    cpu: float = 0.0  # CPU seconds of the whole process over `wall` (every thread)
+    compute_cpu: float = 0.0  # CPU seconds of the compute threads (busy time less preemption)
 
     def lines(self) -> list[str]:
         """The report ``fftconv apply --profile`` prints."""
@@ -148,7 +150,20 @@ class StreamProfile:
             f"{self.threads} thread(s): {rate(self.compute / self.threads).strip()} together)",
             f"  encode/write {self.write:8.3f} {rate(self.write)}{moved(self.out_bytes)}",
             waiting,
-        ]
+        ] + ([self._cpu_line()] if self.cpu > 0 else [])
+
+    def _cpu_line(self) -> str:
+        """CPU time, which other processes on the machine do not inflate as they do
+        the busy times (a stage that waits for a core counts as busy)."""
+        cores = os.cpu_count() or 1
+        line = (
+            f"  cpu: {self.cpu:.3f} s ({self.cpu / max(self.wall, 1e-9):.1f} of {cores} "
+            "core(s) on average)"
+        )
+        if self.compute_cpu > 0:
+            rest = max(0.0, self.cpu - self.compute_cpu)
+            line += f": compute {self.compute_cpu:.3f} s, reading, writing and the rest {rest:.3f} s"
+        return line
 
 
 def _engine():
@@ -263,6 +278,17 @@ def plan_stream(
         copy_channels=tuple(copy),
         threads=max(1, int(threads)),
     )
+
+
+def _aligned(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
+    """Zeros of `shape` starting on an `align`-byte boundary: the engine's rows (whose
+    lengths are multiples of 16 samples) then never straddle cache lines, which
+    makes its passes about a tenth faster."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    buf = np.zeros(n * dtype.itemsize + align, np.uint8)
+    k = (-buf.ctypes.data) % align
+    return buf[k : k + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
 def _index(n_out: int, pb: int, k: int, n: int, boundary: str) -> np.ndarray:
@@ -576,7 +602,7 @@ def run_stream(
     the TIFF reader; or `rows`, a reader from `tiff_rows`) into `dst` (an array of the
     output's shape and dtype: a memmap, zarr array or ndarray); returns the profile."""
     K = _engine_for(plan.in_dtype, plan.out_dtype)
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     H, W = plan.shape[:2]
     C = plan.channels
     kh, kw = plan.u.shape[0], plan.v.shape[0]
@@ -620,7 +646,7 @@ def run_stream(
         strips = -(-W // S)
         per = -(-strips // T)
         ranges = [(i * per * S, min(W, (i + 1) * per * S)) for i in range(T) if i * per * S < W]
-        rings = [np.zeros((-(-(x1 - x0) // S), kh + 1, S * C), np.float32) for x0, x1 in ranges]
+        rings = [_aligned((-(-(x1 - x0) // S), kh + 1, S * C)) for x0, x1 in ranges]
         failure: list = []
         stop = threading.Event()
         win_q: queue.Queue = queue.Queue()
@@ -641,8 +667,8 @@ def run_stream(
         def worker(r):
             """Feeds every band through range `r`'s strips, in order; whichever worker
             finishes a band last hands its rows to the writer and its window back."""
-            tmp = np.empty(((S + kw - 1) * C,), np.float32)
-            acc = np.empty((2 * S * C,), np.float32)
+            tmp = _aligned(((S + kw - 1) * C,))
+            acc = _aligned((2 * S * C,))
             x0, x1 = ranges[r]
             try:
                 while True:
@@ -654,7 +680,7 @@ def run_stream(
                     if stop.is_set():
                         continue
                     win, rm, out2d, row0, i0, i1, buf, a, b, left = item
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     K.sep_rows(
                         win,
                         rm,
@@ -680,9 +706,10 @@ def run_stream(
                         tmp,
                         acc,
                     )
-                    dt = time.perf_counter() - t0
+                    dt, dc = time.perf_counter() - t0, time.thread_time() - c0
                     with lock:
                         prof.compute += dt
+                        prof.compute_cpu += dc
                         prof.compute_wait += waited
                         left[0] -= 1
                         last = left[0] == 0
@@ -789,4 +816,5 @@ def run_stream(
         if sink is not None:
             sink.close()
     prof.wall = time.perf_counter() - t_start
+    prof.cpu = time.process_time() - c_start
     return prof

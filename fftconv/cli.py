@@ -244,7 +244,8 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument(
         "--no-aot",
         action="store_true",
-        help="only numba's cache, no ahead-of-time module (minutes less)",
+        help="only numba's cache: no ahead-of-time module (minutes less) and no stream "
+        "engine library (the first streaming 'fftconv apply' builds it)",
     )
 
     demo = sub.add_parser(
@@ -535,7 +536,9 @@ def _cmd_precompile(args) -> int:
     from ._precompile import precompile
 
     print("fftconv precompile: compiling (numba); this takes minutes the first time", flush=True)
-    seconds = precompile(dtypes=args.dtypes, channels=args.channels, aot=not args.no_aot)
+    seconds = precompile(
+        dtypes=args.dtypes, channels=args.channels, aot=not args.no_aot, stream=not args.no_aot
+    )
     if seconds is None:
         print(
             "fftconv precompile: numba is not installed; nothing to compile "
@@ -554,7 +557,18 @@ def _cmd_precompile(args) -> int:
                     "fftconv precompile: no ahead-of-time kernels on this platform "
                     "(they need Linux); calls load numba's cached kernels"
                 )
+            _say_stream_libraries(args.dtypes)
     return 0
+
+
+def _say_stream_libraries(dtypes) -> None:
+    from ._precompile import stream_pairs
+    from .methods import _u8_native
+
+    paths = [_u8_native.library_path(*p) for p in stream_pairs(dtypes)]
+    built = [p for p in paths if p is not None and p.is_file()]
+    if built:
+        print(f"fftconv precompile: stream engine ({len(built)} dtype pairs) in {built[0].parent}")
 
 
 def _cmd_demo(args) -> int:

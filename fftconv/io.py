@@ -284,11 +284,24 @@ def _target_mode(mode: str, transparency: bool) -> str:
     return mode
 
 
+#: Rows a decoded Pillow image is copied out in at a time (bytes per strip).
+STRIP_BYTES = 8 << 20
+
+
 def _pillow_to_array(im, Image) -> np.ndarray:
+    """The decoded image as an array, copied out in strips: ``np.asarray(im)`` would
+    hold two more copies at once (Pillow's chunks and their join) beside its own."""
     target = _target_mode(im.mode, "transparency" in im.info)
     if target != im.mode:
         im = im.convert(target)
-    arr = np.asarray(im)
+    w, h = im.size
+    step = max(1, STRIP_BYTES // max(1, 4 * w * len(im.getbands())))
+    arr = np.asarray(im.crop((0, 0, w, min(h, step))))
+    if h > step:
+        strip, arr = arr, np.empty((h,) + arr.shape[1:], arr.dtype)
+        arr[:step] = strip
+        for y in range(step, h, step):
+            arr[y : y + step] = np.asarray(im.crop((0, y, w, min(h, y + step))))
     if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
         arr = arr.astype(np.uint16)
     return arr
@@ -515,6 +528,18 @@ def _reserve(path: str, nbytes: int) -> None:
         os.close(fd)
 
 
+def _to_pillow(arr: np.ndarray, Image):
+    """`arr` as a Pillow image for encoding. C-ordered uint8 grey, RGB and RGBA are
+    read from the array's own memory (``Image.fromarray`` would first copy it into
+    a bytes object: one more image in memory while the file is encoded)."""
+    shape = arr.shape
+    modes = {1: "L", 3: "RGB", 4: "RGBA"}
+    c = shape[2] if arr.ndim == 3 else 1
+    if arr.dtype == np.uint8 and arr.flags.c_contiguous and arr.ndim in (2, 3) and c in modes:
+        return Image.frombuffer(modes[c], (shape[1], shape[0]), arr, "raw", modes[c], 0, 1)
+    return Image.fromarray(arr)
+
+
 class AtomicOutput:
     """A destination image written atomically; see `create_output`.
 
@@ -624,7 +649,8 @@ class AtomicOutput:
             elif self.format in ("png", "jpeg"):
                 from PIL import Image
 
-                im = Image.fromarray(arr)
+                im = _to_pillow(arr, Image)
+                self.array = arr = None  # an RGB image was copied: the array can go
                 if self.format == "jpeg":
                     im.save(self.temp, format="JPEG", quality=95)
                 else:

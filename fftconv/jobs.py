@@ -328,10 +328,13 @@ def convolve_file(
             _check_stored(src, rows.shape, max_pixels)
         else:
             image = _open(src, max_pixels)
+        # in a list that the stream empties once it has read the image, so that a
+        # decoded input (PNG, JPEG) is freed before the output is encoded
+        held, image = [image], None
         res = _stream_job(
             src,
             dst,
-            image,
+            held,
             rows,
             kernel,
             mode=mode,
@@ -346,6 +349,7 @@ def convolve_file(
         )
         if res is not None:
             return res
+        image = held[0]
     if image is None:
         image = _open(src, max_pixels)
     from ._stream import StreamProfile
@@ -377,7 +381,7 @@ def convolve_file(
     pixels = int(np.prod(shape[:2]))
     prof = StreamProfile(engine="tiles", pixels=pixels, threads=plan.workers, bands=plan.tiles)
     with out:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run_tiled(
             job.problem,
             image,
@@ -396,6 +400,7 @@ def convolve_file(
         seconds = time.perf_counter() - t0
     prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
     prof.wall = seconds
+    prof.cpu = time.process_time() - c0
     return dict(
         plan=plan,
         seconds=seconds,
@@ -433,13 +438,14 @@ def _check_stored(src: str, shape, max_pixels) -> None:
         )
 
 
-def _stream_job(src, dst, image, rows, kernel, **options) -> dict | None:
+def _stream_job(src, dst, held, rows, kernel, **options) -> dict | None:
     """`convolve_file` through the streaming band path (`fftconv._stream`) when it can
     run the job (a separable kernel, 'same' mode, photo dtypes), else None (after
-    closing `rows`, the path's own reader of `src`, or None to read `image`)."""
+    closing `rows`, the path's own reader of `src`, or None to read ``held[0]``, the
+    image, which a run that streams removes from `held` once it is read)."""
     res = None
     try:
-        res = _stream_run(src, dst, image, rows, kernel, **options)
+        res = _stream_run(src, dst, held, rows, kernel, **options)
     finally:
         if res is None and rows is not None:
             rows.close()
@@ -491,7 +497,7 @@ def stream_plan(
 def _stream_run(
     src,
     dst,
-    image,
+    held,
     rows,
     kernel,
     *,
@@ -507,6 +513,7 @@ def _stream_run(
 ):
     from . import _stream
 
+    image = held[0]
     shape = tuple(rows.shape if rows is not None else image.shape)
     in_dtype = np.dtype(rows.dtype if rows is not None else image.dtype)
     plan = stream_plan(
@@ -544,8 +551,10 @@ def _stream_run(
     elif not callable(progress):
         progress = None
     with out:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        held.clear()
         prof = _stream.run_stream(plan, image, out.array, path=src, rows=rows, progress=progress)
+        image = None  # read: a decoded input is freed before the output is encoded
         if _stream.written_by_file(out.array):
             # Written with pwrite, not through the mapping: nothing to flush, and
             # the mapping's msync would force the whole file to disk first.
@@ -555,6 +564,7 @@ def _stream_run(
         seconds = time.perf_counter() - t0
     prof.write += time.perf_counter() - t1  # encoding PNG/JPEG, finishing the file
     prof.wall = seconds
+    prof.cpu = time.process_time() - c0
     return dict(
         plan=plan,
         seconds=seconds,

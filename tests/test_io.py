@@ -284,3 +284,35 @@ def test_truncated_tiff_is_refused_when_opened(tmp_path, kind):
     p.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(ValueError, match="truncated"):
         io.open_image(p)
+
+
+@pytest.mark.parametrize("shape, mode", [((37, 23), "L"), ((37, 23, 3), "RGB"),
+                                         ((37, 23, 4), "RGBA"), ((37, 23, 2), "LA")])  # fmt: skip
+def test_pillow_images_in_strips(tmp_path, monkeypatch, shape, mode):
+    """Decoded PNGs are copied out in strips and encoded from the array's own memory
+    (no bytes copy of the whole image): the same pixels either way."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    monkeypatch.setattr(io, "STRIP_BYTES", 5 * 23 * 4 * (shape[2] if len(shape) == 3 else 1))
+    im = io._to_pillow(img, Image)
+    assert im.mode == mode and im.size == (23, 37)
+    np.testing.assert_array_equal(np.asarray(im), img)
+    path = tmp_path / "a.png"
+    with io.create_output(path, shape, np.uint8) as out:
+        out.array[...] = img
+        out.commit()
+    back = io.open_image(path)
+    assert back.flags.c_contiguous
+    np.testing.assert_array_equal(back, img)
+    assert back.base is None  # one array, filled strip by strip
+
+
+def test_uint16_png_round_trip(tmp_path, monkeypatch):
+    pytest.importorskip("PIL.Image")
+    monkeypatch.setattr(io, "STRIP_BYTES", 64)
+    img = np.arange(30 * 7, dtype=np.uint16).reshape(30, 7) * 300
+    with io.create_output(tmp_path / "b.png", img.shape, np.uint16) as out:
+        out.array[...] = img
+        out.commit()
+    np.testing.assert_array_equal(io.open_image(tmp_path / "b.png"), img)

@@ -41,3 +41,38 @@ def test_convolve_file_refuses_to_overwrite_and_to_modify_its_input(tmp_path):
     with pytest.raises(JobError, match="kernel"):
         fftconv.convolve_file(tmp_path / "in.npy", tmp_path / "x.npy", np.ones(3))
     assert np.load(tmp_path / "out.npy").shape == (2, 2)
+
+
+def test_stream_frees_a_decoded_input_before_encoding(tmp_path, monkeypatch):
+    """A PNG input (decoded whole) is no longer held when the PNG output is encoded,
+    so the two never sit in memory together with the encoder's copy."""
+    pytest.importorskip("numba")
+    Image = pytest.importorskip("PIL.Image")
+    import weakref
+
+    from fftconv import io, jobs
+
+    img = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "in.png")
+    refs, alive = [], []
+    opened = jobs._open
+
+    def _open(*a, **k):
+        arr = opened(*a, **k)
+        refs.append(weakref.ref(arr))
+        return arr
+
+    commit = io.AtomicOutput.commit
+
+    def check(self):
+        alive.append(refs[0]() is not None)
+        return commit(self)
+
+    monkeypatch.setattr(jobs, "_open", _open)
+    monkeypatch.setattr(io.AtomicOutput, "commit", check)
+    res = fftconv.convolve_file(tmp_path / "in.png", tmp_path / "out.png", "gaussian:sigma=1")
+    assert res["plan"].method == "stream" and alive and not any(alive)
+    want = fftconv.convolve(img.astype(np.float64), kernels.gaussian(1.0)[..., None], "same",
+                            boundary="symmetric")  # fmt: skip
+    got = io.open_image(tmp_path / "out.png").astype(np.float64)
+    assert np.abs(got - want).max() <= 0.5 + 1e-6

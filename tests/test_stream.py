@@ -262,7 +262,7 @@ def test_cli_profile_and_fallback(tmp_path, capsys):
     tifffile.imwrite(src, img, tile=(32, 32))
     assert main(["apply", str(src), str(tmp_path / "a.tif"), "--kernel", "box:5", "--profile"]) == 0
     text = capsys.readouterr().out
-    for word in ("read/decode", "compute", "encode/write", "waiting", "Mpixel/s"):
+    for word in ("read/decode", "compute", "encode/write", "waiting", "Mpixel/s", "cpu: "):
         assert word in text
     # a kernel that is not separable runs in tiles, as does --method fft; same answers
     for extra in (["--kernel", "disk:radius=3"], ["--kernel", "box:5", "--method", "fft"]):
@@ -270,7 +270,8 @@ def test_cli_profile_and_fallback(tmp_path, capsys):
         assert main(["apply", str(src), str(dst), "--force", "--quiet", "--profile"] + extra) == 0
         k = K.disk(3) if "disk" in extra[1] else K.box(5)
         _assert_exact(np.asarray(io.open_image(dst)), *_expect(img, k))
-        assert "compute" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert "compute" in text and "cpu: " in text
 
 
 @pytest.mark.parametrize("kh", [1, 2, 3, 8, 41])
@@ -318,3 +319,14 @@ def test_convolve_file_streams_and_plan_says_so(tmp_path, capsys):
     assert "apply streams this job" in capsys.readouterr().out
     assert main(["plan", str(src), "--kernel", "disk:radius=2"]) == 0
     assert "apply streams" not in capsys.readouterr().out
+
+
+def test_profile_counts_cpu_time():
+    """The profile's CPU seconds: the compute threads' own, within the process's."""
+    img = _photo((300, 260))
+    plan = _stream.plan_stream(img.shape, img.dtype, K.gaussian(3.0), threads=2)
+    prof = _stream.run_stream(plan, img, np.zeros_like(img))
+    assert 0 < prof.compute_cpu <= prof.cpu + 1e-3
+    assert prof.compute_cpu <= prof.compute + 1e-3  # never more than the busy time
+    assert "cpu: " in prof.lines()[-1] and "compute" in prof.lines()[-1]
+    assert _stream.StreamProfile().lines()[-1].startswith("  waiting")  # none measured

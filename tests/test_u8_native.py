@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,51 @@ def test_failed_build_is_tried_once(tmp_path, monkeypatch):
     assert N.build("uint8", "uint8") is None
     assert tried == ["uint8"]
     assert N.load("uint8", "uint8") is None
+
+
+def test_precompile_builds_the_stream_engine(tmp_path, monkeypatch):
+    """`precompile` links the stream engine of each default pair (so the first
+    `fftconv apply` neither imports numba nor builds), tries a failed build
+    again, and warns where a pair cannot be built."""
+    from fftconv import _precompile
+    from fftconv._cachedir import CacheWarning
+
+    assert _precompile.stream_pairs() == [("uint8", "uint8"), ("uint16", "uint16"),
+                                          ("float32", "float32")]  # fmt: skip
+    assert _precompile.stream_pairs(["float64"], ["int16"]) == []
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(N, "_loaded", {})
+    monkeypatch.setattr(_precompile, "_compile", lambda *a: None)  # the JIT kernels: not here
+    path = N.library_path("uint8", "uint8")
+    path.parent.mkdir(parents=True)
+    path.with_suffix(".failed").touch()  # an earlier try failed: precompile tries again
+    assert _precompile.precompile([], [1], ["uint8"], aot=False) is not None
+    assert path.is_file() and not path.with_suffix(".failed").exists()
+    assert isinstance(N.load("uint8", "uint8"), N.NativeEngine)
+
+    monkeypatch.setattr(N, "_compiler", lambda: None)
+    with pytest.warns(CacheWarning, match="uint16 -> uint16 was not built"):
+        _precompile.precompile([], [1], ["uint16"], aot=False)
+    monkeypatch.setenv(N.ENV, "0")  # turned off: nothing is built, nothing said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _precompile.precompile([], [1], ["uint16"], aot=False)
+    monkeypatch.setenv(N.ENV, "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _precompile.precompile([], [1], ["uint16"], aot=False, stream=False)
+
+
+def test_precompile_command_names_the_stream_libraries(library, monkeypatch, capsys):
+    from fftconv import _precompile
+    from fftconv.cli import main
+
+    seen = []
+    monkeypatch.setattr(_precompile, "precompile", lambda **kw: seen.append(kw) or 0.0)
+    assert main(["precompile", "--dtypes", "float32"]) == 0
+    assert seen[-1]["stream"] is True
+    out = capsys.readouterr().out
+    assert "stream engine (1 dtype pairs) in" in out  # uint8 is built in this cache
+    assert main(["precompile", "--no-aot"]) == 0
+    assert seen[-1]["stream"] is False and "stream engine" not in capsys.readouterr().out
