@@ -162,7 +162,9 @@ class StreamProfile:
         )
         if self.compute_cpu > 0:
             rest = max(0.0, self.cpu - self.compute_cpu)
-            line += f": compute {self.compute_cpu:.3f} s, reading, writing and the rest {rest:.3f} s"
+            line += (
+                f": compute {self.compute_cpu:.3f} s, reading, writing and the rest {rest:.3f} s"
+            )
         return line
 
 
