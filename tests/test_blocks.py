@@ -197,8 +197,8 @@ def test_oa_photo_blocks_run_as_channel_planes(channels, per_channel, monkeypatc
 
 
 def test_oa_photo_into_a_strided_out_and_with_a_kept_spectrum():
-    # An `out` whose rows are not contiguous takes the interleaved blocks; a Convolver's
-    # kept spectrum (channels last) serves the channel planes.
+    # An `out` whose rows are not contiguous takes the interleaved blocks, as does a
+    # strided image; a Convolver's kept spectrum (channels last) serves the planes.
     rng = np.random.default_rng(8)
     x = rng.standard_normal((45, 38, 3)).astype(np.float32)
     k = rng.standard_normal((9, 9)).astype(np.float32)
@@ -208,6 +208,10 @@ def test_oa_photo_into_a_strided_out_and_with_a_kept_spectrum():
     fftconv.convolve(x, k, "same", "nearest", channel_axis=-1, method="oa", out=out)
     assert_close(out, want, np.float32)
     assert not big[:, :, 1::2].any()
+    xs = np.zeros((45, 38, 6), np.float32)
+    xs[:, :, ::2] = x  # a strided image: its blocks are gathered, not read by row index
+    got = fftconv.convolve(xs[:, :, ::2], k, "same", "nearest", channel_axis=-1, method="oa")
+    assert_close(got, want, np.float32)
     conv = fftconv.Convolver(k, "same", "nearest", channel_axis=-1, method="oa")
     for _ in range(2):
         assert_close(conv(x), want, np.float32)

@@ -174,10 +174,26 @@ def _one_block_planes(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> N
         first.append(t - pb)
     buf[:, used[0] :] = 0
     buf[:, : used[0], used[1] :] = 0
-    src, region, slabs = _block_source(a, problem, first, used)
-    if src is None:
-        buf[:, : used[0], : used[1]] = problem.fillvalue
+    n0, n1 = problem.image_shape
+    rows_only = (
+        problem.boundary != "fill"
+        and 0 <= first[1]
+        and first[1] + used[1] <= n1
+        and a.strides[2] == a.itemsize
+        and a.strides[1] == a.shape[2] * a.itemsize
+    )
+    if rows_only:
+        # Columns inside the image: the rows the boundary maps to are read through their
+        # index (no gathered copy of the block).
+        rows = source_index(np.arange(first[0], first[0] + used[0]), n0, problem.boundary)
+        img = a[:, first[1] : first[1] + used[1]].reshape(n0, -1)
+        PK.split_rows(buf[:, : used[0], : used[1]], img, rows)
+        src = None
     else:
+        src, region, slabs = _block_source(a, problem, first, used)
+    if src is None and not rows_only:
+        buf[:, : used[0], : used[1]] = problem.fillvalue
+    elif src is not None:
         rows = src.shape[0]
         PK.split_rows(buf[:, region[0], region[1]], src.reshape(rows, -1), np.arange(rows))
         for ax, *sls in slabs:
