@@ -12,10 +12,14 @@ once to float32 and filtered horizontally into a ring of ``kh + 1`` rows that
 stays in the core's L2 cache and lives between calls, so bands of rows are fed
 in order and no row is filtered twice; output rows are then vertical sums of
 ring rows, two at a time (each ring row loaded once for both), rounded and
-stored. Every pass adds eight taps per sweep over a row (one view per tap,
-every index provably non-negative: numba emits no wraparound test and LLVM
-vectorises), so the accumulator is loaded and stored once per eight fused
-multiply-adds.
+stored. Every pass sums up to eight taps per sweep over a row (one view per
+tap, every index provably non-negative: numba emits no wraparound test and
+LLVM vectorises; the sweeps are unrolled per tap count, so the taps stay in
+registers), so the accumulator is loaded and stored once per eight fused
+multiply-adds. The first sweep of a row stores (nothing is zeroed first), and
+for integer outputs the last vertical sweep rounds, clips and stores the two
+output rows itself: a kernel of up to 8x8 taps makes one sweep per row in each
+direction and writes no vertical accumulator.
 
 This module is self-contained (the direct engine's row kernels are in
 `_direct_kernels`, `_direct_small`, `_direct_taps`); it imports numba, so import
@@ -33,35 +37,51 @@ from ._jit import FASTMATH, JIT
 
 
 @njit(**JIT, fastmath=FASTMATH, error_model="numpy")
-def _hfirst(acc, tmp, v, n, C):
-    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` and up to eight taps, in one
-    sweep (unrolled per tap count: the taps stay in registers)."""
+def _hsweep(acc, tmp, v, n, C, add):
+    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (``+=`` when `add`) and up to
+    eight taps, in one sweep (unrolled per tap count: the taps stay in registers)."""
     if v.shape[0] == 1:
         w0 = v[0]
         a0 = tmp
-        for p in range(n):
-            acc[p] = w0 * a0[p]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p]
     elif v.shape[0] == 2:
         w0, w1 = v[0], v[1]
         a0 = tmp
         a1 = tmp[1 * C :]
-        for p in range(n):
-            acc[p] = w0 * a0[p] + w1 * a1[p]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p]
     elif v.shape[0] == 3:
         w0, w1, w2 = v[0], v[1], v[2]
         a0 = tmp
         a1 = tmp[1 * C :]
         a2 = tmp[2 * C :]
-        for p in range(n):
-            acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p]
     elif v.shape[0] == 4:
         w0, w1, w2, w3 = v[0], v[1], v[2], v[3]
         a0 = tmp
         a1 = tmp[1 * C :]
         a2 = tmp[2 * C :]
         a3 = tmp[3 * C :]
-        for p in range(n):
-            acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
     elif v.shape[0] == 5:
         w0, w1, w2, w3, w4 = v[0], v[1], v[2], v[3], v[4]
         a0 = tmp
@@ -69,8 +89,12 @@ def _hfirst(acc, tmp, v, n, C):
         a2 = tmp[2 * C :]
         a3 = tmp[3 * C :]
         a4 = tmp[4 * C :]
-        for p in range(n):
-            acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p]
     elif v.shape[0] == 6:
         w0, w1, w2, w3, w4, w5 = v[0], v[1], v[2], v[3], v[4], v[5]
         a0 = tmp
@@ -79,8 +103,14 @@ def _hfirst(acc, tmp, v, n, C):
         a3 = tmp[3 * C :]
         a4 = tmp[4 * C :]
         a5 = tmp[5 * C :]
-        for p in range(n):
-            acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p] + w5 * a5[p]
+        if add:
+            for p in range(n):
+                acc[p] += (
+                    w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p] + w5 * a5[p]
+                )
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p] + w5 * a5[p]
     elif v.shape[0] == 7:
         w0, w1, w2, w3, w4, w5, w6 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
         a0 = tmp
@@ -90,16 +120,28 @@ def _hfirst(acc, tmp, v, n, C):
         a4 = tmp[4 * C :]
         a5 = tmp[5 * C :]
         a6 = tmp[6 * C :]
-        for p in range(n):
-            acc[p] = (
-                w0 * a0[p]
-                + w1 * a1[p]
-                + w2 * a2[p]
-                + w3 * a3[p]
-                + w4 * a4[p]
-                + w5 * a5[p]
-                + w6 * a6[p]
-            )
+        if add:
+            for p in range(n):
+                acc[p] += (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                )
+        else:
+            for p in range(n):
+                acc[p] = (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                )
     else:
         w0, w1, w2, w3, w4, w5, w6, w7 = v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
         a0 = tmp
@@ -110,63 +152,43 @@ def _hfirst(acc, tmp, v, n, C):
         a5 = tmp[5 * C :]
         a6 = tmp[6 * C :]
         a7 = tmp[7 * C :]
-        for p in range(n):
-            acc[p] = (
-                w0 * a0[p]
-                + w1 * a1[p]
-                + w2 * a2[p]
-                + w3 * a3[p]
-                + w4 * a4[p]
-                + w5 * a5[p]
-                + w6 * a6[p]
-                + w7 * a7[p]
-            )
+        if add:
+            for p in range(n):
+                acc[p] += (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                    + w7 * a7[p]
+                )
+        else:
+            for p in range(n):
+                acc[p] = (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                    + w7 * a7[p]
+                )
 
 
 @njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _hpass(acc, tmp, v, n, C):
-    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (one padded row, C channels)."""
+    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (one padded row, C channels):
+    one sweep per eight taps, the first storing, the others adding."""
     kw = v.shape[0]
     t = min(8, kw)
-    _hfirst(acc, tmp, v[:t], n, C)
-    while kw - t >= 8:
-        w0, w1, w2, w3 = v[t], v[t + 1], v[t + 2], v[t + 3]
-        w4, w5, w6, w7 = v[t + 4], v[t + 5], v[t + 6], v[t + 7]
-        a0 = tmp[(t + 0) * C :]
-        a1 = tmp[(t + 1) * C :]
-        a2 = tmp[(t + 2) * C :]
-        a3 = tmp[(t + 3) * C :]
-        a4 = tmp[(t + 4) * C :]
-        a5 = tmp[(t + 5) * C :]
-        a6 = tmp[(t + 6) * C :]
-        a7 = tmp[(t + 7) * C :]
-        for p in range(n):
-            acc[p] += (
-                w0 * a0[p]
-                + w1 * a1[p]
-                + w2 * a2[p]
-                + w3 * a3[p]
-                + w4 * a4[p]
-                + w5 * a5[p]
-                + w6 * a6[p]
-                + w7 * a7[p]
-            )
-        t += 8
-    while kw - t >= 4:
-        w0, w1, w2, w3 = v[t], v[t + 1], v[t + 2], v[t + 3]
-        a0 = tmp[(t + 0) * C :]
-        a1 = tmp[(t + 1) * C :]
-        a2 = tmp[(t + 2) * C :]
-        a3 = tmp[(t + 3) * C :]
-        for p in range(n):
-            acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
-        t += 4
+    _hsweep(acc, tmp, v[:t], n, C, False)
     while t < kw:
-        w0 = v[t]
-        a0 = tmp[t * C :]
-        for p in range(n):
-            acc[p] += w0 * a0[p]
-        t += 1
+        m = min(8, kw - t)
+        _hsweep(acc, tmp[t * C :], v[t : t + m], n, C, True)
+        t += m
 
 
 @njit(**JIT, fastmath=FASTMATH, error_model="numpy")
