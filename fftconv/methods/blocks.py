@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import threading
 
 import numpy as np
@@ -138,16 +139,20 @@ def _planes(problem: Problem, a, kspec, out) -> bool:
     """Whether the blocks of `problem` run as channel planes: one (H, W, C) photo with
     2 to 64 channels, real, an `out` whose rows are contiguous (each block's rows are
     written as ``W * C`` samples), and the compiled engine (its split and merge)
-    present.
+    present and numba loaded already: a call that needs no other compiled kernel (a
+    float photo, or a fresh process with the ahead-of-time kernels) does not pay
+    numba's start-up for it, and runs the interleaved blocks.
 
     FFTW transforms a block of C planes faster than the same samples interleaved
     (``howmany = C``, stride 1): with FFTW_ESTIMATE and three channels, 1.2 to 1.9x
     for blocks of 200x320 to 320x768 (the copies into and out of a block reorder the
-    samples in the same pass that converts them)."""
+    samples in the same pass that converts them; numpy's copies there cost more than
+    the transforms save)."""
     from .rows import kernels
 
     return (
-        problem.ndim == 3
+        "numba" in sys.modules
+        and problem.ndim == 3
         and problem.axes == (0, 1)
         and 2 <= a.shape[2] <= 64
         and kspec.shape[2] in (1, a.shape[2])
