@@ -145,3 +145,73 @@ def test_api_methods_agree(method):
     for boundary in BOUNDARIES:
         got = fftconv.correlate(a, k, "same", boundary, method=method)
         assert_close(got, reference(a, k, "same", boundary, 0, True), np.float32)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 5])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_oa_photo_blocks_run_as_channel_planes(channels, per_channel, monkeypatch):
+    # An (H, W, C) photo's blocks are transformed as C planes (split and merged by the
+    # compiled engine): every boundary and mode, correlation, float32 and float64, a
+    # per-channel kernel, an integer out rounded and clipped, against the reference.
+    pytest.importorskip("numba")
+    from fftconv.methods import blocks
+
+    calls = []
+    planes = blocks._one_block_planes
+    monkeypatch.setattr(blocks, "_one_block_planes", lambda *a: calls.append(1) or planes(*a))
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((41, 53, channels))
+    k = rng.standard_normal((7, 6) + ((channels,) if per_channel else ()))
+    ks = [k[..., c] if per_channel else k for c in range(channels)]
+    for mode, boundary, corr in itertools.product(MODES, BOUNDARIES, (False, True)):
+        fill = 0.5 if boundary == "fill" else 0
+        ca = dict(channel_axis=-1)
+        for dt in (np.float64, np.float32):
+            fn = fftconv.correlate if corr else fftconv.convolve
+            got = fn(x.astype(dt), k.astype(dt), mode, boundary, fill, method="oa", **ca)
+            want = np.stack(
+                [reference(x[..., c], ks[c], mode, boundary, fill, corr) for c in range(channels)],
+                -1,
+            )
+            assert_close(got, want, dt)
+    assert len(calls) >= 2 * len(MODES) * len(BOUNDARIES) * 2
+    x8 = rng.integers(0, 255, (41, 53, channels), endpoint=True).astype(np.uint8)
+    k8 = np.abs(k) / np.abs(k).sum(axis=(0, 1)) * 1.5  # overshoots 255: clipping exercised
+    out = np.empty_like(x8)
+    n = len(calls)
+    fftconv.convolve(x8, k8, "same", "symmetric", channel_axis=-1, out=out, method="oa")
+    assert len(calls) > n
+    ref = np.stack(
+        [
+            reference(
+                x8[..., c].astype(float), k8[..., c] if per_channel else k8, "same", "symmetric"
+            )
+            for c in range(channels)
+        ],
+        -1,
+    )
+    want = np.clip(np.rint(ref), 0, 255)
+    tie = np.abs(np.abs(ref - np.floor(ref)) - 0.5) <= 1e-4
+    d = np.abs(out.astype(float) - want)
+    assert ((d == 0) | ((d <= 1) & tie)).all() and (want == 255).any()
+
+
+def test_oa_photo_into_a_strided_out_and_with_a_kept_spectrum():
+    # An `out` whose rows are not contiguous takes the interleaved blocks, as does a
+    # strided image; a Convolver's kept spectrum (channels last) serves the planes.
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((45, 38, 3)).astype(np.float32)
+    k = rng.standard_normal((9, 9)).astype(np.float32)
+    want = np.stack([reference(x[..., c], k, "same", "nearest") for c in range(3)], -1)
+    big = np.zeros((45, 38, 6), np.float32)
+    out = big[:, :, ::2]
+    fftconv.convolve(x, k, "same", "nearest", channel_axis=-1, method="oa", out=out)
+    assert_close(out, want, np.float32)
+    assert not big[:, :, 1::2].any()
+    xs = np.zeros((45, 38, 6), np.float32)
+    xs[:, :, ::2] = x  # a strided image: its blocks are gathered, not read by row index
+    got = fftconv.convolve(xs[:, :, ::2], k, "same", "nearest", channel_axis=-1, method="oa")
+    assert_close(got, want, np.float32)
+    conv = fftconv.Convolver(k, "same", "nearest", channel_axis=-1, method="oa")
+    for _ in range(2):
+        assert_close(conv(x), want, np.float32)

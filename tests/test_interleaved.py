@@ -429,3 +429,79 @@ def test_integer_out_allocates_no_image_sized_float(ksize, method, kind):
         tracemalloc.stop()
     float_image = x.size * 4
     assert peak < float_image / 3, (peak, float_image)
+
+
+@needs_numba
+@pytest.mark.parametrize("kh", [3, 4, 5, 8, 9, 17])
+@pytest.mark.parametrize("kw", [3, 6, 7, 8, 9, 13])
+def test_integer_strips_every_sweep_length_exact(kh, kw, monkeypatch):
+    # The strip engine's first row sweep and last (rounding) column sweep are unrolled
+    # per tap count (3 to 8, and the last 1 to 8 of kernels longer than 8; 1- and 2-tap
+    # kernels are never factored): even and odd
+    # output rows, strips narrower than the image, 2**16 outputs and more (the planner
+    # sums fewer directly). Dyadic taps whose largest is a power of two factor exactly
+    # and every float32 sum is exact: equal to the rounded, clipped float64 reference,
+    # ties included.
+    calls = []
+    strips = interleaved._strips
+    monkeypatch.setattr(
+        interleaved, "_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw)
+    )
+    monkeypatch.setattr(interleaved, "STRIP_BYTES", 6 << 10)  # several strips of columns
+    rng = np.random.default_rng(kh * 100 + kw)
+    x = rng.integers(0, 255, (161, 180, 3), endpoint=True).astype(np.uint8)
+    u = rng.integers(-2, 5, kh).astype(np.float64)
+    u[kh // 2] = 8
+    v = rng.integers(-2, 5, kw) / 16
+    v[kw // 2] = 0.5  # the largest tap, a power of two: the factors are exact
+    k = np.outer(u / 8, v)
+    for boundary, mode in (("symmetric", "same"), ("fill", "full"), ("wrap", "valid")):
+        ref = per_channel_reference(x.astype(np.float64), k, mode, boundary, 3)
+        out = np.empty(ref.shape, np.uint8)
+        fftconv.convolve(
+            x, k, mode, boundary, 3, channel_axis=-1, out=out, method="separable", threads=2
+        )
+        assert np.array_equal(out, np.clip(np.rint(ref), 0, 255)), (boundary, mode)
+    assert len(calls) == 3
+
+
+@needs_numba
+@settings(max_examples=30, deadline=None)
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    c=st.integers(1, 5),
+    kh=st.integers(3, 19),
+    kw=st.integers(3, 19),
+    boundary=st.sampled_from(BOUNDARIES),
+    mode=st.sampled_from(MODES),
+)
+def test_integer_strips_gaussian_taps_differ_only_at_ties(h, w, c, kh, kw, boundary, mode):
+    # Float taps (a Gaussian's, as photos use): the float32 passes differ from the
+    # float64 reference only where it lies within float32 rounding of a tie. (Small
+    # images: the planner's floor of 2**16 outputs for the passes is lowered here.)
+    from fftconv.planner import costs
+
+    assume(mode != "valid" or (h >= kh and w >= kw))
+    rng = np.random.default_rng(h * 1000 + w * 10 + c)
+    shape = (h, w, c) if c > 1 else (h, w)
+    x = rng.integers(0, 255, shape, endpoint=True).astype(np.uint8)
+    g0 = np.exp(-0.5 * ((np.arange(kh) - kh // 2) / (kh / 6)) ** 2)
+    g1 = np.exp(-0.5 * ((np.arange(kw) - kw // 2) / (kw / 5)) ** 2)
+    k = np.outer(g0 / g0.sum(), g1 / g1.sum()).astype(np.float32)
+    xf = x.astype(np.float64)
+    ref = (
+        per_channel_reference(xf, k.astype(np.float64), mode, boundary, 7)
+        if c > 1
+        else direct_reference(xf, k.astype(np.float64), mode, boundary, 7)
+    )
+    out = np.empty(ref.shape, np.uint8)
+    calls = []
+    strips = interleaved._strips
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(costs, "SEPARABLE_MIN_OUTPUTS", 1)
+        mp.setattr(interleaved, "_strips", lambda *a, **kw: calls.append(1) or strips(*a, **kw))
+        ca = -1 if c > 1 else None
+        fftconv.convolve(x, k, mode, boundary, 7, channel_axis=ca, out=out, method="separable")
+    assert calls
+    _assert_rounded(out, ref, np.clip(np.rint(ref), 0, 255))

@@ -12,10 +12,14 @@ once to float32 and filtered horizontally into a ring of ``kh + 1`` rows that
 stays in the core's L2 cache and lives between calls, so bands of rows are fed
 in order and no row is filtered twice; output rows are then vertical sums of
 ring rows, two at a time (each ring row loaded once for both), rounded and
-stored. Every pass adds eight taps per sweep over a row (one view per tap,
-every index provably non-negative: numba emits no wraparound test and LLVM
-vectorises), so the accumulator is loaded and stored once per eight fused
-multiply-adds.
+stored. Every pass sums up to eight taps per sweep over a row (one view per
+tap, every index provably non-negative: numba emits no wraparound test and
+LLVM vectorises; the sweeps are unrolled per tap count, so the taps stay in
+registers), so the accumulator is loaded and stored once per eight fused
+multiply-adds. The first sweep of a row stores (nothing is zeroed first), and
+for integer outputs the last vertical sweep rounds, clips and stores the two
+output rows itself: a kernel of up to 8x8 taps makes one sweep per row in each
+direction and writes no vertical accumulator.
 
 This module is self-contained (the direct engine's row kernels are in
 `_direct_kernels`, `_direct_small`, `_direct_taps`); it imports numba, so import
@@ -33,50 +37,158 @@ from ._jit import FASTMATH, JIT
 
 
 @njit(**JIT, fastmath=FASTMATH, error_model="numpy")
+def _hsweep(acc, tmp, v, n, C, add):
+    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (``+=`` when `add`) and up to
+    eight taps, in one sweep (unrolled per tap count: the taps stay in registers)."""
+    if v.shape[0] == 1:
+        w0 = v[0]
+        a0 = tmp
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p]
+    elif v.shape[0] == 2:
+        w0, w1 = v[0], v[1]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p]
+    elif v.shape[0] == 3:
+        w0, w1, w2 = v[0], v[1], v[2]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        a2 = tmp[2 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p]
+    elif v.shape[0] == 4:
+        w0, w1, w2, w3 = v[0], v[1], v[2], v[3]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        a2 = tmp[2 * C :]
+        a3 = tmp[3 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
+    elif v.shape[0] == 5:
+        w0, w1, w2, w3, w4 = v[0], v[1], v[2], v[3], v[4]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        a2 = tmp[2 * C :]
+        a3 = tmp[3 * C :]
+        a4 = tmp[4 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p]
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p]
+    elif v.shape[0] == 6:
+        w0, w1, w2, w3, w4, w5 = v[0], v[1], v[2], v[3], v[4], v[5]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        a2 = tmp[2 * C :]
+        a3 = tmp[3 * C :]
+        a4 = tmp[4 * C :]
+        a5 = tmp[5 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += (
+                    w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p] + w5 * a5[p]
+                )
+        else:
+            for p in range(n):
+                acc[p] = w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p] + w4 * a4[p] + w5 * a5[p]
+    elif v.shape[0] == 7:
+        w0, w1, w2, w3, w4, w5, w6 = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        a2 = tmp[2 * C :]
+        a3 = tmp[3 * C :]
+        a4 = tmp[4 * C :]
+        a5 = tmp[5 * C :]
+        a6 = tmp[6 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                )
+        else:
+            for p in range(n):
+                acc[p] = (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                )
+    else:
+        w0, w1, w2, w3, w4, w5, w6, w7 = v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]
+        a0 = tmp
+        a1 = tmp[1 * C :]
+        a2 = tmp[2 * C :]
+        a3 = tmp[3 * C :]
+        a4 = tmp[4 * C :]
+        a5 = tmp[5 * C :]
+        a6 = tmp[6 * C :]
+        a7 = tmp[7 * C :]
+        if add:
+            for p in range(n):
+                acc[p] += (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                    + w7 * a7[p]
+                )
+        else:
+            for p in range(n):
+                acc[p] = (
+                    w0 * a0[p]
+                    + w1 * a1[p]
+                    + w2 * a2[p]
+                    + w3 * a3[p]
+                    + w4 * a4[p]
+                    + w5 * a5[p]
+                    + w6 * a6[p]
+                    + w7 * a7[p]
+                )
+
+
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
 def _hpass(acc, tmp, v, n, C):
-    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (one padded row, C channels)."""
+    """``acc[p] = sum_j v[j] * tmp[p + j C]`` for ``p < n`` (one padded row, C channels):
+    one sweep per eight taps, the first storing, the others adding."""
     kw = v.shape[0]
-    for p in range(n):
-        acc[p] = 0.0
-    t = 0
-    while kw - t >= 8:
-        w0, w1, w2, w3 = v[t], v[t + 1], v[t + 2], v[t + 3]
-        w4, w5, w6, w7 = v[t + 4], v[t + 5], v[t + 6], v[t + 7]
-        a0 = tmp[(t + 0) * C :]
-        a1 = tmp[(t + 1) * C :]
-        a2 = tmp[(t + 2) * C :]
-        a3 = tmp[(t + 3) * C :]
-        a4 = tmp[(t + 4) * C :]
-        a5 = tmp[(t + 5) * C :]
-        a6 = tmp[(t + 6) * C :]
-        a7 = tmp[(t + 7) * C :]
-        for p in range(n):
-            acc[p] += (
-                w0 * a0[p]
-                + w1 * a1[p]
-                + w2 * a2[p]
-                + w3 * a3[p]
-                + w4 * a4[p]
-                + w5 * a5[p]
-                + w6 * a6[p]
-                + w7 * a7[p]
-            )
-        t += 8
-    while kw - t >= 4:
-        w0, w1, w2, w3 = v[t], v[t + 1], v[t + 2], v[t + 3]
-        a0 = tmp[(t + 0) * C :]
-        a1 = tmp[(t + 1) * C :]
-        a2 = tmp[(t + 2) * C :]
-        a3 = tmp[(t + 3) * C :]
-        for p in range(n):
-            acc[p] += w0 * a0[p] + w1 * a1[p] + w2 * a2[p] + w3 * a3[p]
-        t += 4
+    t = min(8, kw)
+    _hsweep(acc, tmp, v[:t], n, C, False)
     while t < kw:
-        w0 = v[t]
-        a0 = tmp[t * C :]
-        for p in range(n):
-            acc[p] += w0 * a0[p]
-        t += 1
+        m = min(8, kw - t)
+        _hsweep(acc, tmp[t * C :], v[t : t + m], n, C, True)
+        t += m
 
 
 @njit(**JIT, fastmath=FASTMATH, error_model="numpy")
@@ -180,6 +292,297 @@ def _vpass2(acc0, acc1, ring, first, u, n):
             acc0[p] += w0 * a0[p]
             acc1[p] += w0 * a1[p]
         i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH, error_model="numpy")
+def _vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
+    """The last sweep of `_vpass2` for up to eight taps, fused with `_store` for an
+    integer output: rows ``first`` and ``first + 1`` of the sums (plus `acc0`, `acc1`
+    when `add`) rounded half to even, clipped to ``[lo, hi]`` and stored in `o0`, `o1`:
+    no accumulator is written and read back."""
+    R = ring.shape[0]
+    if u.shape[0] == 1:
+        w0 = u[0]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        if add:
+            for p in range(n):
+                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p]), lo), hi)
+                o1[p] = min(max(np.rint(acc1[p] + w0 * a1[p]), lo), hi)
+        else:
+            for p in range(n):
+                o0[p] = min(max(np.rint(w0 * a0[p]), lo), hi)
+                o1[p] = min(max(np.rint(w0 * a1[p]), lo), hi)
+    elif u.shape[0] == 2:
+        w0, w1 = u[0], u[1]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        if add:
+            for p in range(n):
+                x1 = a1[p]
+                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1), lo), hi)
+                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * a2[p]), lo), hi)
+        else:
+            for p in range(n):
+                x1 = a1[p]
+                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1), lo), hi)
+                o1[p] = min(max(np.rint(w0 * x1 + w1 * a2[p]), lo), hi)
+    elif u.shape[0] == 3:
+        w0, w1, w2 = u[0], u[1], u[2]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        a3 = ring[(first + 3) % R]
+        if add:
+            for p in range(n):
+                x1, x2 = a1[p], a2[p]
+                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2), lo), hi)
+                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * a3[p]), lo), hi)
+        else:
+            for p in range(n):
+                x1, x2 = a1[p], a2[p]
+                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2), lo), hi)
+                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * a3[p]), lo), hi)
+    elif u.shape[0] == 4:
+        w0, w1, w2, w3 = u[0], u[1], u[2], u[3]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        a3 = ring[(first + 3) % R]
+        a4 = ring[(first + 4) % R]
+        if add:
+            for p in range(n):
+                x1, x2, x3 = a1[p], a2[p], a3[p]
+                o0[p] = min(
+                    max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3), lo), hi
+                )
+                o1[p] = min(
+                    max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * a4[p]), lo), hi
+                )
+        else:
+            for p in range(n):
+                x1, x2, x3 = a1[p], a2[p], a3[p]
+                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3), lo), hi)
+                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * a4[p]), lo), hi)
+    elif u.shape[0] == 5:
+        w0, w1, w2, w3, w4 = u[0], u[1], u[2], u[3], u[4]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        a3 = ring[(first + 3) % R]
+        a4 = ring[(first + 4) % R]
+        a5 = ring[(first + 5) % R]
+        if add:
+            for p in range(n):
+                x1, x2, x3, x4 = a1[p], a2[p], a3[p], a4[p]
+                o0[p] = min(
+                    max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4), lo),
+                    hi,
+                )
+                o1[p] = min(
+                    max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * a5[p]), lo),
+                    hi,
+                )
+        else:
+            for p in range(n):
+                x1, x2, x3, x4 = a1[p], a2[p], a3[p], a4[p]
+                o0[p] = min(
+                    max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4), lo), hi
+                )
+                o1[p] = min(
+                    max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * a5[p]), lo), hi
+                )
+    elif u.shape[0] == 6:
+        w0, w1, w2, w3, w4, w5 = u[0], u[1], u[2], u[3], u[4], u[5]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        a3 = ring[(first + 3) % R]
+        a4 = ring[(first + 4) % R]
+        a5 = ring[(first + 5) % R]
+        a6 = ring[(first + 6) % R]
+        if add:
+            for p in range(n):
+                x1, x2, x3, x4, x5 = a1[p], a2[p], a3[p], a4[p], a5[p]
+                o0[p] = min(
+                    max(
+                        np.rint(
+                            acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+                o1[p] = min(
+                    max(
+                        np.rint(
+                            acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * a6[p]
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+        else:
+            for p in range(n):
+                x1, x2, x3, x4, x5 = a1[p], a2[p], a3[p], a4[p], a5[p]
+                o0[p] = min(
+                    max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5), lo),
+                    hi,
+                )
+                o1[p] = min(
+                    max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * a6[p]), lo),
+                    hi,
+                )
+    elif u.shape[0] == 7:
+        w0, w1, w2, w3, w4, w5, w6 = u[0], u[1], u[2], u[3], u[4], u[5], u[6]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        a3 = ring[(first + 3) % R]
+        a4 = ring[(first + 4) % R]
+        a5 = ring[(first + 5) % R]
+        a6 = ring[(first + 6) % R]
+        a7 = ring[(first + 7) % R]
+        if add:
+            for p in range(n):
+                x1, x2, x3, x4, x5, x6 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p]
+                o0[p] = min(
+                    max(
+                        np.rint(
+                            acc0[p]
+                            + w0 * a0[p]
+                            + w1 * x1
+                            + w2 * x2
+                            + w3 * x3
+                            + w4 * x4
+                            + w5 * x5
+                            + w6 * x6
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+                o1[p] = min(
+                    max(
+                        np.rint(
+                            acc1[p]
+                            + w0 * x1
+                            + w1 * x2
+                            + w2 * x3
+                            + w3 * x4
+                            + w4 * x5
+                            + w5 * x6
+                            + w6 * a7[p]
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+        else:
+            for p in range(n):
+                x1, x2, x3, x4, x5, x6 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p]
+                o0[p] = min(
+                    max(
+                        np.rint(
+                            w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+                o1[p] = min(
+                    max(
+                        np.rint(
+                            w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * a7[p]
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+    else:
+        w0, w1, w2, w3, w4, w5, w6, w7 = u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]
+        a0 = ring[first % R]
+        a1 = ring[(first + 1) % R]
+        a2 = ring[(first + 2) % R]
+        a3 = ring[(first + 3) % R]
+        a4 = ring[(first + 4) % R]
+        a5 = ring[(first + 5) % R]
+        a6 = ring[(first + 6) % R]
+        a7 = ring[(first + 7) % R]
+        a8 = ring[(first + 8) % R]
+        if add:
+            for p in range(n):
+                x1, x2, x3, x4, x5, x6, x7 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p], a7[p]
+                o0[p] = min(
+                    max(
+                        np.rint(
+                            acc0[p]
+                            + w0 * a0[p]
+                            + w1 * x1
+                            + w2 * x2
+                            + w3 * x3
+                            + w4 * x4
+                            + w5 * x5
+                            + w6 * x6
+                            + w7 * x7
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+                o1[p] = min(
+                    max(
+                        np.rint(
+                            acc1[p]
+                            + w0 * x1
+                            + w1 * x2
+                            + w2 * x3
+                            + w3 * x4
+                            + w4 * x5
+                            + w5 * x6
+                            + w6 * x7
+                            + w7 * a8[p]
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+        else:
+            for p in range(n):
+                x1, x2, x3, x4, x5, x6, x7 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p], a7[p]
+                o0[p] = min(
+                    max(
+                        np.rint(
+                            w0 * a0[p]
+                            + w1 * x1
+                            + w2 * x2
+                            + w3 * x3
+                            + w4 * x4
+                            + w5 * x5
+                            + w6 * x6
+                            + w7 * x7
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
+                o1[p] = min(
+                    max(
+                        np.rint(
+                            w0 * x1
+                            + w1 * x2
+                            + w2 * x3
+                            + w3 * x4
+                            + w4 * x5
+                            + w5 * x6
+                            + w6 * x7
+                            + w7 * a8[p]
+                        ),
+                        lo,
+                    ),
+                    hi,
+                )
 
 
 @njit(**JIT, fastmath=FASTMATH, error_model="numpy")
@@ -299,6 +702,10 @@ def sep_rows(
     n_out = n_pad - kh + 1
     acc0 = acc[: S * C]
     acc1 = acc[S * C :]
+    # Integer outputs without copied channels: the last vertical sweep (its `last` taps)
+    # rounds and stores.
+    fused = rnd and copy.shape[0] == 0
+    last = kh - (kh - 1) // 8 * 8
     for si in range(rings.shape[0]):
         xs = x0 + si * S
         if xs >= x1:
@@ -318,7 +725,14 @@ def sep_rows(
             _hpass(ring[i % R], tmp, v, n, C)
             _identity(ring[i % R], tmp, copy, nx, C, pl)
             o = i - kh  # (at most n_out - 2: o + 1 is a row)
-            if o >= 0 and o % 2 == 0:  # rows o and o + 1 are complete
+            if o >= 0 and o % 2 == 0 and fused:  # rows o and o + 1 are complete
+                o0, o1 = out[o - out_row0, xs * C :], out[o + 1 - out_row0, xs * C :]
+                if kh > 8:
+                    _vpass2(acc0, acc1, ring, o % R, u[: kh - last], n)
+                _vstore2(
+                    o0, o1, ring, (o + kh - last) % R, u[kh - last :], n, lo, hi, acc0, acc1, kh > 8
+                )
+            elif o >= 0 and o % 2 == 0:
                 _vpass2(acc0, acc1, ring, o % R, u, n)
                 _identity_v(acc0, ring[(o + pt) % R], copy, nx, C)
                 _identity_v(acc1, ring[(o + 1 + pt) % R], copy, nx, C)
