@@ -166,12 +166,20 @@ def grid(args) -> list[dict]:
 
 
 def _chosen(img, k2, boundary):
-    """The plan `fftconv.convolve` runs (a uint8 photo is planned in float32)."""
+    """The plan `fftconv.convolve` runs (a uint8 photo with a uint8 `out`: computed in
+    float32, written rounded)."""
     import fftconv
 
-    dt = np.float32 if img.dtype == np.uint8 else img.dtype
+    out_dtype = img.dtype if img.dtype.kind in "iu" else None
     return fftconv.plan(
-        img.shape, k2.shape, dt, "same", boundary, channel_axis=-1, kernel=k2.astype(dt)
+        img.shape,
+        k2.shape,
+        img.dtype,
+        "same",
+        boundary,
+        channel_axis=-1,
+        kernel=k2,
+        out_dtype=out_dtype,
     )
 
 

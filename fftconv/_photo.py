@@ -39,7 +39,9 @@ def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory
         photo_out(problem, a, k, tmp, method, threads, max_memory)
         np.copyto(out, tmp)
         return out
-    work = replace(problem, dtype=compute_dtype(a.dtype, k.dtype, out.dtype))
+    work = replace(
+        problem, dtype=compute_dtype(a.dtype, k.dtype, out.dtype), io_dtypes=(a.dtype, out.dtype)
+    )
     kk = np.ascontiguousarray(k.astype(work.dtype, copy=False))
     plan = plan_problem(work, threads, method, kernel=kk)
     lay = interleaved.layout(work, kk, grey=True)

@@ -245,6 +245,9 @@ class Problem:
     fillvalue: complex
     correlate: bool = False
     swapped: bool = False
+    #: The dtypes of the image as stored and of ``out`` where they are not `dtype`
+    #: (a uint8 photo computed in float32 and written as uint8), else None.
+    io_dtypes: tuple[np.dtype, np.dtype] | None = None
 
     @property
     def ndim(self) -> int:

@@ -321,3 +321,49 @@ def test_oa_search_prices_every_block_shape_as_one_at_a_time(shape, kshape, dtyp
     assert got.transform_shape == best[1] and got.block_shape == best[2]
     assert got.n_blocks == best[3]
     assert got.seconds == pytest.approx(best[0], rel=1e-12)
+
+
+def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
+    # A uint8 photo into a uint8 `out` moves a byte per sample each way, and direct
+    # summation converts its rows into float bands and rounds them out, where the
+    # separable passes convert in their own kernel: a 3x3 Gaussian takes the passes,
+    # the same float32 photo sums directly.
+    g = np.array([1.0, 2.0, 1.0], np.float32) / 4
+    k = np.outer(g, g)
+    shape = (1500, 2000, 3)
+    kw = dict(mode="same", boundary="symmetric", channel_axis=-1, kernel=k)
+    as_photo = plan(shape, (3, 3), np.uint8, out_dtype=np.uint8, **kw)
+    as_float = plan(shape, (3, 3), np.float32, **kw)
+    assert as_float.method == "direct" and as_photo.method == "separable"
+    assert as_photo.problem.dtype == np.float32
+    assert as_photo.problem.io_dtypes == (np.dtype(np.uint8), np.dtype(np.uint8))
+    assert "image uint8, out uint8 rounded" in as_photo.explain()
+    floor = costs.traffic_bytes(as_photo.problem)
+    assert floor == 2 * math.prod(shape) == costs.traffic_bytes(as_float.problem) // 4
+    # ... and convolve runs that plan.
+    from fftconv.methods import interleaved
+
+    seen = []
+    real = interleaved.convolve
+
+    def spy(problem, lay, a, k, out, threads, factors=None):
+        seen.append(factors)
+        return real(problem, lay, a, k, out, threads, factors)
+
+    monkeypatch.setattr(interleaved, "convolve", spy)
+    photo = np.random.default_rng(0).integers(0, 256, (160, 170, 3), dtype=np.uint8)
+    small = plan(photo.shape, (3, 3), np.uint8, out_dtype=np.uint8, **kw)
+    got = fftconv.convolve(photo, k, "same", "symmetric", channel_axis=-1, out=np.empty_like(photo))
+    assert small.method == "separable" and seen[-1] is not None
+    ref = fftconv.convolve(
+        photo.astype(np.float64), k.astype(np.float64), "same", "symmetric", channel_axis=-1
+    )
+    assert np.abs(got - ref).max() <= 0.5 + 1e-3
+
+
+def test_plan_out_dtype_is_checked():
+    assert plan((64, 64), (3, 3), np.float32, out_dtype=np.float32).problem.io_dtypes is None
+    with pytest.raises(ValueError, match="out_dtype=int32 is not"):
+        plan((64, 64), (3, 3), np.float32, out_dtype=np.int32)
+    with pytest.raises(TypeError, match="out_dtype must be a numpy dtype"):
+        plan((64, 64), (3, 3), np.float32, out_dtype="pixels")

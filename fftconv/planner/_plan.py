@@ -10,11 +10,18 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .._problem import Problem, make_problem_from_shapes, normalize_method, normalize_threads
+from .._problem import (
+    PHOTO_DTYPES,
+    Problem,
+    compute_dtype,
+    make_problem_from_shapes,
+    normalize_method,
+    normalize_threads,
+)
 from ..methods.rows import compiled_available
 from . import costs
 from .costs import Candidate
@@ -68,10 +75,13 @@ class Plan:
     def explain(self) -> str:
         """A table of every candidate, its predicted time and memory; the choice marked."""
         p = self.problem
+        dtype = str(p.dtype)
+        if p.io_dtypes is not None:
+            dtype += f" (image {p.io_dtypes[0]}, out {p.io_dtypes[1]} rounded)"
         lines = [
             (
                 f"fftconv plan: {'correlate' if p.correlate else 'convolve'} image {p.in1_shape} "
-                f"with kernel {p.in2_shape} on axes {p.axes}, {p.dtype}, mode={p.mode!r}, "
+                f"with kernel {p.in2_shape} on axes {p.axes}, {dtype}, mode={p.mode!r}, "
                 f"boundary={p.boundary!r}, threads={self.threads}"
             ),
             (
@@ -230,6 +240,7 @@ def plan(
     correlate: bool = False,
     method: str = "auto",
     kernel=None,
+    out_dtype=None,
 ) -> Plan:
     """Choose how to convolve arrays of these shapes, from the shapes alone.
 
@@ -247,6 +258,11 @@ def plan(
     kernel : ndarray, optional
         The kernel's values, for candidates whose cost depends on them
         (separable or low-rank kernels); the shapes are enough otherwise.
+    out_dtype : dtype, optional
+        The dtype of ``out=`` where it is a photo's integer dtype (uint8, uint16,
+        int16): the plan of ``convolve(..., out=np.empty(shape, out_dtype))``, computed
+        in float32 (float64 for a float64 image) and written rounded; the image is
+        read in `dtype`.
 
     Returns
     -------
@@ -287,7 +303,28 @@ def plan(
         channel_axis=channel_axis,
         correlate=correlate,
     )
+    if out_dtype is not None:
+        problem = _photo_problem(problem, dt, out_dtype, kernel)
     return plan_problem(problem, normalize_threads(threads), normalize_method(method), kernel)
+
+
+def _photo_problem(problem: Problem, src: np.dtype, out_dtype, kernel) -> Problem:
+    """`problem`, its image read in `src`, written into an integer ``out`` of `out_dtype`
+    (as `convolve` runs it)."""
+    try:
+        od = np.dtype(out_dtype)
+    except TypeError as exc:
+        raise TypeError(f"out_dtype must be a numpy dtype or None; got {out_dtype!r}") from exc
+    if od == problem.dtype:
+        return problem
+    if od not in PHOTO_DTYPES or problem.dtype.kind == "c":
+        raise ValueError(
+            f"out_dtype={od} is not the result's dtype ({problem.dtype}) nor, for a real "
+            "problem, one of uint8, uint16, int16"
+        )
+    kd = np.float32 if kernel is None else np.asarray(kernel).dtype
+    work = compute_dtype(src, kd, od)
+    return replace(problem, dtype=work, io_dtypes=(src, od))
 
 
 def _as_shape(s, name: str) -> tuple[int, ...]:

@@ -119,9 +119,10 @@ def batches(problem: Problem) -> tuple[int, int, int]:
 
 
 def traffic_bytes(problem: Problem) -> int:
-    """Bytes a direct method must move at least: read the image, write the result."""
-    item = problem.dtype.itemsize
-    return item * (math.prod(problem.in1_shape) + math.prod(problem.out_shape))
+    """Bytes a direct method must move at least: read the image, write the result, each
+    in its own dtype (a uint8 photo moves one byte per sample each way)."""
+    src, dst = problem.io_dtypes or (problem.dtype, problem.dtype)
+    return src.itemsize * math.prod(problem.in1_shape) + dst.itemsize * math.prod(problem.out_shape)
 
 
 def direct_cost(problem: Problem, m: Machine | None = None, threads: int = 1):
@@ -152,6 +153,10 @@ def direct_cost(problem: Problem, m: Machine | None = None, threads: int = 1):
         compute *= interleaved.PER_CHANNEL_COST
     memory = traffic_bytes(problem) / m.copy_rate
     seconds = max(compute, memory) + m.direct_call
+    if problem.io_dtypes is not None and problem.io_dtypes[1].kind in "biu":
+        # Summed in float bands: rows converted in, sums rounded out (the separable
+        # passes of an integer photo convert in their own kernel).
+        seconds += out_size * m.convert / threads
     # Per-thread row buffers. (An input of another dtype or layout is converted
     # once, a copy of the image this shape-only model cannot see.)
     peak = threads * 4096 * problem.dtype.itemsize

@@ -38,6 +38,8 @@ UNITS = {
     "separable_complex128": "compiled 1-D passes, complex128 (unused: complex sums directly)",
     "copy_rate": "bytes per s of memory traffic, all threads (compiled methods' floor)",
     "direct_call": "s per compiled direct or separable call (shipped, not measured)",
+    "convert": "s per output sample of compiled direct summation into an integer `out` "
+    "(rows converted into float bands, rounded out; shipped, not measured)",
 }
 
 
@@ -76,6 +78,7 @@ class Machine:
     separable_complex128: float = 2e9
     copy_rate: float = 1.0e10
     direct_call: float = 2e-5
+    convert: float = 1.5e-9
     calibrated: bool = False
 
     def rate(self, engine: str, dtype) -> float:
