@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +13,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 # user's cache (seconds per dtype pair); tests/test_u8_native.py builds and checks
 # it in a temporary cache. FFTCONV_NATIVE=1 runs the whole suite on the library.
 os.environ.setdefault("FFTCONV_NATIVE", "0")
+
+# The suite does not see the user's cache (a `fftconv precompile` module, a
+# `fftconv calibrate` profile, wisdom): tests that want one build it in a temporary
+# directory of their own. A FFTCONV_CACHE_DIR set by the caller is kept.
+if "FFTCONV_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="fftconv-test-cache-")
+    os.environ["FFTCONV_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, True)
 
 
 @pytest.fixture
