@@ -25,6 +25,7 @@ if not HAVE_NUMBA:
         "fftconv/methods/_direct_taps.py",
         "fftconv/_template_kernels.py",
         "fftconv/methods/_u8_kernels.py",
+        "fftconv/methods/_u8_sweeps.py",
         "fftconv/methods/_interleaved_kernels.py",
         "fftconv/methods/_planar_kernels.py",
         "fftconv/_compile_notice.py",

@@ -24,6 +24,7 @@ def test_committed_files_equal_the_generators_output():
         pathlib.Path("fftconv/methods/_direct_small.py"),
         pathlib.Path("fftconv/methods/_direct_taps.py"),
         pathlib.Path("fftconv/methods/_interleaved_kernels.py"),
+        pathlib.Path("fftconv/methods/_u8_sweeps.py"),
     }
     for rel, text in rendered.items():
         assert (ROOT / rel).read_text() == text, f"{rel} differs: run tools/gen_direct_small.py"

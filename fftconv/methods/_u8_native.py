@@ -91,7 +91,7 @@ def _key(in_dtype: str, out_dtype: str) -> str | None:
         return None
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("_u8_native.py", "_u8_kernels.py", "_jit.py"):
+    for name in ("_u8_native.py", "_u8_kernels.py", "_u8_sweeps.py", "_jit.py"):
         h.update((here / name).read_bytes())
     version = Path(spec.origin).parent / "_version.py"
     h.update(version.read_bytes() if version.exists() else b"?")
