@@ -14,6 +14,7 @@ import fftconv
 from fftconv import _fftw, planner
 from fftconv._cachedir import CacheWarning
 from fftconv._problem import make_problem_from_shapes
+from fftconv.methods.rows import compiled_available
 from fftconv.planner import Candidate, Machine, costs, fft_flops, plan
 
 
@@ -264,7 +265,6 @@ def test_calibrate_measures_every_constant_it_prints():
 
 def test_forced_method_that_runs_as_another_says_so():
     from fftconv._problem import make_problem
-    from fftconv.methods.rows import compiled_available
     from fftconv.planner import plan_problem
 
     p = fftconv.plan((100, 100), (5, 5), "float64", mode="same", method="separable")
@@ -323,6 +323,10 @@ def test_oa_search_prices_every_block_shape_as_one_at_a_time(shape, kshape, dtyp
     assert got.seconds == pytest.approx(best[0], rel=1e-12)
 
 
+@pytest.mark.skipif(
+    not compiled_available(make_problem_from_shapes((4, 4), (2, 2), np.dtype(np.float32))),
+    reason="the compiled engine needs numba",
+)
 def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
     # A uint8 photo into a uint8 `out` moves a byte per sample each way, and direct
     # summation converts its rows into float bands and rounds them out, where the
