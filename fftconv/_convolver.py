@@ -120,19 +120,7 @@ class Convolver:
             from ._nan import run_with_nan_policy
 
             return run_with_nan_policy(
-                self._policy_call,
-                image,
-                self.kernel,
-                self.mode,
-                self.boundary,
-                self.fillvalue,
-                self.axes,
-                self.channel_axis,
-                self.correlate,
-                self.nan_policy,
-                mask,
-                return_weights,
-                out,
+                self._policy_call, image, *self._spec(), self.nan_policy, mask, return_weights, out
             )
         return self._call(image, out)
 
@@ -166,9 +154,9 @@ class Convolver:
                 conv = self._policy_calls.setdefault(key, conv)
         return conv._call(x, dst)
 
-    def _call(self, image, out):
-        problem, a, k = make_problem(
-            image,
+    def _spec(self) -> tuple:
+        """The arguments after the image of `make_problem` (and of the NaN layer)."""
+        return (
             self.kernel,
             self.mode,
             self.boundary,
@@ -177,6 +165,9 @@ class Convolver:
             self.channel_axis,
             self.correlate,
         )
+
+    def _call(self, image, out):
+        problem, a, k = make_problem(image, *self._spec())
         check_out(out, problem)
         if out is not None and out.dtype != problem.dtype:
             return photo_out(problem, a, k, out, self.method, self.threads)

@@ -171,11 +171,9 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     # data it filters as real and imaginary parts, so each part of the weights drops
     # its own tiny values.
     if complex_output:
-        tiny = _tiny(weights.real) | _tiny(weights.imag)
-        weights = _complex(
-            np.where(_tiny(weights.real), 0, weights.real),
-            np.where(_tiny(weights.imag), 0, weights.imag),
-        )
+        tiny_re, tiny_im = _tiny(weights.real), _tiny(weights.imag)
+        tiny = tiny_re | tiny_im
+        weights = _complex(np.where(tiny_re, 0, weights.real), np.where(tiny_im, 0, weights.imag))
     else:
         tiny = _tiny(weights)
         if tiny.any():

@@ -66,3 +66,14 @@ def effective_kernel(problem: Problem, k: np.ndarray) -> np.ndarray:
     flip = tuple(slice(None, None, -1) if d in problem.axes else slice(None) for d in range(k.ndim))
     kk = k[flip]
     return np.conj(kk) if kk.dtype.kind == "c" else kk
+
+
+def store_range(out_dtype, dtype):
+    """``(lo, hi, rnd)`` in `dtype` for storing sums into an array of `out_dtype`: an
+    integer `out` is clipped to its range and rounded (``rnd``), any other is stored
+    as it is (``lo, hi = -inf, inf``)."""
+    t = np.dtype(dtype).type
+    if np.dtype(out_dtype).kind in "biu":
+        info = np.iinfo(out_dtype)
+        return t(info.min), t(info.max), True
+    return t(-np.inf), t(np.inf), False

@@ -32,7 +32,7 @@ import numpy as np
 from .. import _fftw
 from .._pad import source_index
 from .._problem import Problem
-from . import run_on_cores
+from . import run_on_cores, store_range
 from .fft import buffer_shape, lent_kernel_spectrum, product_shape, zero_tail
 from .interleaved import round_into
 
@@ -213,11 +213,7 @@ def _one_block_planes(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> N
     (k0, k1), (b0, b1) = problem.kernel_shape, sizes
     y = inv.output_array[:, k0 - 1 : k0 - 1 + b0, k1 - 1 : k1 - 1 + b1]
     dst = out[t0[0] : t0[0] + b0, t0[1] : t0[1] + b1].reshape(b0, -1)
-    if out.dtype.kind in "iu":
-        info = np.iinfo(out.dtype)
-        lo, hi, rnd = y.dtype.type(info.min), y.dtype.type(info.max), True
-    else:
-        lo, hi, rnd = y.dtype.type(-np.inf), y.dtype.type(np.inf), False
+    lo, hi, rnd = store_range(out.dtype, y.dtype)
     PK.merge_rows(dst, y, lo, hi, rnd)
 
 

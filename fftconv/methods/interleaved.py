@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._problem import Problem
-from . import effective_kernel, finite
+from . import effective_kernel, finite, store_range
 from .rows import (
     MIN_PARALLEL_MADDS,
     Geometry,
@@ -250,11 +250,7 @@ def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: in
     cols = (geo.colmap, fill, geo.px, geo.jl, geo.jr)
     ho, wo = geo.out
     w_in = geo.shape[1]
-    if out.dtype.kind in "biu":
-        info = np.iinfo(out.dtype)
-        lo, hi, rnd = dtype.type(info.min), dtype.type(info.max), True
-    else:
-        lo, hi, rnd = dtype.type(-np.inf), dtype.type(np.inf), False
+    lo, hi, rnd = store_range(out.dtype, dtype)
     lead = math.prod(a.shape[: lay.first])
     taps = kh * kw if sep is None else len(sep[0]) * (kh + kw)
     threads = max(1, min(threads, ho * wo * c * lead * taps // MIN_PARALLEL_MADDS))
@@ -268,11 +264,7 @@ def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: in
 
     def task(img, dst, i0, i1):
         def run():
-            need = rowmap[i0 : i1 + kh - 1]
-            real = need >= 0
-            used, local = np.unique(need[real], return_inverse=True)
-            band_map = np.full(len(need), -1, np.int64)
-            band_map[real] = local
+            used, band_map = _band_rows(rowmap, i0, i1, kh)
             planes = _reused(mine, "planes", (c, len(used), w_in), dtype)
             res = _reused(mine, "res", (c, i1 - i0, wo), dtype)
             PK.split_rows(planes, img, used)
@@ -336,11 +328,7 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
     v = np.ascontiguousarray(sep[1][0], np.float32)
     kh, kw = len(u), len(v)
     ho, wo = geo.out
-    if out.dtype.kind in "biu":
-        info = np.iinfo(out.dtype)
-        lo, hi, rnd = np.float32(info.min), np.float32(info.max), True
-    else:
-        lo, hi, rnd = np.float32(-np.inf), np.float32(np.inf), False
+    lo, hi, rnd = store_range(out.dtype, np.float32)
     threads = max(1, min(threads, ho * wo * c * (kh + kw) // MIN_PARALLEL_MADDS))
     # Strips of whole rows' columns whose ring fits STRIP_BYTES (a strip narrower than
     # the row reads every image row in pieces: slower); tasks are bands of output rows,
@@ -415,11 +403,7 @@ class _Rows:
         il = interleaved_kernels()
 
         def task():
-            need = rowmap[i0 : i1 + kh - 1]
-            real = need >= 0
-            rows, local = np.unique(need[real], return_inverse=True)
-            band_map = np.full(len(need), -1, np.int64)
-            band_map[real] = local
+            rows, band_map = _band_rows(rowmap, i0, i1, kh)
             src = _reused(mine, "src", (len(rows), img.shape[1]), dtype)
             il.load_rows(src, img, rows)
             buf = _reused(mine, "buf", (i1 - i0, dst.shape[1]), dtype)
@@ -427,6 +411,17 @@ class _Rows:
             round_into(dst[i0:i1], buf)
 
         return task
+
+
+def _band_rows(rowmap, i0: int, i1: int, kh: int):
+    """The image rows that output rows ``i0 .. i1`` read (each once, in order), and the
+    band's row map: padded row ``i0 + r`` reads band row ``band_map[r]`` (-1: fill)."""
+    need = rowmap[i0 : i1 + kh - 1]
+    real = need >= 0
+    rows, local = np.unique(need[real], return_inverse=True)
+    band_map = np.full(len(need), -1, np.int64)
+    band_map[real] = local
+    return rows, band_map
 
 
 def _reused(mine: threading.local, name: str, shape: tuple, dtype) -> np.ndarray:
