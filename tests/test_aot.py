@@ -68,6 +68,24 @@ def _cases():
             rng.random((3, 3)).astype(np.float32),
             dict(channel_axis=-1, method="direct", out="uint8"),
         ),
+        (
+            "uint8 photo gaussian",  # the strip-mined rank-one passes (`sep_rows`)
+            _photo((160, 180, 3), np.uint8, rng),
+            fftconv.kernels.gaussian(1.5),
+            dict(channel_axis=-1, method="separable", out="uint8"),
+        ),
+        (
+            "uint8 photo box, fill",
+            _photo((160, 180, 3), np.uint8, rng),
+            fftconv.kernels.box(4),
+            dict(channel_axis=-1, method="separable", out="uint8", boundary="fill"),
+        ),
+        (
+            "uint8 photo per channel",  # bands split into planes and merged back
+            _photo((40, 50, 3), np.uint8, rng),
+            rng.random((5, 5, 3)).astype(np.float32),
+            dict(channel_axis=-1, method="direct", out="uint8", boundary="mirror"),
+        ),
     ]
 
 
@@ -89,6 +107,9 @@ def _select(entry, key):
         "il.rows_3x3_s3",
         "il.load_rows",
         "il.store_rounded",
+        "u8.sep_rows",
+        "planar.split_rows",
+        "planar.merge_rows",
     ) and dtypes <= {"<f4", "|u1"}
 
 
@@ -180,6 +201,33 @@ def test_a_fresh_process_loads_the_module_without_numba(built, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["False"]
     np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), jit["grey 3x3"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["uint8 photo gaussian", "uint8 photo per channel"])
+def test_a_fresh_process_runs_a_photo_without_numba(built, tmp_path, case):
+    """A uint8 photo with a rank-one kernel (the strip-mined engine) or one kernel per
+    channel (the planes' split and merge) into a uint8 `out=`: no numba imported."""
+    cache, _, jit = built
+    name, a, k, kw = next(c for c in _cases() if c[0] == case)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "k.npy", k)
+    code = (
+        "import sys, numpy as np, fftconv\n"
+        f"a = np.load({str(tmp_path / 'a.npy')!r}); k = np.load({str(tmp_path / 'k.npy')!r})\n"
+        "out = np.empty_like(a)\n"
+        f"fftconv.convolve(a, k, 'same', {kw.get('boundary', 'symmetric')!r}, channel_axis=-1, out=out,"
+        f" method={kw['method']!r})\n"
+        f"np.save({str(tmp_path / 'r.npy')!r}, out)\n"
+        "print('numba' in sys.modules)\n"
+    )
+    env = dict(os.environ, FFTCONV_CACHE_DIR=str(cache), FFTCONV_AOT="1")
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False"]
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), jit[name])
 
 
 @pytest.mark.slow

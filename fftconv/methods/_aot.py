@@ -45,7 +45,9 @@ MODULE = "_fftconv_aot"
 
 #: The functions the executors call from Python, by group: ``grey`` are
 #: `_direct_kernels`' (`rows.kernels()`), ``small`` `_direct_small`'s ``ROWS``,
-#: ``il`` `_interleaved_kernels`' (the drivers of 2 to 4 channels).
+#: ``il`` `_interleaved_kernels`' (the drivers of 2 to 4 channels), ``u8``
+#: `_u8_kernels`' strip-mined rank-one passes of photos in their own dtype and
+#: ``planar`` `_planar_kernels`' channel-plane split and merge (served with ``il``).
 ENTRIES = {
     "grey": ("direct_rows", "separable_rows"),
     "small": ("rows_3x3", "rows_5x5"),
@@ -60,6 +62,8 @@ ENTRIES = {
         )
     )
     + ("load_rows", "store_rounded"),
+    "u8": ("sep_rows",),
+    "planar": ("split_rows", "merge_rows"),
 }
 
 #: The kernel sources whose text the tag covers (a changed kernel is rebuilt).
@@ -69,6 +73,9 @@ SOURCES = (
     "_direct_taps.py",
     "_direct_small.py",
     "_interleaved_kernels.py",
+    "_u8_kernels.py",
+    "_u8_sweeps.py",
+    "_planar_kernels.py",
 )
 
 
@@ -263,7 +270,14 @@ def _namespaces(tables: dict, jit_grey, jit_il):
         }
         for c in (2, 3, 4)
     }
+    photo = {
+        n: entry(g, n, il_attr(n)) for g in ("u8", "planar") for n in ENTRIES[g]
+    }  # the photo kernels outside `_interleaved_kernels`, served with it
     ilns = _Namespace(
-        jit_il, DRIVERS=drivers, load_rows=il["load_rows"], store_rounded=il["store_rounded"]
+        jit_il,
+        DRIVERS=drivers,
+        load_rows=il["load_rows"],
+        store_rounded=il["store_rounded"],
+        **photo,
     )
     return grey, ilns

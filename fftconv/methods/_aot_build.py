@@ -38,9 +38,15 @@ def _type_key(t):
 
 def dispatchers() -> dict:
     """``{"group.name": numba dispatcher}`` of the entry points."""
-    from . import _direct_kernels, _direct_small, _interleaved_kernels
+    from . import _direct_kernels, _direct_small, _interleaved_kernels, _planar_kernels, _u8_kernels
 
-    mods = {"grey": _direct_kernels, "small": _direct_small, "il": _interleaved_kernels}
+    mods = {
+        "grey": _direct_kernels,
+        "small": _direct_small,
+        "il": _interleaved_kernels,
+        "u8": _u8_kernels,
+        "planar": _planar_kernels,
+    }
     return {f"{g}.{n}": getattr(mods[g], n) for g, names in _aot.ENTRIES.items() for n in names}
 
 

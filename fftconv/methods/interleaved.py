@@ -234,8 +234,7 @@ def _planar(problem: Problem, geo: Geometry, lay: Layout, a, k, out, threads: in
     summed with its channel's kernel (or the shared one, or the separable passes `sep`),
     and the planes merged back into `out`'s interleaved rows, rounded and clipped for
     an integer `out`.  A band's planes are about `PLANAR_BYTES`: nothing image-sized."""
-    from . import _planar_kernels as PK
-
+    PK = interleaved_kernels()  # split_rows, merge_rows
     dtype = problem.dtype
     c = lay.channels
     grey = kernels()
@@ -321,8 +320,7 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
     float32 and filtered along the columns once into a ring of ``kh + 1`` rows that
     stays in cache, each output row is a vertical sum of ring rows, rounded half to
     even and clipped as it is stored."""
-    from . import _u8_kernels as K
-
+    K = interleaved_kernels()  # sep_rows
     c = lay.channels
     u = np.ascontiguousarray(sep[0][0], np.float32)
     v = np.ascontiguousarray(sep[1][0], np.float32)

@@ -58,8 +58,9 @@ def kernels():
 
 def interleaved_kernels():
     """The compiled kernels of channels-last images (``DRIVERS``, ``load_rows``,
-    ``store_rounded``) from the same build as `kernels`; only when `kernels` is
-    not None."""
+    ``store_rounded``; the strip-mined rank-one passes ``sep_rows`` and the
+    channel-plane moves ``split_rows``, ``merge_rows``) from the same build as
+    `kernels`; only when `kernels` is not None."""
     aot = _aot_kernels() if USE_AOT else None
     return aot[1] if aot is not None else interleaved_jit()
 
@@ -88,12 +89,26 @@ def reset_aot() -> None:
         _aot_loaded = None
 
 
-def interleaved_jit():
-    """The JIT module of the channels-last kernels (imports numba)."""
-    jit_kernels()  # numba's cache directory, as for the grey kernels
-    from . import _interleaved_kernels
+_il_jit = None
 
-    return _interleaved_kernels
+
+def interleaved_jit():
+    """The JIT kernels of channels-last images: `_interleaved_kernels`' functions, with
+    `_u8_kernels.sep_rows` and `_planar_kernels`' ``split_rows`` and ``merge_rows``
+    (imports numba)."""
+    global _il_jit
+    if _il_jit is None:
+        jit_kernels()  # numba's cache directory, as for the grey kernels
+        from . import _interleaved_kernels, _planar_kernels, _u8_kernels
+
+        names = {n: f for n, f in vars(_interleaved_kernels).items() if not n.startswith("_")}
+        _il_jit = types.SimpleNamespace(
+            **names,
+            sep_rows=_u8_kernels.sep_rows,
+            split_rows=_planar_kernels.split_rows,
+            merge_rows=_planar_kernels.merge_rows,
+        )
+    return _il_jit
 
 
 def jit_kernels():
