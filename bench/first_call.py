@@ -26,7 +26,9 @@ machine code there; an ahead-of-time kernel just runs).
 Cases: 4096x4096 float32 with a 3x3 random kernel (direct), a 31x31 rank-1
 kernel (a Hann window's outer product: separable passes) and a 31x31 random
 kernel (FFT); a 4000x6000x3 photo (channel_axis=-1) with a 3x3 random kernel,
-float32 and uint8 (``out=`` uint8: rounded and clipped).
+float32 and uint8 (``out=`` uint8: rounded and clipped), and the uint8 photo
+with a Gaussian (sigma 2, 17x17) and a 5x5 box kernel (``out=`` uint8: the
+strip-mined rank-one passes).
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ import sys
 
 from _common import machine
 
-CASES = ("3-random", "31-rank1", "31-random", "photo", "photo-uint8")
+CASES = (
+    "3-random",
+    "31-rank1",
+    "31-random",
+    "photo",
+    "photo-uint8",
+    "photo-uint8-gaussian",
+    "photo-uint8-box",
+)
 ENGINES = ("aot", "jit")
 
 _CHILD = r"""
@@ -55,9 +65,13 @@ rng = np.random.default_rng(0)
 kw = {}
 if case.startswith("photo"):
     x = rng.random((4000, 6000, 3), dtype=np.float32)
-    if case == "photo-uint8":
+    if case.startswith("photo-uint8"):
         x = (x * 255).astype(np.uint8)
     k = rng.random((3, 3)).astype(np.float32)
+    if case.endswith("-gaussian"):
+        k = fftconv.kernels.gaussian(2.0)
+    elif case.endswith("-box"):
+        k = fftconv.kernels.box(5)
     kw = dict(channel_axis=-1)
 else:
     x = rng.random((4096, 4096), dtype=np.float32)
