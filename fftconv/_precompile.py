@@ -176,7 +176,10 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
                     out=np.empty_like(img),
                     method=m,
                 )
-            # rank-one kernels (the strip-mined engine), one kernel per channel (planes)
+            # 5x5 (the rounding drivers of 3x3 and 5x5 kernels), rank-one kernels (the
+            # strip-mined engine), one kernel per channel (planes)
+            k5 = rng.random((5, 5)).astype(np.float32)
+            convolve(img, k5, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
             big = rng.integers(info.min, info.max, (260, 260) + shape[2:]).astype(name)
             sep = np.outer(rng.random(7), rng.random(7)).astype(np.float32)
             convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")

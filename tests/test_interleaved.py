@@ -505,3 +505,132 @@ def test_integer_strips_gaussian_taps_differ_only_at_ties(h, w, c, kh, kw, bound
         fftconv.convolve(x, k, mode, boundary, 7, channel_axis=ca, out=out, method="separable")
     assert calls
     _assert_rounded(out, ref, np.clip(np.rint(ref), 0, 255))
+
+
+# --- the rounding drivers: photos read as they are, sums stored rounded -----------------------
+
+
+@pytest.fixture
+def rounded_spy(monkeypatch):
+    """Counts the bands that the rounding drivers (`rows_KxK_sC_r`) run."""
+    calls = []
+    orig = interleaved._Rows.rounded
+
+    def record(self, *args):
+        calls.append(args[0])
+        return orig(self, *args)
+
+    monkeypatch.setattr(interleaved._Rows, "rounded", record)
+    return calls
+
+
+def _sixteenths(rng, shape):
+    """Taps in sixteenths: every float32 sum of integer samples is exact, so ties are
+    ties and rounding half to even decides them as numpy's rint of the float64 sum."""
+    return rng.integers(-4, 9, shape) / 16
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize("ksize", [3, 5])
+def test_rounding_drivers_every_boundary_and_mode_exact(dtype, channels, ksize, rounded_spy):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(ksize * 10 + channels)
+    x = rng.integers(info.min, info.max, (37, 29, channels), endpoint=True).astype(dtype)
+    k = _sixteenths(rng, (ksize, ksize))
+    k[ksize // 2, ksize // 2] = 1.5  # overshoots both ends: clipping is exercised
+    seen = []
+    for boundary, mode in itertools.product(BOUNDARIES, MODES):
+        ref = per_channel_reference(x.astype(np.float64), k, mode, boundary, 3)
+        want = np.clip(np.rint(ref), info.min, info.max)
+        seen.append(want)
+        out = np.empty(ref.shape, dtype)
+        fftconv.convolve(x, k, mode, boundary, 3, channel_axis=-1, out=out, method="direct")
+        assert np.array_equal(out, want), (boundary, mode)
+        correlated = np.empty(ref.shape, dtype)
+        fftconv.correlate(
+            x, k[::-1, ::-1], mode, boundary, 3, channel_axis=-1, out=correlated, method="direct"
+        )
+        assert np.array_equal(correlated, want), (boundary, mode)
+    assert len(rounded_spy) >= 2 * len(BOUNDARIES) * len(MODES)
+    allw = np.concatenate([s.ravel() for s in seen])
+    assert (allw == info.min).any() and (allw == info.max).any()
+    ties = rng.integers(0, 2, (20, 24, channels)).astype(dtype)  # x / 2 for x in {0, 1}
+    half = np.zeros((ksize, ksize))
+    half[ksize // 2, ksize // 2] = 0.5
+    out = np.empty_like(ties)
+    fftconv.convolve(ties, half, "same", "nearest", channel_axis=-1, out=out, method="direct")
+    assert not out.any()  # 0.5 rounds to 0
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize("ksize", [3, 5])
+def test_rounding_drivers_are_the_float_bands_bit_for_bit(channels, ksize, monkeypatch):
+    """Random float taps: the same bits as the float bands rounded afterwards (the path
+    they replace), and the float64 reference but at its ties; on two threads."""
+    rng = np.random.default_rng(ksize + channels)
+    x = rng.integers(0, 255, (300, 250, channels), endpoint=True).astype(np.uint8)
+    k = rng.standard_normal((ksize, ksize)) / ksize
+    for boundary in BOUNDARIES:
+        out = np.empty_like(x)
+        fftconv.convolve(
+            x, k, "same", boundary, channel_axis=-1, out=out, method="direct", threads=2
+        )
+        with monkeypatch.context() as m:
+            m.setattr(interleaved, "_rounded_run", lambda *a: False)
+            bands = np.empty_like(x)
+            fftconv.convolve(
+                x, k, "same", boundary, channel_axis=-1, out=bands, method="direct", threads=2
+            )
+        assert np.array_equal(out, bands), boundary
+        ref, want = _rounded_reference(x.astype(np.float64), k, boundary, np.uint8)
+        _assert_rounded(out, ref, want)
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    c=st.integers(1, 4),
+    ksize=st.sampled_from([(3, 3), (5, 5), (3, 5), (2, 2), (1, 1)]),
+    per_channel=st.booleans(),
+    boundary=st.sampled_from(BOUNDARIES),
+    mode=st.sampled_from(MODES),
+    out_layout=st.sampled_from(["contiguous", "strided", "wider"]),
+    image_layout=st.sampled_from(["contiguous", "strided"]),
+)
+def test_integer_out_small_kernels_shapes_and_layouts(
+    h, w, c, ksize, per_channel, boundary, mode, out_layout, image_layout
+):
+    # 1 to 4 channels, a shared or per-channel kernel, every boundary and mode, an `out`
+    # that is a strided or padded view, a strided image: exact (sixteenths).
+    kh, kw = ksize
+    assume(mode != "valid" or (h >= kh and w >= kw))
+    assume(c > 1 or not per_channel)
+    rng = np.random.default_rng(h * 1000 + w * 10 + c)
+    big = rng.integers(0, 255, (2 * h, w, c), endpoint=True).astype(np.uint8)
+    x = big[::2] if image_layout == "strided" else big[:h]
+    k = _sixteenths(rng, (kh, kw, c) if per_channel else (kh, kw))
+    xf = x.astype(np.float64)
+    ref = per_channel_reference(xf, k, mode, boundary, 5)
+    want = np.clip(np.rint(ref), 0, 255)
+    ho, wo = ref.shape[:2]
+    if out_layout == "strided":
+        out = np.zeros((2 * ho, wo, c), np.uint8)[::2]
+    elif out_layout == "wider":
+        out = np.zeros((ho, wo, c + 1), np.uint8)[..., :c]
+    else:
+        out = np.zeros((ho, wo, c), np.uint8)
+    if c == 1:
+        x, out, want = x[..., 0], out[..., 0], want[..., 0]
+        k = k if k.ndim == 2 else k[..., 0]
+    before = x.copy()
+    res = fftconv.convolve(
+        x, k, mode, boundary, 5, channel_axis=None if c == 1 else -1, out=out, method="direct"
+    )
+    assert res is out
+    assert np.array_equal(out, want)
+    assert np.array_equal(x, before)

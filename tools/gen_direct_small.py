@@ -193,6 +193,13 @@ channel; the taps are scalars, as in the grey engine (`direct_rows_sC`,
 `rows_KxK_sC`, `separable_rows_sC`).  One kernel per channel runs the grey
 engine on channel planes (`_planar_kernels`), not here.
 
+The suffix ``_r`` (rounded, `rows_KxK_sC_r`): a photo in its own dtype into an
+integer output, for 3x3 and 5x5 kernels.  The samples are read as they are and
+converted to float32 in the kernel, and each sum is stored rounded half to
+even and clipped, as `store_rounded` stores it: the same bits as converting
+the rows with `load_rows`, summing with `rows_KxK_sC` and rounding the band,
+without the float band.
+
 numba compiles each function on its first call and caches the machine code
 on disk; a call loads only the functions of its C and kind.
 """
@@ -258,6 +265,39 @@ def store_rounded(dst, buf, lo, hi):
         b = buf[i]
         for j in range(b.shape[0]):
             d[j] = np.rint(min(max(b[j], lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH, inline="always")
+def _border_r(acc, row, w, r, kw, colmap, fill, ja, jb, C):
+    """`_border_s` reading a photo's row in its own dtype, each sample converted to
+    float32 (as `load_rows` converts it)."""
+    for j in range(ja, jb):
+        s = acc[j]
+        for c in range(kw):
+            q = colmap[j + c * C]
+            s += w[r, c] * (np.float32(row[q]) if q >= 0 else fill)
+        acc[j] = s
+
+
+@njit(**JIT)
+def _round_row(dst, buf, ja, jb, lo, hi):
+    """Samples [ja, jb) of `buf` stored as `store_rounded` stores them."""
+    for j in range(ja, jb):
+        dst[j] = np.rint(min(max(buf[j], lo), hi))
+
+
+@njit(**JIT)
+def _convert_rows(scr, lmap, a, rowmap, i, m):
+    """Padded rows ``i .. i + m - 1`` of the photo `a` converted into the float32
+    rows of `scr`, and their row map `lmap` (-1: the fill value)."""
+    for r in range(m):
+        p = rowmap[i + r]
+        lmap[r] = r if p >= 0 else -1
+        if p >= 0:
+            d = scr[r]
+            s = a[p]
+            for j in range(d.shape[0]):
+                d[j] = s[j]
 '''
 
 
@@ -481,6 +521,67 @@ def rows_{kh}x{kw}_s{C}(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 '''
 
 
+def il_pair_r(kh: int, kw: int, C: int) -> str:
+    """`il_pair` reading a photo's samples in their own dtype (converted to float32)
+    and storing each sum rounded half to even and clipped to ``[lo, hi]``."""
+    src = il_pair(kh, kw, C)
+    src = src.replace(f"def pair_{kh}x{kw}_s{C}(", f"def pair_{kh}x{kw}_s{C}_r(")
+    src = src.replace(", w, n):", ", w, n, lo, hi):")
+    for q in range(kh + 1):
+        for c in range(kw):
+            src = src.replace(f" = v{q}_{c}[j]\n", f" = np.float32(v{q}_{c}[j])\n")
+    for o in (0, 1):
+        src = src.replace(f"        o{o}[j] = (\n", f"        t{o} = (\n")
+    return src.rstrip("\n") + (
+        "\n        o0[j] = np.rint(min(max(t0, lo), hi))"
+        "\n        o1[j] = np.rint(min(max(t1, lo), hi))\n"
+    )
+
+
+def il_driver_r(kh: int, kw: int, C: int) -> str:
+    rows = kh + 1
+    srcs = ", ".join(f"a[rowmap[i + {q}]][jl - px:]" for q in range(rows))
+    return f'''
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_{kh}x{kw}_s{C}_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_{kh}x{kw}_s{C}` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_{kh}x{kw}_s{C}` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_{kh}x{kw}_s{C}_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s{C}` on its image rows converted into `scr` (float32, {kh} image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty({kh}, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, {rows}):
+            pair_{kh}x{kw}_s{C}_r(out[i][jl:], out[i + 1][jl:], {srcs}, w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range({kh}):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, {kw}, colmap, fv, 0, jl, {C})
+                    _border_r(b, row, w, r, {kw}, colmap, fv, jr, wo, {C})
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, {kh})
+            direct_rows_s{C}(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+'''
+
+
 def interleaved() -> str:
     """The source of fftconv/methods/_interleaved_kernels.py."""
     src = IL_HEADER
@@ -490,12 +591,15 @@ def interleaved() -> str:
         src += IL_SEPARABLE_S.replace("{C}", str(C))
         for kh, kw in SIZES:
             src += il_pair(kh, kw, C) + il_driver(kh, kw, C)
+            src += il_pair_r(kh, kw, C) + il_driver_r(kh, kw, C)
     entries = []
     for C in CHANNELS:
         small = ", ".join(f"({kh}, {kw}): rows_{kh}x{kw}_s{C}" for kh, kw in SIZES)
+        rounded = ", ".join(f"({kh}, {kw}): rows_{kh}x{kw}_s{C}_r" for kh, kw in SIZES)
         entries.append(
             f"    {C}: {{'direct': direct_rows_s{C}, "
-            f"'separable': separable_rows_s{C}, 'small': {{{small}}}}},"
+            f"'separable': separable_rows_s{C}, 'small': {{{small}}}, "
+            f"'rounded': {{{rounded}}}}},"
         )
     src += (
         "\n\n#: channels -> the drivers for that many interleaved channels\n"

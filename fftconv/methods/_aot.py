@@ -61,6 +61,7 @@ ENTRIES = {
             "rows_5x5_s",
         )
     )
+    + tuple(f"rows_{n}x{n}_s{c}_r" for c in (2, 3, 4) for n in (3, 5))
     + ("load_rows", "store_rounded"),
     "u8": ("sep_rows",),
     "planar": ("split_rows", "merge_rows"),
@@ -267,6 +268,7 @@ def _namespaces(tables: dict, jit_grey, jit_il):
             "direct": il[f"direct_rows_s{c}"],
             "separable": il[f"separable_rows_s{c}"],
             "small": {(3, 3): il[f"rows_3x3_s{c}"], (5, 5): il[f"rows_5x5_s{c}"]},
+            "rounded": {(3, 3): il[f"rows_3x3_s{c}_r"], (5, 5): il[f"rows_5x5_s{c}_r"]},
         }
         for c in (2, 3, 4)
     }

@@ -14,6 +14,13 @@ channel; the taps are scalars, as in the grey engine (`direct_rows_sC`,
 `rows_KxK_sC`, `separable_rows_sC`).  One kernel per channel runs the grey
 engine on channel planes (`_planar_kernels`), not here.
 
+The suffix ``_r`` (rounded, `rows_KxK_sC_r`): a photo in its own dtype into an
+integer output, for 3x3 and 5x5 kernels.  The samples are read as they are and
+converted to float32 in the kernel, and each sum is stored rounded half to
+even and clipped, as `store_rounded` stores it: the same bits as converting
+the rows with `load_rows`, summing with `rows_KxK_sC` and rounding the band,
+without the float band.
+
 numba compiles each function on its first call and caches the machine code
 on disk; a call loads only the functions of its C and kind.
 """
@@ -79,6 +86,39 @@ def store_rounded(dst, buf, lo, hi):
         b = buf[i]
         for j in range(b.shape[0]):
             d[j] = np.rint(min(max(b[j], lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH, inline="always")
+def _border_r(acc, row, w, r, kw, colmap, fill, ja, jb, C):
+    """`_border_s` reading a photo's row in its own dtype, each sample converted to
+    float32 (as `load_rows` converts it)."""
+    for j in range(ja, jb):
+        s = acc[j]
+        for c in range(kw):
+            q = colmap[j + c * C]
+            s += w[r, c] * (np.float32(row[q]) if q >= 0 else fill)
+        acc[j] = s
+
+
+@njit(**JIT)
+def _round_row(dst, buf, ja, jb, lo, hi):
+    """Samples [ja, jb) of `buf` stored as `store_rounded` stores them."""
+    for j in range(ja, jb):
+        dst[j] = np.rint(min(max(buf[j], lo), hi))
+
+
+@njit(**JIT)
+def _convert_rows(scr, lmap, a, rowmap, i, m):
+    """Padded rows ``i .. i + m - 1`` of the photo `a` converted into the float32
+    rows of `scr`, and their row map `lmap` (-1: the fill value)."""
+    for r in range(m):
+        p = rowmap[i + r]
+        lmap[r] = r if p >= 0 else -1
+        if p >= 0:
+            d = scr[r]
+            s = a[p]
+            for j in range(d.shape[0]):
+                d[j] = s[j]
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -776,6 +816,94 @@ def rows_3x3_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def pair_3x3_s2_r(o0, o1, s0, s1, s2, s3, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    v0_0 = s0[0:]
+    v0_1 = s0[2:]
+    v0_2 = s0[4:]
+    v1_0 = s1[0:]
+    v1_1 = s1[2:]
+    v1_2 = s1[4:]
+    v2_0 = s2[0:]
+    v2_1 = s2[2:]
+    v2_2 = s2[4:]
+    v3_0 = s3[0:]
+    v3_1 = s3[2:]
+    v3_2 = s3[4:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_3x3_s2_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_3x3_s2` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_3x3_s2` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_3x3_s2_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s2` on its image rows converted into `scr` (float32, 3 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(3, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 4):
+            pair_3x3_s2_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(3):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 3, colmap, fv, 0, jl, 2)
+                    _border_r(b, row, w, r, 3, colmap, fv, jr, wo, 2)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 3)
+            direct_rows_s2(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def pair_5x5_s2(o0, o1, s0, s1, s2, s3, s4, s5, w, n):
     w0_0 = w[0, 0]
     w0_1 = w[0, 1]
@@ -911,6 +1039,154 @@ def rows_5x5_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
             i += 2
         else:
             direct_rows_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def pair_5x5_s2_r(o0, o1, s0, s1, s2, s3, s4, s5, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    v0_0 = s0[0:]
+    v0_1 = s0[2:]
+    v0_2 = s0[4:]
+    v0_3 = s0[6:]
+    v0_4 = s0[8:]
+    v1_0 = s1[0:]
+    v1_1 = s1[2:]
+    v1_2 = s1[4:]
+    v1_3 = s1[6:]
+    v1_4 = s1[8:]
+    v2_0 = s2[0:]
+    v2_1 = s2[2:]
+    v2_2 = s2[4:]
+    v2_3 = s2[6:]
+    v2_4 = s2[8:]
+    v3_0 = s3[0:]
+    v3_1 = s3[2:]
+    v3_2 = s3[4:]
+    v3_3 = s3[6:]
+    v3_4 = s3[8:]
+    v4_0 = s4[0:]
+    v4_1 = s4[2:]
+    v4_2 = s4[4:]
+    v4_3 = s4[6:]
+    v4_4 = s4[8:]
+    v5_0 = s5[0:]
+    v5_1 = s5[2:]
+    v5_2 = s5[4:]
+    v5_3 = s5[6:]
+    v5_4 = s5[8:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x0_3 = np.float32(v0_3[j])
+        x0_4 = np.float32(v0_4[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x1_3 = np.float32(v1_3[j])
+        x1_4 = np.float32(v1_4[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x2_3 = np.float32(v2_3[j])
+        x2_4 = np.float32(v2_4[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        x3_3 = np.float32(v3_3[j])
+        x3_4 = np.float32(v3_4[j])
+        x4_0 = np.float32(v4_0[j])
+        x4_1 = np.float32(v4_1[j])
+        x4_2 = np.float32(v4_2[j])
+        x4_3 = np.float32(v4_3[j])
+        x4_4 = np.float32(v4_4[j])
+        x5_0 = np.float32(v5_0[j])
+        x5_1 = np.float32(v5_1[j])
+        x5_2 = np.float32(v5_2[j])
+        x5_3 = np.float32(v5_3[j])
+        x5_4 = np.float32(v5_4[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w1_0 * x1_0 + w1_1 * x1_1 + w1_2 * x1_2 +
+            w1_3 * x1_3 + w1_4 * x1_4 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w3_0 * x3_0 +
+            w3_1 * x3_1 + w3_2 * x3_2 + w3_3 * x3_3 + w3_4 * x3_4 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w1_0 * x2_0 + w1_1 * x2_1 + w1_2 * x2_2 +
+            w1_3 * x2_3 + w1_4 * x2_4 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w3_0 * x4_0 +
+            w3_1 * x4_1 + w3_2 * x4_2 + w3_3 * x4_3 + w3_4 * x4_4 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_5x5_s2_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_5x5_s2` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_5x5_s2` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_5x5_s2_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s2` on its image rows converted into `scr` (float32, 5 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(5, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 6):
+            pair_5x5_s2_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(5):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 5, colmap, fv, 0, jl, 2)
+                    _border_r(b, row, w, r, 5, colmap, fv, jr, wo, 2)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 5)
+            direct_rows_s2(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
             i += 1
 
 
@@ -1609,6 +1885,94 @@ def rows_3x3_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def pair_3x3_s3_r(o0, o1, s0, s1, s2, s3, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    v0_0 = s0[0:]
+    v0_1 = s0[3:]
+    v0_2 = s0[6:]
+    v1_0 = s1[0:]
+    v1_1 = s1[3:]
+    v1_2 = s1[6:]
+    v2_0 = s2[0:]
+    v2_1 = s2[3:]
+    v2_2 = s2[6:]
+    v3_0 = s3[0:]
+    v3_1 = s3[3:]
+    v3_2 = s3[6:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_3x3_s3_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_3x3_s3` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_3x3_s3` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_3x3_s3_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s3` on its image rows converted into `scr` (float32, 3 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(3, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 4):
+            pair_3x3_s3_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(3):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 3, colmap, fv, 0, jl, 3)
+                    _border_r(b, row, w, r, 3, colmap, fv, jr, wo, 3)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 3)
+            direct_rows_s3(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def pair_5x5_s3(o0, o1, s0, s1, s2, s3, s4, s5, w, n):
     w0_0 = w[0, 0]
     w0_1 = w[0, 1]
@@ -1744,6 +2108,154 @@ def rows_5x5_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
             i += 2
         else:
             direct_rows_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def pair_5x5_s3_r(o0, o1, s0, s1, s2, s3, s4, s5, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    v0_0 = s0[0:]
+    v0_1 = s0[3:]
+    v0_2 = s0[6:]
+    v0_3 = s0[9:]
+    v0_4 = s0[12:]
+    v1_0 = s1[0:]
+    v1_1 = s1[3:]
+    v1_2 = s1[6:]
+    v1_3 = s1[9:]
+    v1_4 = s1[12:]
+    v2_0 = s2[0:]
+    v2_1 = s2[3:]
+    v2_2 = s2[6:]
+    v2_3 = s2[9:]
+    v2_4 = s2[12:]
+    v3_0 = s3[0:]
+    v3_1 = s3[3:]
+    v3_2 = s3[6:]
+    v3_3 = s3[9:]
+    v3_4 = s3[12:]
+    v4_0 = s4[0:]
+    v4_1 = s4[3:]
+    v4_2 = s4[6:]
+    v4_3 = s4[9:]
+    v4_4 = s4[12:]
+    v5_0 = s5[0:]
+    v5_1 = s5[3:]
+    v5_2 = s5[6:]
+    v5_3 = s5[9:]
+    v5_4 = s5[12:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x0_3 = np.float32(v0_3[j])
+        x0_4 = np.float32(v0_4[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x1_3 = np.float32(v1_3[j])
+        x1_4 = np.float32(v1_4[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x2_3 = np.float32(v2_3[j])
+        x2_4 = np.float32(v2_4[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        x3_3 = np.float32(v3_3[j])
+        x3_4 = np.float32(v3_4[j])
+        x4_0 = np.float32(v4_0[j])
+        x4_1 = np.float32(v4_1[j])
+        x4_2 = np.float32(v4_2[j])
+        x4_3 = np.float32(v4_3[j])
+        x4_4 = np.float32(v4_4[j])
+        x5_0 = np.float32(v5_0[j])
+        x5_1 = np.float32(v5_1[j])
+        x5_2 = np.float32(v5_2[j])
+        x5_3 = np.float32(v5_3[j])
+        x5_4 = np.float32(v5_4[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w1_0 * x1_0 + w1_1 * x1_1 + w1_2 * x1_2 +
+            w1_3 * x1_3 + w1_4 * x1_4 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w3_0 * x3_0 +
+            w3_1 * x3_1 + w3_2 * x3_2 + w3_3 * x3_3 + w3_4 * x3_4 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w1_0 * x2_0 + w1_1 * x2_1 + w1_2 * x2_2 +
+            w1_3 * x2_3 + w1_4 * x2_4 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w3_0 * x4_0 +
+            w3_1 * x4_1 + w3_2 * x4_2 + w3_3 * x4_3 + w3_4 * x4_4 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_5x5_s3_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_5x5_s3` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_5x5_s3` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_5x5_s3_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s3` on its image rows converted into `scr` (float32, 5 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(5, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 6):
+            pair_5x5_s3_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(5):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 5, colmap, fv, 0, jl, 3)
+                    _border_r(b, row, w, r, 5, colmap, fv, jr, wo, 3)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 5)
+            direct_rows_s3(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
             i += 1
 
 
@@ -2442,6 +2954,94 @@ def rows_3x3_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def pair_3x3_s4_r(o0, o1, s0, s1, s2, s3, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    v0_0 = s0[0:]
+    v0_1 = s0[4:]
+    v0_2 = s0[8:]
+    v1_0 = s1[0:]
+    v1_1 = s1[4:]
+    v1_2 = s1[8:]
+    v2_0 = s2[0:]
+    v2_1 = s2[4:]
+    v2_2 = s2[8:]
+    v3_0 = s3[0:]
+    v3_1 = s3[4:]
+    v3_2 = s3[8:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_3x3_s4_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_3x3_s4` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_3x3_s4` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_3x3_s4_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s4` on its image rows converted into `scr` (float32, 3 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(3, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 4):
+            pair_3x3_s4_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(3):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 3, colmap, fv, 0, jl, 4)
+                    _border_r(b, row, w, r, 3, colmap, fv, jr, wo, 4)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 3)
+            direct_rows_s4(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def pair_5x5_s4(o0, o1, s0, s1, s2, s3, s4, s5, w, n):
     w0_0 = w[0, 0]
     w0_1 = w[0, 1]
@@ -2580,9 +3180,157 @@ def rows_5x5_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
             i += 1
 
 
+@njit(**JIT, fastmath=FASTMATH)
+def pair_5x5_s4_r(o0, o1, s0, s1, s2, s3, s4, s5, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    v0_0 = s0[0:]
+    v0_1 = s0[4:]
+    v0_2 = s0[8:]
+    v0_3 = s0[12:]
+    v0_4 = s0[16:]
+    v1_0 = s1[0:]
+    v1_1 = s1[4:]
+    v1_2 = s1[8:]
+    v1_3 = s1[12:]
+    v1_4 = s1[16:]
+    v2_0 = s2[0:]
+    v2_1 = s2[4:]
+    v2_2 = s2[8:]
+    v2_3 = s2[12:]
+    v2_4 = s2[16:]
+    v3_0 = s3[0:]
+    v3_1 = s3[4:]
+    v3_2 = s3[8:]
+    v3_3 = s3[12:]
+    v3_4 = s3[16:]
+    v4_0 = s4[0:]
+    v4_1 = s4[4:]
+    v4_2 = s4[8:]
+    v4_3 = s4[12:]
+    v4_4 = s4[16:]
+    v5_0 = s5[0:]
+    v5_1 = s5[4:]
+    v5_2 = s5[8:]
+    v5_3 = s5[12:]
+    v5_4 = s5[16:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x0_3 = np.float32(v0_3[j])
+        x0_4 = np.float32(v0_4[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x1_3 = np.float32(v1_3[j])
+        x1_4 = np.float32(v1_4[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x2_3 = np.float32(v2_3[j])
+        x2_4 = np.float32(v2_4[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        x3_3 = np.float32(v3_3[j])
+        x3_4 = np.float32(v3_4[j])
+        x4_0 = np.float32(v4_0[j])
+        x4_1 = np.float32(v4_1[j])
+        x4_2 = np.float32(v4_2[j])
+        x4_3 = np.float32(v4_3[j])
+        x4_4 = np.float32(v4_4[j])
+        x5_0 = np.float32(v5_0[j])
+        x5_1 = np.float32(v5_1[j])
+        x5_2 = np.float32(v5_2[j])
+        x5_3 = np.float32(v5_3[j])
+        x5_4 = np.float32(v5_4[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w1_0 * x1_0 + w1_1 * x1_1 + w1_2 * x1_2 +
+            w1_3 * x1_3 + w1_4 * x1_4 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w3_0 * x3_0 +
+            w3_1 * x3_1 + w3_2 * x3_2 + w3_3 * x3_3 + w3_4 * x3_4 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w1_0 * x2_0 + w1_1 * x2_1 + w1_2 * x2_2 +
+            w1_3 * x2_3 + w1_4 * x2_4 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w3_0 * x4_0 +
+            w3_1 * x4_1 + w3_2 * x4_2 + w3_3 * x4_3 + w3_4 * x4_4 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_5x5_s4_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_5x5_s4` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_5x5_s4` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_5x5_s4_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s4` on its image rows converted into `scr` (float32, 5 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(5, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 6):
+            pair_5x5_s4_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(5):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 5, colmap, fv, 0, jl, 4)
+                    _border_r(b, row, w, r, 5, colmap, fv, jr, wo, 4)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 5)
+            direct_rows_s4(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
 #: channels -> the drivers for that many interleaved channels
 DRIVERS = {
-    2: {'direct': direct_rows_s2, 'separable': separable_rows_s2, 'small': {(3, 3): rows_3x3_s2, (5, 5): rows_5x5_s2}},
-    3: {'direct': direct_rows_s3, 'separable': separable_rows_s3, 'small': {(3, 3): rows_3x3_s3, (5, 5): rows_5x5_s3}},
-    4: {'direct': direct_rows_s4, 'separable': separable_rows_s4, 'small': {(3, 3): rows_3x3_s4, (5, 5): rows_5x5_s4}},
+    2: {'direct': direct_rows_s2, 'separable': separable_rows_s2, 'small': {(3, 3): rows_3x3_s2, (5, 5): rows_5x5_s2}, 'rounded': {(3, 3): rows_3x3_s2_r, (5, 5): rows_5x5_s2_r}},
+    3: {'direct': direct_rows_s3, 'separable': separable_rows_s3, 'small': {(3, 3): rows_3x3_s3, (5, 5): rows_5x5_s3}, 'rounded': {(3, 3): rows_3x3_s3_r, (5, 5): rows_5x5_s3_r}},
+    4: {'direct': direct_rows_s4, 'separable': separable_rows_s4, 'small': {(3, 3): rows_3x3_s4, (5, 5): rows_5x5_s4}, 'rounded': {(3, 3): rows_3x3_s4_r, (5, 5): rows_5x5_s4_r}},
 }

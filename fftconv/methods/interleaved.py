@@ -157,7 +157,9 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     `out` (a photo's dtype) is written band by band: each band of at most
     `BAND_ROWS` output rows reads its image rows converted to the problem's
     dtype, is summed into a band buffer, rounded half to even and clipped
-    into `out`; nothing image-sized is allocated.  Rank-one separable passes
+    into `out`; nothing image-sized is allocated.  3x3 and 5x5 kernels into an
+    integer `out` skip the float bands (`_rounded_run`): their drivers read
+    the photo as it is and round each sum as they store it.  Rank-one separable passes
     with an integer image or `out` run in `_strips`; one kernel per channel,
     and more channels than `CHANNELS`, in `_planar`.
     """
@@ -185,16 +187,22 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     taps = math.prod(geo.kshape) if sep is None else len(sep[0]) * sum(geo.kshape)
     threads = max(1, min(threads, ho * wo * c * lead * taps // MIN_PARALLEL_MADDS))
     banded = out.dtype != dtype
+    rounded = None
+    if sep is None and _rounded_run(problem, a, out):
+        rounded = table.get("rounded", {}).get(w.shape)
+    if rounded is not None:
+        lo, hi, _ = store_range(out.dtype, dtype)
+        banded = False
     if banded:
         per_image = max(1, -(-ho // BAND_ROWS))
     else:
         per_image = max(1, min(-(-(1 if threads == 1 else 4 * threads) // lead), ho // 16))
     tasks, copies = [], []
     mine = threading.local()  # each thread's band buffers (see `_reused`)
-    for idx, img in _rows_of(a, lay, None if banded else dtype):
+    for idx, img in _rows_of(a, lay, None if banded or rounded is not None else dtype):
         img2 = img.reshape(img.shape[0], -1)
         o = out[idx]
-        if banded or (o.flags.c_contiguous and o.dtype == dtype and o.flags.writeable):
+        if banded or rounded is not None:
             dst = o.reshape(o.shape[0], -1)
         else:
             tmp = np.empty(o.shape, dtype)
@@ -203,7 +211,10 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
         edges = np.linspace(0, ho, per_image + 1).astype(int)
         for i0, i1 in zip(edges[:-1], edges[1:]):
             if i1 > i0:
-                if banded:
+                if rounded is not None:
+                    band = (int(i0), int(i1), lo, hi, mine)
+                    tasks.append(run.rounded(rounded, img2, dst, geo.rowmap, cols, *band))
+                elif banded:
                     band = (int(i0), int(i1), dtype, mine)
                     tasks.append(run.band(img2, dst, geo.rowmap, cols, *band))
                 else:
@@ -211,6 +222,25 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     run_bands(tasks, threads)
     for o, tmp in copies:
         np.copyto(o, tmp, casting="unsafe")
+
+
+#: Image dtypes the rounding drivers read as they are (each sample converted to float32
+#: in the kernel, exactly).
+ROUNDED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
+
+
+def _rounded_run(problem: Problem, a, out) -> bool:
+    """True when the drivers that read the photo as it is and store rounded
+    (``DRIVERS[c]["rounded"]``, 3x3 and 5x5) may run: float32 sums of an image of
+    `ROUNDED_DTYPES` into an integer `out`, both C-contiguous."""
+    return (
+        problem.dtype == np.float32
+        and out.dtype.kind in "iu"
+        and a.dtype in ROUNDED_DTYPES
+        and a.flags.c_contiguous
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    )
 
 
 def _factor_arrays(problem: Problem, factors, dtype):
@@ -407,6 +437,19 @@ class _Rows:
             buf = _reused(mine, "buf", (i1 - i0, dst.shape[1]), dtype)
             self._sum(src, buf, band_map, cols, 0, i1 - i0)
             round_into(dst[i0:i1], buf)
+
+        return task
+
+
+    def rounded(self, rows_r, img, dst, rowmap, cols, i0, i1, lo, hi, mine):
+        """Rows ``i0 .. i1`` of a photo in its own dtype summed by the rounding driver
+        `rows_r` straight into the integer `dst` (float32 scratch of a few rows)."""
+        kh = self.w.shape[0]
+
+        def task():
+            buf = _reused(mine, "rbuf", (2, dst.shape[1]), np.float32)
+            scr = _reused(mine, "rscr", (kh, img.shape[1]), np.float32)
+            rows_r(img, self.w, dst, rowmap, *cols, i0, i1, lo, hi, buf, scr)
 
         return task
 
