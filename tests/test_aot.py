@@ -69,6 +69,12 @@ def _cases():
             dict(channel_axis=-1, method="direct", out="uint8"),
         ),
         (
+            "uint8 photo 5x5, fill",  # the rounding driver's fill rows (direct_rows_s3 inside)
+            _photo((40, 50, 3), np.uint8, rng),
+            rng.random((5, 5)).astype(np.float32),
+            dict(channel_axis=-1, method="direct", out="uint8", boundary="fill"),
+        ),
+        (
             "uint8 photo gaussian",  # the strip-mined rank-one passes (`sep_rows`)
             _photo((160, 180, 3), np.uint8, rng),
             fftconv.kernels.gaussian(1.5),
@@ -105,6 +111,8 @@ def _select(entry, key):
         return dtypes == {"<f8"} or (entry == "small.rows_5x5" and dtypes == {"<f4"})
     return entry in (
         "il.rows_3x3_s3",
+        "il.rows_3x3_s3_r",
+        "il.rows_5x5_s3_r",
         "il.load_rows",
         "il.store_rounded",
         "u8.sep_rows",
@@ -204,10 +212,11 @@ def test_a_fresh_process_loads_the_module_without_numba(built, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["uint8 photo gaussian", "uint8 photo per channel"])
+@pytest.mark.parametrize("case", ["uint8 photo", "uint8 photo gaussian", "uint8 photo per channel"])
 def test_a_fresh_process_runs_a_photo_without_numba(built, tmp_path, case):
-    """A uint8 photo with a rank-one kernel (the strip-mined engine) or one kernel per
-    channel (the planes' split and merge) into a uint8 `out=`: no numba imported."""
+    """A uint8 photo into a uint8 `out=` with a 3x3 kernel (the rounding driver), a
+    rank-one kernel (the strip-mined engine) or one kernel per channel (the planes'
+    split and merge): no numba imported."""
     cache, _, jit = built
     name, a, k, kw = next(c for c in _cases() if c[0] == case)
     np.save(tmp_path / "a.npy", a)
