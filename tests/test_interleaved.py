@@ -634,3 +634,22 @@ def test_integer_out_small_kernels_shapes_and_layouts(
     assert res is out
     assert np.array_equal(out, want)
     assert np.array_equal(x, before)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("ksize", [3, 7])
+def test_direct_into_a_contiguous_out_allocates_no_image_sized_array(dtype, ksize):
+    # The drivers write into the caller's contiguous `out` (no temporary and copy).
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 255, (600, 800, 3), endpoint=True).astype(dtype)
+    k = (rng.random((ksize, ksize)) / ksize**2).astype(np.float32)
+    out = np.empty_like(x)
+    fftconv.convolve(x, k, "same", "symmetric", channel_axis=-1, out=out, method="direct")
+    tracemalloc.start()
+    try:
+        fftconv.convolve(x, k, "same", "symmetric", channel_axis=-1, out=out, method="direct")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.size * 4 / 3, (peak, x.size * 4)  # a third of a float32 copy

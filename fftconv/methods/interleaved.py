@@ -202,7 +202,9 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     for idx, img in _rows_of(a, lay, None if banded or rounded is not None else dtype):
         img2 = img.reshape(img.shape[0], -1)
         o = out[idx]
-        if banded or rounded is not None:
+        if banded or rounded is not None or (
+            o.flags.c_contiguous and o.dtype == dtype and o.flags.writeable
+        ):
             dst = o.reshape(o.shape[0], -1)
         else:
             tmp = np.empty(o.shape, dtype)
