@@ -183,6 +183,10 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
             big = rng.integers(info.min, info.max, (260, 260) + shape[2:]).astype(name)
             sep = np.outer(rng.random(7), rng.random(7)).astype(np.float32)
             convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")
+            # ... and a float32 photo into this dtype, this dtype into float32
+            f32 = big.astype(np.float32)
+            convolve(f32, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")
+            convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(f32), method="separable")
             if c > 1:
                 k = rng.random((3, 3, c)).astype(np.float32)
                 convolve(img, k, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
