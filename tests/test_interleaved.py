@@ -653,3 +653,52 @@ def test_direct_into_a_contiguous_out_allocates_no_image_sized_array(dtype, ksiz
     finally:
         tracemalloc.stop()
     assert peak < x.size * 4 / 3, (peak, x.size * 4)  # a third of a float32 copy
+
+
+@needs_numba
+def test_the_planner_prices_the_rounding_drivers():
+    # 3x3 and 5x5 kernels shared by 2 to 4 channels of a photo into an integer `out`
+    # pay `round_store` per output sample (they round as they store), other direct
+    # sums `convert` (float bands); a 3x3 Gaussian still takes the strip-mined passes.
+    from dataclasses import replace
+
+    from fftconv.planner import Machine, costs, plan
+
+    def price(shape, kshape, m, kernel=None):
+        p = plan(
+            shape,
+            kshape,
+            np.uint8,
+            mode="same",
+            out_dtype=np.uint8,
+            method="direct",
+            channel_axis=-1 if len(shape) == 3 else None,
+            kernel=kernel,
+        )
+        lay = interleaved.layout(p.problem)
+        return interleaved.rounds_in_kernel(p.problem, lay), costs.direct_cost(p.problem, m)[0]
+
+    m = Machine()
+    cheap = replace(m, round_store=0.0)
+    dear = replace(m, convert=0.0)
+    for shape, kshape in (((600, 800, 3), (3, 3)), ((600, 800, 4), (5, 5))):
+        fused, seconds = price(shape, kshape, m)
+        assert fused and price(shape, kshape, cheap)[1] < seconds == price(shape, kshape, dear)[1]
+    for shape, kshape, kernel in (
+        ((600, 800, 3), (7, 7), None),
+        ((600, 800), (3, 3), None),
+        ((600, 800, 3), (3, 3, 3), np.arange(27.0).reshape(3, 3, 3)),
+    ):
+        fused, seconds = price(shape, kshape, m, kernel)
+        assert not fused and price(shape, kshape, dear, kernel)[1] < seconds
+    g = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16
+    p = plan(
+        (1500, 2000, 3),
+        (3, 3),
+        np.uint8,
+        mode="same",
+        out_dtype=np.uint8,
+        channel_axis=-1,
+        kernel=g,
+    )
+    assert p.method == "separable"

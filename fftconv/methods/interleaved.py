@@ -231,6 +231,21 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
 ROUNDED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
 
 
+def rounds_in_kernel(problem: Problem, lay: Layout | None) -> bool:
+    """Whether `convolve` runs `problem` of `layout` `lay`, a photo into an integer
+    `out` (``problem.io_dtypes``), on the drivers that round as they store (when the
+    arrays are C-contiguous, `_rounded_run`): for the planner's price."""
+    src = problem.io_dtypes[0] if problem.io_dtypes else problem.dtype
+    return (
+        lay is not None
+        and not (lay.planar or lay.per_channel)
+        and lay.channels in CHANNELS
+        and tuple(problem.kernel_shape) in ((3, 3), (5, 5))
+        and problem.dtype == np.float32
+        and src in ROUNDED_DTYPES
+    )
+
+
 def _rounded_run(problem: Problem, a, out) -> bool:
     """True when the drivers that read the photo as it is and store rounded
     (``DRIVERS[c]["rounded"]``, 3x3 and 5x5) may run: float32 sums of an image of

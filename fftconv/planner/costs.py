@@ -155,8 +155,10 @@ def direct_cost(problem: Problem, m: Machine | None = None, threads: int = 1):
     seconds = max(compute, memory) + m.direct_call
     if problem.io_dtypes is not None and problem.io_dtypes[1].kind in "biu":
         # Summed in float bands: rows converted in, sums rounded out (the separable
-        # passes of an integer photo convert in their own kernel).
-        seconds += out_size * m.convert / threads
+        # passes of an integer photo convert in their own kernel, and so do the 3x3 and
+        # 5x5 drivers of a shared kernel: `m.round_store`).
+        per = m.round_store if interleaved.rounds_in_kernel(problem, lay) else m.convert
+        seconds += out_size * per / threads
     # Per-thread row buffers. (An input of another dtype or layout is converted
     # once, a copy of the image this shape-only model cannot see.)
     peak = threads * 4096 * problem.dtype.itemsize

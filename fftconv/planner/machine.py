@@ -40,6 +40,8 @@ UNITS = {
     "direct_call": "s per compiled direct or separable call (shipped, not measured)",
     "convert": "s per output sample of compiled direct summation into an integer `out` "
     "(rows converted into float bands, rounded out; shipped, not measured)",
+    "round_store": "s per output sample of the compiled 3x3 and 5x5 drivers that read a "
+    "photo as it is and round into an integer `out` as they store (shipped, not measured)",
 }
 
 
@@ -79,6 +81,7 @@ class Machine:
     copy_rate: float = 1.0e10
     direct_call: float = 2e-5
     convert: float = 1.5e-9
+    round_store: float = 4e-10
     calibrated: bool = False
 
     def rate(self, engine: str, dtype) -> float:
