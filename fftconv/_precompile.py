@@ -31,7 +31,9 @@ def precompile(
     channels-last photos (and more than 4 channels: the same kernels), the
     integer photos' rank-one passes, the rounding into integer outputs and
     the window sums of `match_template`.  With `aot`, the row kernels of direct
-    summation and separable passes (grey and channels-last) are then compiled
+    summation and separable passes (grey and channels-last, and those of photos
+    in their own dtype: the rounding drivers, the strip-mined rank-one passes,
+    the channel planes' split and merge) are then compiled
     again ahead of time (``numba.pycc``) into one extension module in
     fftconv's cache directory: a fresh process loads it in a millisecond
     instead of importing numba (about a second), see ``docs/first_call.md``.
