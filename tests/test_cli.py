@@ -541,3 +541,20 @@ def test_the_command_starts_numpy_without_a_blas_thread_pool(as_command):
     assert blas == ("1" if as_command else "None")
     if as_command:
         assert threads == "1"  # no OpenBLAS worker (nor any other thread) at start
+
+
+def test_the_entry_point_freezes_the_heap_before_the_interpreter_exits(monkeypatch, capsys):
+    """`cli.run` (the console script and ``python -m fftconv``) runs the command, then
+    `gc.freeze`s, so that the shutdown's collections have nothing to traverse."""
+    import gc
+
+    from fftconv import cli
+
+    monkeypatch.setattr(sys, "argv", ["fftconv", "plan", "512x512", "--kernel", "box:3"])
+    gc.unfreeze()
+    try:
+        assert cli.run() == 0
+        assert "direct" in capsys.readouterr().out
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
