@@ -6,7 +6,18 @@ import importlib
 import os as _os
 import sys as _sys
 
-from . import kernels
+_argv = list(getattr(_sys, "orig_argv", None) or getattr(_sys, "argv", None) or [""])
+_script = (getattr(_sys, "argv", None) or [""])[0]
+_command = _os.path.basename(_script).startswith("fftconv") or any(
+    a == "-m" and b == "fftconv" for a, b in zip(_argv, _argv[1:])
+)
+if _command:
+    # The command does no matrix algebra on images (its one BLAS call is the SVD of
+    # a kernel), and OpenBLAS's thread pool, started when numpy loads, spins on the
+    # cores the streaming engine needs (0.1-0.3 CPU s of a 2-second run; 2 cores).
+    _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from . import kernels  # noqa: E402
 
 # The public names are bound on first use (PEP 562). What a call needs (`api`: the
 # planner, the executors, scipy.fft) is imported at the end of this module, so that
@@ -101,11 +112,6 @@ def __dir__():
 # Imported last: the modules of a call (planner, executors, scipy.fft), so that the
 # first call costs a warm one; not for the `fftconv` command, whose streaming path
 # needs none of them (0.3 s of its start-up, docs/first_call.md).
-_argv = list(getattr(_sys, "orig_argv", None) or getattr(_sys, "argv", None) or [""])
-_script = (getattr(_sys, "argv", None) or [""])[0]
-_command = _os.path.basename(_script).startswith("fftconv") or any(
-    a == "-m" and b == "fftconv" for a, b in zip(_argv, _argv[1:])
-)
 if not _command:
     from . import api as _api  # noqa: E402, F401
 del _argv, _script, _command

@@ -1,5 +1,5 @@
 """``python -m fftconv`` runs the command-line tool."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

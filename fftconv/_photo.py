@@ -5,8 +5,8 @@ output dtype's range and rounded half to even (`methods.interleaved.round_into`,
 the rule `fftconv.io.cast_to` writes photos with), never as an image-sized
 float array: direct and separable plans are summed band by band straight into
 `out` (`methods.interleaved.convolve`), FFT plans run as overlap-add blocks each
-rounded into `out`, and what neither covers (non-finite data, circular plans)
-runs tile by tile.
+rounded into `out` (circular plans too: the blocks read the image through its
+'wrap' index map), and what neither covers (non-finite data) runs tile by tile.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory
     finite_data = (a.dtype.kind in "biu" or finite(a)) and np.isfinite(kk).all()
     if (
         plan.method in ("fft", "oa")
-        and not plan.circular
         and not work.swapped
         and finite_data
         and np.isfinite(work.fillvalue)

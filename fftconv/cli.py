@@ -14,6 +14,7 @@ writing to the same directory, or ``fftconv clean DIR``, does.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -713,3 +714,19 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def run() -> int:
+    """The `fftconv` command: `main` on the process's arguments, then ready to exit.
+
+    The console script and ``python -m fftconv`` call this. Before the interpreter
+    shuts down, every object is moved out of the garbage collector's reach
+    (`gc.freeze`): the shutdown's collections would otherwise traverse all of them
+    (numpy's, tifffile's, fftconv's modules) with the caches cold after a streamed
+    run, 0.1-0.3 s of a 2-second job. Nothing is left for them to do: the outputs
+    are committed and the files closed.
+    """
+    try:
+        return main()
+    finally:
+        gc.freeze()

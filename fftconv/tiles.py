@@ -289,7 +289,10 @@ def _tile_problem(problem: Problem, tile) -> Problem:
     shape = list(problem.in1_shape)
     for a, t, k in zip(problem.axes, tile, problem.kernel_shape):
         shape[a] = t + k - 1
-    return replace(problem, in1_shape=tuple(shape), mode="valid", boundary="fill", fillvalue=0)
+    # A tile's result is a float tile (rounded into an integer out= by this module).
+    return replace(
+        problem, in1_shape=tuple(shape), mode="valid", boundary="fill", fillvalue=0, io_dtypes=None
+    )
 
 
 def _channels_first(problem: Problem, tile, k=None):

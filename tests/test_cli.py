@@ -519,3 +519,42 @@ def test_precompile_command(capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert "done in" in out or "numba is not installed" in out
+
+
+@pytest.mark.parametrize("as_command", [True, False])
+def test_the_command_starts_numpy_without_a_blas_thread_pool(as_command):
+    """The `fftconv` command sets OPENBLAS_NUM_THREADS=1 (unless the user set it) before
+    numpy loads: OpenBLAS's idle threads would spin on the streaming engine's cores.
+    `import fftconv` in a library user's process leaves the environment alone."""
+    code = (
+        ("import sys; sys.argv = ['fftconv']; " if as_command else "")
+        + "import os, fftconv, numpy; "
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), "
+        "len(os.listdir('/proc/self/task')) if os.path.isdir('/proc/self/task') else 1)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    blas, threads = res.stdout.split()
+    assert blas == ("1" if as_command else "None")
+    if as_command:
+        assert threads == "1"  # no OpenBLAS worker (nor any other thread) at start
+
+
+def test_the_entry_point_freezes_the_heap_before_the_interpreter_exits(monkeypatch, capsys):
+    """`cli.run` (the console script and ``python -m fftconv``) runs the command, then
+    `gc.freeze`s, so that the shutdown's collections have nothing to traverse."""
+    import gc
+
+    from fftconv import cli
+
+    monkeypatch.setattr(sys, "argv", ["fftconv", "plan", "512x512", "--kernel", "box:3"])
+    gc.unfreeze()
+    try:
+        assert cli.run() == 0
+        assert "direct" in capsys.readouterr().out
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

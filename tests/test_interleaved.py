@@ -431,6 +431,27 @@ def test_integer_out_allocates_no_image_sized_float(ksize, method, kind):
     assert peak < float_image / 3, (peak, float_image)
 
 
+@pytest.mark.parametrize("mode", ["same", "full", "valid"])
+@pytest.mark.parametrize("ksize", [32, 33])
+def test_integer_out_wrap_with_a_large_kernel_runs_as_blocks(mode, ksize, monkeypatch):
+    # 'wrap' takes a circular FFT for float results; an integer out= runs it as
+    # overlap-add blocks reading the image through its wrap index map (not tiles).
+    from fftconv import tiles
+
+    def no_tiles(*args, **kwargs):
+        raise AssertionError("ran tile by tile")
+
+    monkeypatch.setattr(tiles, "run_tiled", no_tiles)
+    rng = np.random.default_rng(ksize)
+    x = rng.integers(0, 255, (96, 120, 3), endpoint=True).astype(np.uint8)
+    k = rng.random((ksize, ksize)) / ksize**2 * 4  # about half the sums pass 255: clipped
+    ref = per_channel_reference(x.astype(np.float64), k, mode, "wrap")
+    out = np.empty(ref.shape, np.uint8)
+    fftconv.convolve(x, k, mode, "wrap", channel_axis=-1, out=out)
+    _assert_rounded(out, ref, np.clip(np.rint(ref), 0, 255))
+    assert (out == 255).any()
+
+
 @needs_numba
 @pytest.mark.parametrize("kh", [3, 4, 5, 8, 9, 17])
 @pytest.mark.parametrize("kw", [3, 6, 7, 8, 9, 13])

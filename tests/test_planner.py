@@ -365,6 +365,25 @@ def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
     assert np.abs(got - ref).max() <= 0.5 + 1e-3
 
 
+def test_integer_photo_out_never_plans_a_whole_array_transform():
+    # An integer out= gets no image-sized float result, so its FFT plans run as
+    # overlap-add blocks: the whole-array transforms are priced and shown, never chosen;
+    # method='fft' is answered with the blocks and says so.
+    shape, kshape = (1000, 1500, 3), (255, 255)
+    kw = dict(mode="same", channel_axis=-1)
+    for boundary in ("wrap", "fill"):
+        as_float = plan(shape, kshape, np.uint8, boundary=boundary, **kw)
+        as_photo = plan(shape, kshape, np.uint8, boundary=boundary, out_dtype=np.uint8, **kw)
+        assert as_float.method == "fft", boundary
+        assert as_photo.method == "oa" and as_photo.substituted is None, boundary
+        whole = [c for c in as_photo.candidates if c.method == "fft"]
+        assert whole and not any(c.runs for c in whole)
+        assert as_photo.explain().count("not run for an integer out=") == len(whole)
+    forced = plan(shape, kshape, np.uint8, boundary="fill", out_dtype=np.uint8, method="fft", **kw)
+    assert forced.method == "oa" and "overlap-add blocks" in forced.substituted
+    assert all(c.runs for c in plan(shape, kshape, np.uint8, boundary="fill", **kw).candidates)
+
+
 def test_plan_out_dtype_is_checked():
     assert plan((64, 64), (3, 3), np.float32, out_dtype=np.float32).problem.io_dtypes is None
     with pytest.raises(ValueError, match="out_dtype=int32 is not"):

@@ -194,7 +194,14 @@ class Geometry:
         self.jr = max(self.jl, min(self.out[1], shape[1] - kshape[1] + 1 + self.px))
 
 
+@functools.lru_cache(maxsize=256)
 def index_map(n: int, pad: tuple[int, int], length: int, boundary: str) -> np.ndarray:
+    """The image index each of `length` padded positions copies (-1: the fill value).
+
+    Cached (a small image's call would spend a third of its time here), so the
+    array is shared between calls: the kernels only read it. It stays writeable
+    because the ahead-of-time kernels' signatures take writeable arrays.
+    """
     pos = np.arange(length, dtype=np.int64) - pad[0]
     if boundary == "fill":
         return np.where((pos >= 0) & (pos < n), pos, -1)
@@ -204,7 +211,9 @@ def index_map(n: int, pad: tuple[int, int], length: int, boundary: str) -> np.nd
 def to_2d_last(problem: Problem, x: np.ndarray) -> np.ndarray:
     """`x` with the convolved axes last (and a leading length-1 axis for 1-D problems)."""
     nax = len(problem.axes)
-    x = np.moveaxis(x, problem.axes, tuple(range(x.ndim - nax, x.ndim)))
+    last = tuple(range(x.ndim - nax, x.ndim))
+    if tuple(problem.axes) != last:
+        x = np.moveaxis(x, problem.axes, last)
     if nax == 1:
         x = x[..., np.newaxis, :]
     return x
@@ -269,10 +278,10 @@ def run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> None:
         else:
             dst = np.empty(o2.shape, dtype)
             copies.append((o2, dst))
-        edges = np.linspace(0, ho, bands_per_image + 1).astype(int)
+        edges = [ho * i // bands_per_image for i in range(bands_per_image + 1)]
         for i0, i1 in itertools.pairwise(edges):
             if i1 > i0:
-                tasks.append(make_task(geo, img, ker, dst, fill, int(i0), int(i1)))
+                tasks.append(make_task(geo, img, ker, dst, fill, i0, i1))
     run_bands(tasks, threads)
     for o2, dst in copies:
         np.copyto(o2, dst, casting="unsafe")

@@ -164,6 +164,8 @@ def _chosen(p: Plan) -> Candidate:
 
 def _describe(c: Candidate, p: Problem) -> str:
     """What the candidate does, in words."""
+    if not c.runs:
+        return _describe(replace(c, runs=True), p) + "; not run for an integer out="
     if c.method == "direct":
         taps = math.prod(p.kernel_shape)
         how = "compiled direct summation" if c.note == "compiled" else "direct summation"
@@ -390,8 +392,18 @@ def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Pl
             continue
         cands.extend([got] if isinstance(got, Candidate) else got)
     cands.sort(key=lambda c: c.seconds)
-    pool = cands if method == "auto" else [c for c in cands if c.method == method]
+    pool = [c for c in cands if c.runs or method != "auto"]
+    pool = pool if method == "auto" else [c for c in pool if c.method == method]
     substituted = None
+    if pool and not pool[0].runs:
+        # method='fft' for an integer out=: its blocks are what runs.
+        blocks = [c for c in cands if c.method == "oa"]
+        if blocks:
+            pool = blocks
+            substituted = (
+                f"method={method!r} was asked; an integer out= is written by overlap-add "
+                "blocks (one transform would hold the result as an image-sized float array)"
+            )
     if not pool and method in ("separable", "lowrank"):
         # Rank one is also low rank; a kernel that does not factor is summed directly.
         pool = [c for c in cands if c.method in ("separable", "lowrank")]

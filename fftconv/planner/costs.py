@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -94,6 +94,9 @@ class Candidate:
     n_blocks: int = 1
     circular: bool = False
     note: str = ""
+    #: False for a way the executors do not run this problem (a whole-array transform of
+    #: a photo written into an integer `out=`): priced and shown, never chosen.
+    runs: bool = True
     #: 'separable' / 'lowrank': the kernel's (col, row) factor pairs, found while pricing.
     factors: tuple | None = field(default=None, compare=False, repr=False)
 
@@ -153,7 +156,7 @@ def direct_cost(problem: Problem, m: Machine | None = None, threads: int = 1):
         compute *= interleaved.PER_CHANNEL_COST
     memory = traffic_bytes(problem) / m.copy_rate
     seconds = max(compute, memory) + m.direct_call
-    if problem.io_dtypes is not None and problem.io_dtypes[1].kind in "biu":
+    if integer_out(problem):
         # Summed in float bands: rows converted in, sums rounded out (the separable
         # passes of an integer photo convert in their own kernel, and so do the 3x3 and
         # 5x5 drivers of a shared kernel: `m.round_store`).
@@ -290,7 +293,16 @@ def fft_candidates(problem: Problem, m: Machine, threads: int, kernel) -> list[C
     out = [fft_like(problem, m, threads, transform_lengths(problem), False)]
     if circular_ok(problem):
         out.append(fft_like(problem, m, threads, problem.image_shape, True))
+    if integer_out(problem):
+        # The result of one transform is an image-sized float array, which an integer
+        # out= never gets (fftconv._photo): its FFT plans run as overlap-add blocks.
+        out = [replace(c, runs=False) for c in out]
     return out
+
+
+def integer_out(problem: Problem) -> bool:
+    """Whether `problem` writes a photo's integer dtype (`Problem.io_dtypes`)."""
+    return problem.io_dtypes is not None and problem.io_dtypes[1].kind in "biu"
 
 
 def _block_lengths(k: int, o: int, real: bool, limit: int) -> list[int]:
