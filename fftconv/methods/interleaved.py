@@ -202,8 +202,10 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     for idx, img in _rows_of(a, lay, None if banded or rounded is not None else dtype):
         img2 = img.reshape(img.shape[0], -1)
         o = out[idx]
-        if banded or rounded is not None or (
-            o.flags.c_contiguous and o.dtype == dtype and o.flags.writeable
+        if (
+            banded
+            or rounded is not None
+            or (o.flags.c_contiguous and o.dtype == dtype and o.flags.writeable)
         ):
             dst = o.reshape(o.shape[0], -1)
         else:
@@ -456,7 +458,6 @@ class _Rows:
             round_into(dst[i0:i1], buf)
 
         return task
-
 
     def rounded(self, rows_r, img, dst, rowmap, cols, i0, i1, lo, hi, mine):
         """Rows ``i0 .. i1`` of a photo in its own dtype summed by the rounding driver
