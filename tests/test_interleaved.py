@@ -552,8 +552,11 @@ def _sixteenths(rng, shape):
 
 
 @needs_numba
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
-@pytest.mark.parametrize("channels", [2, 3, 4])
+@pytest.mark.parametrize(
+    ("dtype", "channels"),
+    # every channel count for uint8; 16-bit photos on 3 channels (each pair compiles)
+    [(np.uint8, 2), (np.uint8, 3), (np.uint8, 4), (np.uint16, 3), (np.int16, 3)],
+)
 @pytest.mark.parametrize("ksize", [3, 5])
 def test_rounding_drivers_every_boundary_and_mode_exact(dtype, channels, ksize, rounded_spy):
     info = np.iinfo(dtype)
