@@ -40,7 +40,8 @@ def precompile(
     With `stream`, the band engine of ``fftconv apply``'s streaming path is
     linked into a shared library per dtype pair of `stream_pairs`
     (``methods._u8_native``), which the first ``fftconv apply`` would
-    otherwise build after its run.
+    otherwise build after its run.  fftconv's own modules are
+    compiled to bytecode too (`build_bytecode`).
 
     Parameters
     ----------
@@ -72,6 +73,7 @@ def precompile(
     """
     from .methods import rows
 
+    build_bytecode()
     if rows.jit_kernels() is None:
         return None
     t0 = time.perf_counter()
@@ -85,6 +87,22 @@ def precompile(
     if stream:
         _build_stream(stream_pairs(dtypes, photo_dtypes))
     return time.perf_counter() - t0
+
+
+def build_bytecode() -> bool:
+    """Compile fftconv's own modules to bytecode (``__pycache__`` beside them); True
+    when every module was written (a read-only install leaves them as they are).
+
+    Python writes bytecode on a module's first import, except where
+    ``PYTHONDONTWRITEBYTECODE`` is set, and an editable install then never gets
+    any: every process compiles fftconv's sources again (about 0.1 s of
+    ``import fftconv``, ``docs/first_call.md``). Python reads the files even
+    then; they are checked against the sources' modification times as usual.
+    """
+    import compileall
+    from pathlib import Path
+
+    return bool(compileall.compile_dir(str(Path(__file__).parent), quiet=2))
 
 
 def stream_pairs(dtypes=DTYPES, photo_dtypes=PHOTO_DTYPES) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,6 +277,24 @@ def test_precompile_reports_availability(monkeypatch):
     assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is not None
     monkeypatch.setattr(rows, "USE_NUMBA", False)
     assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is None
+
+
+def test_precompile_writes_fftconvs_bytecode(monkeypatch):
+    """Even where PYTHONDONTWRITEBYTECODE keeps Python from writing it (an editable
+    install then compiles every module in every process), and without numba."""
+    import importlib.util
+
+    import fftconv.api
+
+    pyc = Path(importlib.util.cache_from_source(fftconv.api.__file__))
+    pyc.unlink(missing_ok=True)
+    monkeypatch.setattr(rows, "USE_NUMBA", False)
+    assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is None
+    assert pyc.is_file()
+    data = pyc.read_bytes()
+    assert data[:4] == importlib.util.MAGIC_NUMBER
+    stat = Path(fftconv.api.__file__).stat()
+    assert int.from_bytes(data[8:12], "little") == int(stat.st_mtime)  # checked by mtime
 
 
 def test_complex_non_finite_takes_the_exact_path():
