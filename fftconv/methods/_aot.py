@@ -103,8 +103,11 @@ def value_key(v):
     return type(v).__qualname__
 
 
-def _freeze(k):
-    return tuple(_freeze(x) for x in k) if isinstance(k, list) else k
+def _freeze(key: list) -> tuple:
+    """A manifest's signature key (JSON lists) as `value_key` makes it: a tuple of the
+    arguments' keys, each a string or a tuple (arrays). Two levels, no recursion: a
+    fresh process loads hundreds of them before its first call."""
+    return tuple(tuple(x) if isinstance(x, list) else x for x in key)
 
 
 class Typed:
