@@ -35,7 +35,7 @@ def precompile(
     in their own dtype: the rounding drivers, the strip-mined rank-one passes,
     the channel planes' split and merge) are then compiled
     again ahead of time (``numba.pycc``) into one extension module in
-    fftconv's cache directory: a fresh process loads it in a millisecond
+    fftconv's cache directory: a fresh process loads it in a few milliseconds
     instead of importing numba (about a second), see ``docs/first_call.md``.
     With `stream`, the band engine of ``fftconv apply``'s streaming path is
     linked into a shared library per dtype pair of `stream_pairs`

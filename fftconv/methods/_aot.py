@@ -6,8 +6,8 @@ kernel (about a second, 30 times a warm 3x3 call on a 4096x4096 image).
 `fftconv precompile` therefore also compiles the row kernels that the
 executors call from Python (`ENTRIES`) ahead of time with ``numba.pycc``
 into one extension module in fftconv's cache directory (`_aot_build`).  That
-module needs neither numba nor LLVM at run time: loading it takes about a
-millisecond.
+module needs neither numba nor LLVM at run time: loading it takes a few
+milliseconds.
 
 The module is used only where it was built for: the same Python and
 extension suffix, numpy and numba versions, CPU (model and instruction-set
