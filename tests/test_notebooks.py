@@ -61,7 +61,18 @@ def test_notebook_runs_in_a_kernel(path, monkeypatch):
         out
         for cell in nb.cells
         for out in cell.get("outputs", [])
-        if out.get("output_type") == "error" or out.get("name") == "stderr"
+        if out.get("output_type") == "error"
+        or (out.get("name") == "stderr" and not _compile_notice(out.get("text", "")))
     ]
     assert not errors, f"{path.name} wrote errors or warnings: {errors[:3]}"
     assert figures >= 2, f"{path.name} showed {figures} figures"
+
+
+def _compile_notice(text: str) -> bool:
+    """Whether a stderr output holds only fftconv's first-compile notices (a kernel not
+    yet in numba's cache, when this test runs before the others have compiled it):
+    what the user is told, not a warning."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return bool(lines) and all(
+        ln.startswith(("fftconv: compiling ", "fftconv: compiled ")) for ln in lines
+    )
