@@ -55,18 +55,12 @@ def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory
         interleaved.convolve(work, lay, a, kk, out, threads, factors)
         return out
     finite_data = (a.dtype.kind in "biu" or finite(a)) and np.isfinite(kk).all()
-    if (
-        plan.method in ("fft", "oa")
-        and not work.swapped
-        and finite_data
-        and np.isfinite(work.fillvalue)
-    ):
-        # Overlap-add blocks, each rounded into `out`: a whole-array transform would
-        # hold image-sized float buffers.
-        oa = plan if plan.method == "oa" else plan_problem(work, threads, "oa", kernel=kk)
-        if oa.method == "oa":
-            convolve_oa(work, a, kk, out, threads, oa.transform_shape)
-            return out
+    if plan.method == "oa" and not work.swapped and finite_data and np.isfinite(work.fillvalue):
+        # Overlap-add blocks, each rounded into `out`. The planner never chooses a
+        # whole-array transform for an integer out= where blocks exist (it would hold
+        # an image-sized float result): an 'fft' plan here means one block covers all.
+        convolve_oa(work, a, kk, out, threads, plan.transform_shape)
+        return out
     from .tiles import run_tiled  # imported when needed: `import fftconv` stays light
 
     budget = PHOTO_MEMORY if max_memory is None else parse_memory(max_memory)

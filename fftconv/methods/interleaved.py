@@ -40,6 +40,7 @@ from . import effective_kernel, finite, store_range
 from .rows import (
     MIN_PARALLEL_MADDS,
     Geometry,
+    band_edges,
     compiled_available,
     interleaved_kernels,
     kernels,
@@ -212,8 +213,7 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
             tmp = np.empty(o.shape, dtype)
             copies.append((o, tmp))
             dst = tmp.reshape(tmp.shape[0], -1)
-        edges = np.linspace(0, ho, per_image + 1).astype(int)
-        for i0, i1 in zip(edges[:-1], edges[1:]):
+        for i0, i1 in band_edges(ho, per_image):
             if i1 > i0:
                 if rounded is not None:
                     band = (int(i0), int(i1), lo, hi, mine)

@@ -229,6 +229,13 @@ def batch_items(problem: Problem, a, k, out):
         yield ai, a_m[ai], k_m[ki], o_m[idx]
 
 
+def band_edges(n: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` consecutive ``(start, stop)`` row ranges covering ``0 .. n`` (empty ones
+    where ``parts > n``), in integers: the executors' bands."""
+    edges = [n * i // parts for i in range(parts + 1)]
+    return list(itertools.pairwise(edges))
+
+
 def run_bands(tasks, threads: int) -> None:
     """Run the zero-argument callables `tasks` on `threads` threads.
 
@@ -278,8 +285,7 @@ def run_2d(problem: Problem, a, kk, out, threads: int, make_task) -> None:
         else:
             dst = np.empty(o2.shape, dtype)
             copies.append((o2, dst))
-        edges = [ho * i // bands_per_image for i in range(bands_per_image + 1)]
-        for i0, i1 in itertools.pairwise(edges):
+        for i0, i1 in band_edges(ho, bands_per_image):
             if i1 > i0:
                 tasks.append(make_task(geo, img, ker, dst, fill, i0, i1))
     run_bands(tasks, threads)
