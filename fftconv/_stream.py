@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._cpu import ring_bytes
 from ._pad import source_index
 
 __all__ = ["StreamPlan", "StreamProfile", "plan_stream", "run_stream"]
@@ -58,8 +59,8 @@ SLOTS = 3
 ZARR_ROWS = 512
 
 #: The ring of ``kh + 1`` horizontally filtered rows kept per strip of columns is
-#: sized to this many bytes (half the L2 cache of one core here).
-RING_BYTES = 256 * 2**10
+#: sized to this many bytes (half the L2 cache of one core: `fftconv._cpu.ring_bytes`).
+RING_BYTES = ring_bytes()
 
 #: Separable direct summation costs about (kh + kw) multiply-adds per sample;
 #: beyond this many taps the tiled FFT path is cheaper.

@@ -84,6 +84,29 @@ def test_library_equals_numba_engine(library, monkeypatch, small_bands, shape, k
     np.testing.assert_array_equal(lib, jit)
 
 
+@pytest.mark.parametrize("boundary", ["symmetric", "fill", "wrap"])
+def test_in_memory_photo_runs_the_library(library, monkeypatch, boundary):
+    """A uint8 photo into a uint8 `out=` with a separable kernel runs the library's
+    engine where it is built, with numba's results bit for bit."""
+    import fftconv
+
+    img = _photo((400, 500, 3), seed=3)
+    k = K.gaussian(2.0)
+    calls = []
+    real = N.NativeEngine.sep_rows
+    monkeypatch.setattr(N.NativeEngine, "sep_rows", lambda *a: calls.append(1) or real(*a))
+    outs = []
+    for native in ("1", "0"):
+        monkeypatch.setenv(N.ENV, native)
+        monkeypatch.setattr(N, "_loaded", {})
+        calls.clear()
+        out = np.empty_like(img)
+        fftconv.convolve(img, k, "same", boundary, channel_axis=-1, out=out)
+        outs.append(out)
+        assert bool(calls) == (native == "1")
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 @pytest.fixture
 def small_bands(monkeypatch):
     monkeypatch.setattr(_stream, "BAND", 12)
@@ -154,6 +177,26 @@ def test_key_follows_the_kernels_source(tmp_path, monkeypatch):
     assert N.library_path("uint8", "uint8") != before
 
 
+def test_wide_vectors_only_where_numba_is_left_to_choose(tmp_path, monkeypatch):
+    """The library is compiled for 512-bit vectors on CPUs with AVX-512 (in a child
+    process: numba reads its features when imported), never against the user's own
+    ``NUMBA_CPU_FEATURES``; those are part of the library's name."""
+    import llvmlite.binding as ll
+
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(N.ENV, "1")
+    monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
+    default = N.library_path("uint8", "uint8")
+    wide = N.wide_features()
+    if ll.get_host_cpu_features().get("avx512f"):
+        assert wide.endswith(",-prefer-256-bit") and "+avx512f" in wide
+    else:
+        assert wide is None
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+fma")
+    assert N.wide_features() is None
+    assert N.library_path("uint8", "uint8") != default
+
+
 def test_command_builds_after_a_numba_stream(tmp_path, monkeypatch):
     tifffile = pytest.importorskip("tifffile")
     from fftconv.cli import main
@@ -177,8 +220,8 @@ def test_failed_build_is_tried_once(tmp_path, monkeypatch):
     monkeypatch.setattr(N, "_loaded", {})
     monkeypatch.setattr(N, "_compiler", lambda: "/bin/false")
     tried = []
-    real = N._wrapper
-    monkeypatch.setattr(N, "_wrapper", lambda a, b: tried.append(a) or real(a, b))
+    real = N._object
+    monkeypatch.setattr(N, "_object", lambda a, b, d: tried.append(a) or real(a, b, d))
     assert N.build("uint8", "uint8") is None
     assert N.build("uint8", "uint8") is None
     assert tried == ["uint8"]

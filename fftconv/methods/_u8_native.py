@@ -97,6 +97,7 @@ def _key(in_dtype: str, out_dtype: str) -> str | None:
     h.update(version.read_bytes() if version.exists() else b"?")
     h.update(f"{sys.version}|{sys.platform}|{os.uname().machine}|{in_dtype}|{out_dtype}".encode())
     h.update(_cpu())
+    h.update(os.environ.get("NUMBA_CPU_FEATURES", "").encode())  # the user's, if set
     return h.hexdigest()[:20]
 
 
@@ -195,6 +196,72 @@ def _wrapper(in_dtype: str, out_dtype: str):
     return cfunc(sig, nopython=True, error_model="numpy")(entry)
 
 
+def _emit(in_dtype: str, out_dtype: str) -> bytes:
+    """The object code of the wrapper, compiled by numba with this process's CPU features
+    (``NUMBA_CPU_FEATURES`` when set, else the host's)."""
+    import llvmlite.binding as ll
+
+    entry = _wrapper(in_dtype, out_dtype)
+    mod = ll.parse_assembly(entry.inspect_llvm())
+    mod.get_function(entry.native_name).name = _SYMBOL
+    mod.verify()
+    tm = ll.Target.from_default_triple().create_target_machine(
+        cpu=ll.get_host_cpu_name(),
+        features=os.environ.get("NUMBA_CPU_FEATURES") or ll.get_host_cpu_features().flatten(),
+        opt=3,
+        reloc="pic",
+        codemodel="default",
+    )
+    return tm.emit_object(mod)
+
+
+def wide_features() -> str | None:
+    """numba's CPU features for the library where they differ from its default: the
+    host's with LLVM's preference for 256-bit vectors turned off, on CPUs with AVX-512
+    (LLVM prefers 256-bit vectors there, for older CPUs' sake; 512-bit ones run the
+    engine 20-30% faster on this project's Intel Xeon: `bench/band_engine.py`). None
+    where the user set ``NUMBA_CPU_FEATURES`` or the CPU has no AVX-512."""
+    if os.environ.get("NUMBA_CPU_FEATURES"):
+        return None
+    import llvmlite.binding as ll
+
+    host = ll.get_host_cpu_features()
+    if not host.get("avx512f"):
+        return None
+    return host.flatten() + ",-prefer-256-bit"
+
+
+def _object(in_dtype: str, out_dtype: str, workdir: Path) -> bytes:
+    """`_emit` here, or in a child process with `wide_features` (numba reads its CPU
+    features once, when it is imported: this process keeps its own)."""
+    import subprocess
+    import tempfile
+
+    features = wide_features()
+    if features is None:
+        return _emit(in_dtype, out_dtype)
+    root = str(Path(__file__).resolve().parents[2])  # the directory holding fftconv
+    env = dict(os.environ, NUMBA_CPU_FEATURES=features)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".emit-") as tmp:
+        obj = Path(tmp) / "engine.o"
+        code = "import sys; from fftconv.methods import _u8_native as N; N._emit_to(*sys.argv[1:])"
+        subprocess.run(
+            [sys.executable, "-c", code, in_dtype, out_dtype, str(obj)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+        return obj.read_bytes()
+
+
+def _emit_to(in_dtype: str, out_dtype: str, path: str) -> None:
+    """`_emit` into a file (the child process of `_object`)."""
+    Path(path).write_bytes(_emit(in_dtype, out_dtype))
+
+
 def _compiler() -> str | None:
     import shutil
 
@@ -222,20 +289,7 @@ def build(in_dtype, out_dtype) -> Path | None:
     if cc is None or failed.exists():
         return None
     try:
-        import llvmlite.binding as ll
-
-        entry = _wrapper(in_dtype, out_dtype)
-        mod = ll.parse_assembly(entry.inspect_llvm())
-        mod.get_function(entry.native_name).name = _SYMBOL
-        mod.verify()
-        tm = ll.Target.from_default_triple().create_target_machine(
-            cpu=ll.get_host_cpu_name(),
-            features=ll.get_host_cpu_features().flatten(),
-            opt=3,
-            reloc="pic",
-            codemodel="default",
-        )
-        obj = tm.emit_object(mod)
+        obj = _object(in_dtype, out_dtype, path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as tmp:
             (Path(tmp) / "engine.o").write_bytes(obj)

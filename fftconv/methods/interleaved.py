@@ -35,8 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._cpu import ring_bytes
 from .._problem import Problem
-from . import effective_kernel, finite, store_range
+from . import _u8_native, effective_kernel, finite, store_range
 from .rows import (
     MIN_PARALLEL_MADDS,
     Geometry,
@@ -368,8 +369,11 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
     strip-mined engine of `_u8_kernels.sep_rows`: each padded row is converted to
     float32 and filtered along the columns once into a ring of ``kh + 1`` rows that
     stays in cache, each output row is a vertical sum of ring rows, rounded half to
-    even and clipped as it is stored."""
-    K = interleaved_kernels()  # sep_rows
+    even and clipped as it is stored. The engine's shared library runs it where one is
+    built for the dtypes (`_u8_native`; `fftconv precompile` builds them), else numba."""
+    K = _u8_native.load(a.dtype, out.dtype)  # sep_rows: the shared library, when built
+    if K is None or not K.accepts(a, out):
+        K = interleaved_kernels()
     c = lay.channels
     u = np.ascontiguousarray(sep[0][0], np.float32)
     v = np.ascontiguousarray(sep[1][0], np.float32)
@@ -409,8 +413,8 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
 
 
 #: Bytes of the ring of filtered rows kept per strip of columns by `_strips` (half the
-#: L2 cache of one core here, as the streaming path's).
-STRIP_BYTES = 256 << 10
+#: L2 cache of one core, as the streaming path's: `fftconv._cpu.ring_bytes`).
+STRIP_BYTES = ring_bytes()
 
 #: Output rows per band when the result is rounded into an integer `out`.
 BAND_ROWS = 32
