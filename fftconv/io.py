@@ -260,7 +260,52 @@ def _open_pillow(path: str, fmt: str, max_pixels):
     # MAX_IMAGE_PIXELS check: this module's guard replaces it, per call.
     with plugin(path) as im:
         _guard(path, im.size, max_pixels)
-        return _pillow_to_array(im, Image)
+        fast = _decode_fast(path, fmt, im)
+        return fast if fast is not None else _pillow_to_array(im, Image)
+
+
+def _codecs():
+    """imagecodecs (the io extra), or None: its libjpeg-turbo and libpng read and write
+    photos faster than Pillow's (docs/huge_photos.md)."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    return imagecodecs
+
+
+#: The Pillow modes (8 bits a sample, each file's own rawmode) that imagecodecs decodes
+#: to the array Pillow gives.
+_FAST_MODES = {"jpeg": ("L", "RGB"), "png": ("L", "LA", "RGB", "RGBA")}
+
+
+def _decode_fast(path, fmt: str, im) -> np.ndarray | None:
+    """The image decoded by imagecodecs where the array is Pillow's (same shape and
+    dtype: checked), else None (Pillow decodes it: palettes, 16 bits, CMYK, ...)."""
+    ic = _codecs()
+    if ic is None or im.mode not in _FAST_MODES[fmt] or "transparency" in im.info:
+        return None
+    raw = im.tile[0][3] if len(im.tile) == 1 else None
+    rawmode = raw[0] if isinstance(raw, tuple) else raw
+    if rawmode != im.mode:
+        return None
+    spng = getattr(ic, "SPNG", None) is not None and ic.SPNG.available
+    if fmt == "jpeg":
+        decode = ic.jpeg8_decode
+    elif spng and im.mode != "LA":  # libspng: 1.3x faster than libpng here (LA: libpng)
+        decode = ic.spng_decode
+    else:
+        decode = ic.png_decode
+    try:
+        with open(path, "rb") as f:
+            arr = decode(f.read())
+    except Exception:  # noqa: BLE001 - any codec error: Pillow decodes it (or says why)
+        return None
+    bands = len(im.mode)
+    shape = (im.size[1], im.size[0]) + ((bands,) if bands > 1 else ())
+    if arr.dtype != np.uint8 or arr.shape != shape:
+        return None
+    return np.ascontiguousarray(arr)
 
 
 def _guard(path, size, max_pixels) -> None:
@@ -540,6 +585,10 @@ def _to_pillow(arr: np.ndarray, Image):
     return Image.fromarray(arr)
 
 
+#: zlib level of PNG outputs: as small as the default 6 for photos, 3x faster.
+PNG_LEVEL = 3
+
+
 class AtomicOutput:
     """A destination image written atomically; see `create_output`.
 
@@ -647,15 +696,18 @@ class AtomicOutput:
                     except BufferError:  # views still alive: the mapping closes with them
                         pass
             elif self.format in ("png", "jpeg"):
-                from PIL import Image
+                if self.format == "png":  # deflated on every core (`fftconv._png`)
+                    from . import _png
+                    from ._problem import default_threads
 
-                im = _to_pillow(arr, Image)
-                self.array = arr = None  # an RGB image was copied: the array can go
-                if self.format == "jpeg":
-                    im.save(self.temp, format="JPEG", quality=95)
+                    with open(self.temp, "wb") as f:
+                        _png.write_png(f, arr, level=PNG_LEVEL, threads=default_threads())
                 else:
-                    # zlib level 3: as small as the default 6 for photos, 3x faster.
-                    im.save(self.temp, format="PNG", compress_level=3)
+                    from PIL import Image
+
+                    im = _to_pillow(arr, Image)
+                    self.array = arr = None  # an RGB image was copied: the array can go
+                    im.save(self.temp, format="JPEG", quality=95)
                 self.array = None
             if self.format == "zarr" and self.path.exists():
                 trash = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:12]}.old")

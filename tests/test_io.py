@@ -294,6 +294,7 @@ def test_pillow_images_in_strips(tmp_path, monkeypatch, shape, mode):
     Image = pytest.importorskip("PIL.Image")
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, shape, dtype=np.uint8)
+    monkeypatch.setattr(io, "_codecs", lambda: None)  # Pillow decodes (no imagecodecs)
     monkeypatch.setattr(io, "STRIP_BYTES", 5 * 23 * 4 * (shape[2] if len(shape) == 3 else 1))
     im = io._to_pillow(img, Image)
     assert im.mode == mode and im.size == (23, 37)
@@ -316,3 +317,32 @@ def test_uint16_png_round_trip(tmp_path, monkeypatch):
         out.array[...] = img
         out.commit()
     np.testing.assert_array_equal(io.open_image(tmp_path / "b.png"), img)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "I;16", "RGB;16", "1"])
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_imagecodecs_decodes_what_pillow_decodes(tmp_path, monkeypatch, mode, fmt):
+    """Where imagecodecs is installed it decodes 8-bit grey, grey-alpha, RGB and RGBA
+    PNGs and grey and RGB JPEGs (faster); every file gives Pillow's array, and the
+    other modes (palettes, 16 bits, bilevel, CMYK) are left to Pillow."""
+    ic = pytest.importorskip("imagecodecs")
+    Image = pytest.importorskip("PIL.Image")
+    if fmt == "jpeg" and mode not in ("L", "RGB", "CMYK"):
+        mode = "CMYK"
+    rng = np.random.default_rng(2)
+    base = Image.fromarray(rng.integers(0, 256, (29, 31, 3), dtype=np.uint8))
+    path = tmp_path / f"a.{'jpg' if fmt == 'jpeg' else 'png'}"
+    if mode == "RGB;16":  # 16-bit RGB PNG (Pillow reads it as 8 bits)
+        arr16 = rng.integers(0, 65536, (29, 31, 3), dtype=np.uint16)
+        path.write_bytes(ic.png_encode(arr16))
+    else:
+        base.convert(mode).save(path)
+    with Image.open(path) as im:
+        fast_used = io._decode_fast(path, fmt, im) is not None
+    fast = io.open_image(path)
+    monkeypatch.setattr(io, "_codecs", lambda: None)
+    slow = io.open_image(path)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast.dtype == slow.dtype and fast.flags.c_contiguous
+    expected = mode in {"png": ("L", "LA", "RGB", "RGBA"), "jpeg": ("L", "RGB")}[fmt]
+    assert fast_used == expected

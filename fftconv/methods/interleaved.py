@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cpu import ring_bytes
+from .._cpu import aligned, ring_bytes
 from .._problem import Problem
 from . import _u8_native, effective_kernel, finite, store_range
 from .rows import (
@@ -394,9 +394,9 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
 
     def task(src, dst, o0, o1):
         def run():
-            rings = np.empty((strips, kh + 1, s * c), np.float32)
-            tmp = np.empty(((s + kw - 1) * c,), np.float32)
-            acc = np.empty((2 * s * c,), np.float32)
+            rings = _reused(_STRIP_BUFFERS, "rings", (strips, kh + 1, s * c), np.float32)
+            tmp = _reused(_STRIP_BUFFERS, "tmp", ((s + kw - 1) * c,), np.float32)
+            acc = _reused(_STRIP_BUFFERS, "acc", (2 * s * c,), np.float32)
             n = o1 - o0 + kh - 1
             taps = (geo.rowmap[o0 : o0 + n], geo.colmap, u, v, fill, nocopy, 0, 0, n)
             band = (dst[o0:o1], 0, 0, n, 0, wo, c, lo, hi, rnd)
@@ -415,6 +415,10 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
 #: Bytes of the ring of filtered rows kept per strip of columns by `_strips` (half the
 #: L2 cache of one core, as the streaming path's: `fftconv._cpu.ring_bytes`).
 STRIP_BYTES = ring_bytes()
+
+#: Each thread's rings and scratch rows of `_strips`, kept from call to call (about
+#: `STRIP_BYTES` a thread): fresh ones cost their page faults on every call.
+_STRIP_BUFFERS = threading.local()
 
 #: Output rows per band when the result is rounded into an integer `out`.
 BAND_ROWS = 32
@@ -490,11 +494,12 @@ def _band_rows(rowmap, i0: int, i1: int, kh: int):
 def _reused(mine: threading.local, name: str, shape: tuple, dtype) -> np.ndarray:
     """An array of `shape` on this thread's buffer `name` of `mine`, grown when too small:
     a band's buffers are allocated once per thread, not per band (fresh band-sized
-    arrays pay their page faults on every band: measured 3x slower)."""
+    arrays pay their page faults on every band: measured 3x slower), on 64-byte
+    boundaries (`fftconv._cpu.aligned`)."""
     size = math.prod(shape)
     buf = getattr(mine, name, None)
     if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = np.empty(size, dtype)
+        buf = aligned(size, dtype)
         setattr(mine, name, buf)
     return buf[:size].reshape(shape)
 
