@@ -301,8 +301,9 @@ def _convert_rows(scr, lmap, a, rowmap, i, m):
 '''
 
 
-def _il_block(t: int, outs: int, indent: str, C: int) -> list[str]:
-    """One pass of `t` shared taps at stride C over `outs` accumulator rows."""
+def _il_block(t: int, outs: int, indent: str, C: int, op: str = "+=") -> list[str]:
+    """One pass of `t` shared taps at stride C over `outs` accumulator rows (``op``
+    ``=`` stores the sums: the first pass of a row that was not zeroed)."""
     lines = []
     rows = {1: ["r"], 2: ["r0", "r1"], 4: ["r0", "r0 - 1", "r0 - 2", "r0 - 3"]}[outs]
     for o, rr in enumerate(rows):
@@ -316,8 +317,30 @@ def _il_block(t: int, outs: int, indent: str, C: int) -> list[str]:
     for o, acc in enumerate(accs):
         terms = " + ".join(f"w{o}_{c} * x{c}" for c in range(t))
         target = acc if outs == 4 else f"{acc}[j]"
-        lines.append(f"{indent}    {target} += {terms}")
+        lines.append(f"{indent}    {target} {op} {terms}")
     return lines
+
+
+def il_taps_set(C: int) -> str:
+    """`taps_row_s{C}` whose first pass stores (no pass of zeros over the row first)."""
+    lines = [
+        "",
+        "",
+        "@njit(**JIT, fastmath=FASTMATH)",
+        f"def taps_row_set_s{C}(acc, src, w, r, kw, n):",
+        f'    """`taps_row_s{C}` into a row that was not zeroed: its first {WIDEST} taps',
+        '    store the sums, the others add."""',
+        "    c = 0",
+        f"    t = min(kw, {WIDEST})",
+    ]
+    for t in range(WIDEST, 0, -1):
+        lines.append(f"    {'if' if t == WIDEST else 'elif'} t == {t}:")
+        lines += _il_block(t, 1, "        ", C, "=")
+    lines += [
+        "    if kw > t:",
+        f"        taps_row_s{C}(acc, src[t * {C} :], w[:, t:], r, kw - t, n)",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def il_taps(outs: int, C: int) -> str:
@@ -421,11 +444,15 @@ def separable_rows_s{C}(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0
     fv = fill[0]
     bad = False
     i = i0
+    ja = min(max(0, jl), wo)
+    jb = max(min(wo, jr), ja)
     while i < i1:
         nr = 2 if i + 1 < i1 and min(rowmap[i : i + kh + 1]) >= 0 else 1
-        for o in range(nr):
+        for o in range(nr):  # the borders add up; the interior's first factor stores
             acc = out[i + o]
-            for j in range(wo):
+            for j in range(ja):
+                acc[j] = 0
+            for j in range(jb, wo):
                 acc[j] = 0
         for f in range(rank):
             vfill = fv - fv
@@ -437,12 +464,12 @@ def separable_rows_s{C}(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0
                 column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
             for c in range(kw):
                 rw[0, c] = rows[f, c]
-            ja = min(max(0, jl), wo)
-            jb = max(min(wo, jr), ja)
             for o in range(nr):
                 acc = out[i + o]
                 vo = v[o]
-                if jb > ja:
+                if jb > ja and f == 0:
+                    taps_row_set_s{C}(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
+                elif jb > ja:
                     taps_row_s{C}(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, {C})
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, {C})
@@ -586,7 +613,7 @@ def interleaved() -> str:
     """The source of fftconv/methods/_interleaved_kernels.py."""
     src = IL_HEADER
     for C in CHANNELS:
-        src += il_taps(1, C) + il_taps(2, C) + il_taps(4, C)
+        src += il_taps(1, C) + il_taps_set(C) + il_taps(2, C) + il_taps(4, C)
         src += IL_DIRECT_S.replace("{C}", str(C))
         src += IL_SEPARABLE_S.replace("{C}", str(C))
         for kh, kw in SIZES:

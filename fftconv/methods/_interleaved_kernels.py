@@ -233,6 +233,120 @@ def taps_row_s2(acc, src, w, r, kw, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def taps_row_set_s2(acc, src, w, r, kw, n):
+    """`taps_row_s2` into a row that was not zeroed: its first 8 taps
+    store the sums, the others add."""
+    c = 0
+    t = min(kw, 8)
+    if t == 8:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        w0_6 = w[r, c + 6]
+        w0_7 = w[r, c + 7]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            x2 = s[j + 4]
+            x3 = s[j + 6]
+            x4 = s[j + 8]
+            x5 = s[j + 10]
+            x6 = s[j + 12]
+            x7 = s[j + 14]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6 + w0_7 * x7
+    elif t == 7:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        w0_6 = w[r, c + 6]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            x2 = s[j + 4]
+            x3 = s[j + 6]
+            x4 = s[j + 8]
+            x5 = s[j + 10]
+            x6 = s[j + 12]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
+    elif t == 6:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            x2 = s[j + 4]
+            x3 = s[j + 6]
+            x4 = s[j + 8]
+            x5 = s[j + 10]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5
+    elif t == 5:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            x2 = s[j + 4]
+            x3 = s[j + 6]
+            x4 = s[j + 8]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4
+    elif t == 4:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            x2 = s[j + 4]
+            x3 = s[j + 6]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3
+    elif t == 3:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            x2 = s[j + 4]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2
+    elif t == 2:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 2]
+            acc[j] = w0_0 * x0 + w0_1 * x1
+    elif t == 1:
+        w0_0 = w[r, c + 0]
+        s = src[c * 2:]
+        for j in range(n):
+            x0 = s[j]
+            acc[j] = w0_0 * x0
+    if kw > t:
+        taps_row_s2(acc, src[t * 2 :], w[:, t:], r, kw - t, n)
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row2_s2(acc0, acc1, src, w, r0, r1, kw, n):
     c = 0
     while kw - c >= 8:
@@ -704,11 +818,15 @@ def separable_rows_s2(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, 
     fv = fill[0]
     bad = False
     i = i0
+    ja = min(max(0, jl), wo)
+    jb = max(min(wo, jr), ja)
     while i < i1:
         nr = 2 if i + 1 < i1 and min(rowmap[i : i + kh + 1]) >= 0 else 1
-        for o in range(nr):
+        for o in range(nr):  # the borders add up; the interior's first factor stores
             acc = out[i + o]
-            for j in range(wo):
+            for j in range(ja):
+                acc[j] = 0
+            for j in range(jb, wo):
                 acc[j] = 0
         for f in range(rank):
             vfill = fv - fv
@@ -720,12 +838,12 @@ def separable_rows_s2(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, 
                 column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
             for c in range(kw):
                 rw[0, c] = rows[f, c]
-            ja = min(max(0, jl), wo)
-            jb = max(min(wo, jr), ja)
             for o in range(nr):
                 acc = out[i + o]
                 vo = v[o]
-                if jb > ja:
+                if jb > ja and f == 0:
+                    taps_row_set_s2(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
+                elif jb > ja:
                     taps_row_s2(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 2)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 2)
@@ -1302,6 +1420,120 @@ def taps_row_s3(acc, src, w, r, kw, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def taps_row_set_s3(acc, src, w, r, kw, n):
+    """`taps_row_s3` into a row that was not zeroed: its first 8 taps
+    store the sums, the others add."""
+    c = 0
+    t = min(kw, 8)
+    if t == 8:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        w0_6 = w[r, c + 6]
+        w0_7 = w[r, c + 7]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            x2 = s[j + 6]
+            x3 = s[j + 9]
+            x4 = s[j + 12]
+            x5 = s[j + 15]
+            x6 = s[j + 18]
+            x7 = s[j + 21]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6 + w0_7 * x7
+    elif t == 7:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        w0_6 = w[r, c + 6]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            x2 = s[j + 6]
+            x3 = s[j + 9]
+            x4 = s[j + 12]
+            x5 = s[j + 15]
+            x6 = s[j + 18]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
+    elif t == 6:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            x2 = s[j + 6]
+            x3 = s[j + 9]
+            x4 = s[j + 12]
+            x5 = s[j + 15]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5
+    elif t == 5:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            x2 = s[j + 6]
+            x3 = s[j + 9]
+            x4 = s[j + 12]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4
+    elif t == 4:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            x2 = s[j + 6]
+            x3 = s[j + 9]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3
+    elif t == 3:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            x2 = s[j + 6]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2
+    elif t == 2:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 3]
+            acc[j] = w0_0 * x0 + w0_1 * x1
+    elif t == 1:
+        w0_0 = w[r, c + 0]
+        s = src[c * 3:]
+        for j in range(n):
+            x0 = s[j]
+            acc[j] = w0_0 * x0
+    if kw > t:
+        taps_row_s3(acc, src[t * 3 :], w[:, t:], r, kw - t, n)
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row2_s3(acc0, acc1, src, w, r0, r1, kw, n):
     c = 0
     while kw - c >= 8:
@@ -1773,11 +2005,15 @@ def separable_rows_s3(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, 
     fv = fill[0]
     bad = False
     i = i0
+    ja = min(max(0, jl), wo)
+    jb = max(min(wo, jr), ja)
     while i < i1:
         nr = 2 if i + 1 < i1 and min(rowmap[i : i + kh + 1]) >= 0 else 1
-        for o in range(nr):
+        for o in range(nr):  # the borders add up; the interior's first factor stores
             acc = out[i + o]
-            for j in range(wo):
+            for j in range(ja):
+                acc[j] = 0
+            for j in range(jb, wo):
                 acc[j] = 0
         for f in range(rank):
             vfill = fv - fv
@@ -1789,12 +2025,12 @@ def separable_rows_s3(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, 
                 column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
             for c in range(kw):
                 rw[0, c] = rows[f, c]
-            ja = min(max(0, jl), wo)
-            jb = max(min(wo, jr), ja)
             for o in range(nr):
                 acc = out[i + o]
                 vo = v[o]
-                if jb > ja:
+                if jb > ja and f == 0:
+                    taps_row_set_s3(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
+                elif jb > ja:
                     taps_row_s3(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 3)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 3)
@@ -2371,6 +2607,120 @@ def taps_row_s4(acc, src, w, r, kw, n):
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def taps_row_set_s4(acc, src, w, r, kw, n):
+    """`taps_row_s4` into a row that was not zeroed: its first 8 taps
+    store the sums, the others add."""
+    c = 0
+    t = min(kw, 8)
+    if t == 8:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        w0_6 = w[r, c + 6]
+        w0_7 = w[r, c + 7]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            x2 = s[j + 8]
+            x3 = s[j + 12]
+            x4 = s[j + 16]
+            x5 = s[j + 20]
+            x6 = s[j + 24]
+            x7 = s[j + 28]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6 + w0_7 * x7
+    elif t == 7:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        w0_6 = w[r, c + 6]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            x2 = s[j + 8]
+            x3 = s[j + 12]
+            x4 = s[j + 16]
+            x5 = s[j + 20]
+            x6 = s[j + 24]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5 + w0_6 * x6
+    elif t == 6:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        w0_5 = w[r, c + 5]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            x2 = s[j + 8]
+            x3 = s[j + 12]
+            x4 = s[j + 16]
+            x5 = s[j + 20]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4 + w0_5 * x5
+    elif t == 5:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        w0_4 = w[r, c + 4]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            x2 = s[j + 8]
+            x3 = s[j + 12]
+            x4 = s[j + 16]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3 + w0_4 * x4
+    elif t == 4:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        w0_3 = w[r, c + 3]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            x2 = s[j + 8]
+            x3 = s[j + 12]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2 + w0_3 * x3
+    elif t == 3:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        w0_2 = w[r, c + 2]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            x2 = s[j + 8]
+            acc[j] = w0_0 * x0 + w0_1 * x1 + w0_2 * x2
+    elif t == 2:
+        w0_0 = w[r, c + 0]
+        w0_1 = w[r, c + 1]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            x1 = s[j + 4]
+            acc[j] = w0_0 * x0 + w0_1 * x1
+    elif t == 1:
+        w0_0 = w[r, c + 0]
+        s = src[c * 4:]
+        for j in range(n):
+            x0 = s[j]
+            acc[j] = w0_0 * x0
+    if kw > t:
+        taps_row_s4(acc, src[t * 4 :], w[:, t:], r, kw - t, n)
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row2_s4(acc0, acc1, src, w, r0, r1, kw, n):
     c = 0
     while kw - c >= 8:
@@ -2842,11 +3192,15 @@ def separable_rows_s4(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, 
     fv = fill[0]
     bad = False
     i = i0
+    ja = min(max(0, jl), wo)
+    jb = max(min(wo, jr), ja)
     while i < i1:
         nr = 2 if i + 1 < i1 and min(rowmap[i : i + kh + 1]) >= 0 else 1
-        for o in range(nr):
+        for o in range(nr):  # the borders add up; the interior's first factor stores
             acc = out[i + o]
-            for j in range(wo):
+            for j in range(ja):
+                acc[j] = 0
+            for j in range(jb, wo):
                 acc[j] = 0
         for f in range(rank):
             vfill = fv - fv
@@ -2858,12 +3212,12 @@ def separable_rows_s4(a, cols, rows, out, rowmap, colmap, fill, px, jl, jr, i0, 
                 column_pass1(v[0], a, cols, f, rowmap, i, kh, w, fv)
             for c in range(kw):
                 rw[0, c] = rows[f, c]
-            ja = min(max(0, jl), wo)
-            jb = max(min(wo, jr), ja)
             for o in range(nr):
                 acc = out[i + o]
                 vo = v[o]
-                if jb > ja:
+                if jb > ja and f == 0:
+                    taps_row_set_s4(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
+                elif jb > ja:
                     taps_row_s4(acc[ja:], vo[ja - px :], rw, 0, kw, jb - ja)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, 0, ja, 4)
                 _border_s(acc, vo, rw, 0, kw, colmap, vfill, jb, wo, 4)
