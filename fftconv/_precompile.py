@@ -196,10 +196,11 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
                     out=np.empty_like(img),
                     method=m,
                 )
-            # 5x5 (the rounding drivers of 3x3 and 5x5 kernels), rank-one kernels (the
-            # strip-mined engine), one kernel per channel (planes)
-            k5 = rng.random((5, 5)).astype(np.float32)
-            convolve(img, k5, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
+            # 5x5 and 7x7 (the rounding drivers of 3x3 to 7x7 kernels), rank-one kernels
+            # (the strip-mined engine), one kernel per channel (planes)
+            for ksize in (5, 7):
+                kk = rng.random((ksize, ksize)).astype(np.float32)
+                convolve(img, kk, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
             big = rng.integers(info.min, info.max, (260, 260) + shape[2:]).astype(name)
             sep = np.outer(rng.random(7), rng.random(7)).astype(np.float32)
             convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")

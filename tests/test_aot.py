@@ -44,6 +44,7 @@ def _cases():
     return [
         ("grey 3x3", grey, rng.random((3, 3)), dict(method="direct")),
         ("grey 7x7", grey, rng.random((7, 7)), dict(method="direct", boundary="mirror")),
+        ("grey 9x9", grey, rng.random((9, 9)), dict(method="direct", boundary="wrap")),
         (
             "grey separable",
             rng.random((300, 280)),

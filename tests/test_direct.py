@@ -47,8 +47,9 @@ def _run(a, k, mode, boundary, fillvalue=0, correlate=False, threads=2, **kw):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_matches_float64_sum(dtype, mode, boundary):
     rng = np.random.default_rng(hash((mode, boundary)) % 2**32)
-    # odd and even kernels, the unrolled 3x3 and 5x5 kernels, odd row counts
+    # odd and even kernels, the unrolled 3x3, 5x5 and 7x7 kernels, odd row counts
     cases = [((23, 37), (3, 5)), ((16, 19), (4, 6)), ((19, 30), (3, 3)), ((12, 21), (5, 5))]
+    cases += [((15, 22), (7, 7))]
     if mode != "valid":
         cases += [((5, 7), (9, 11)), ((4, 3), (5, 5))]
     for shape, kshape in cases:
@@ -59,10 +60,11 @@ def test_matches_float64_sum(dtype, mode, boundary):
             assert_close(got, reference(a, k, mode, boundary, 0.75, corr), dtype)
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-def test_threads_give_identical_results(threads):
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+@pytest.mark.parametrize("ksize", [3, 5, 7, 9])  # the unrolled pair drivers, and the rest
+def test_threads_give_identical_results(threads, ksize):
     rng = np.random.default_rng(1)
-    a, k = _data(rng, (301, 257), np.float32), _data(rng, (7, 7), np.float32)
+    a, k = _data(rng, (301, 257), np.float32), _data(rng, (ksize, ksize), np.float32)
     one = _run(a, k, "same", "mirror", threads=1)
     np.testing.assert_array_equal(_run(a, k, "same", "mirror", threads=threads), one)
 

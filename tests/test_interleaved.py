@@ -52,7 +52,7 @@ def spy(monkeypatch):
 @needs_numba
 @pytest.mark.parametrize("channels", [2, 3, 4])
 @pytest.mark.parametrize("per_channel", [False, True])
-@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (4, 7), (9, 2)])
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (4, 7), (9, 2)])
 def test_direct_every_boundary_and_mode(channels, per_channel, kshape, spy):
     rng = np.random.default_rng(channels * 10 + len(kshape))
     x = rng.standard_normal((23, 37, channels)).astype(np.float32)
@@ -557,12 +557,13 @@ def _sixteenths(rng, shape):
     # every channel count for uint8; 16-bit photos on 3 channels (each pair compiles)
     [(np.uint8, 2), (np.uint8, 3), (np.uint8, 4), (np.uint16, 3), (np.int16, 3)],
 )
-@pytest.mark.parametrize("ksize", [3, 5])
+@pytest.mark.parametrize("ksize", [3, 5, 7])
 def test_rounding_drivers_every_boundary_and_mode_exact(dtype, channels, ksize, rounded_spy):
     info = np.iinfo(dtype)
     rng = np.random.default_rng(ksize * 10 + channels)
     x = rng.integers(info.min, info.max, (37, 29, channels), endpoint=True).astype(dtype)
     k = _sixteenths(rng, (ksize, ksize))
+    k -= np.round(k.mean() * 16) / 16  # still sixteenths, about zero on average
     k[ksize // 2, ksize // 2] = 1.5  # overshoots both ends: clipping is exercised
     seen = []
     for boundary, mode in itertools.product(BOUNDARIES, MODES):
@@ -590,7 +591,7 @@ def test_rounding_drivers_every_boundary_and_mode_exact(dtype, channels, ksize, 
 
 @needs_numba
 @pytest.mark.parametrize("channels", [2, 3, 4])
-@pytest.mark.parametrize("ksize", [3, 5])
+@pytest.mark.parametrize("ksize", [3, 5, 7])
 def test_rounding_drivers_are_the_float_bands_bit_for_bit(channels, ksize, monkeypatch):
     """Random float taps: the same bits as the float bands rounded afterwards (the path
     they replace), and the float64 reference but at its ties; on two threads."""
@@ -726,3 +727,19 @@ def test_the_planner_prices_the_rounding_drivers():
         kernel=g,
     )
     assert p.method == "separable"
+
+
+@needs_numba
+@pytest.mark.parametrize("ksize", [3, 5, 7, 9])
+def test_photo_results_do_not_depend_on_threads(ksize):
+    """Bands start on even rows, so the drivers that sum rows in pairs pair the same
+    rows for any number of threads: the same bits."""
+    rng = np.random.default_rng(ksize)
+    x = rng.random((301, 157, 3), dtype=np.float32)
+    k = rng.standard_normal((ksize, ksize)).astype(np.float32)
+    one = fftconv.convolve(x, k, "same", "mirror", channel_axis=-1, method="direct", threads=1)
+    for threads in (2, 3, 5):
+        got = fftconv.convolve(
+            x, k, "same", "mirror", channel_axis=-1, method="direct", threads=threads
+        )
+        np.testing.assert_array_equal(got, one)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-SIZES = [(3, 3), (5, 5)]
+SIZES = [(3, 3), (5, 5), (7, 7)]
 #: Most taps per row pass (kernel rows up to this wide take one pass).
 WIDEST = 8
 

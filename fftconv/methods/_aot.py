@@ -48,20 +48,18 @@ MODULE = "_fftconv_aot"
 #: ``il`` `_interleaved_kernels`' (the drivers of 2 to 4 channels), ``u8``
 #: `_u8_kernels`' strip-mined rank-one passes of photos in their own dtype and
 #: ``planar`` `_planar_kernels`' channel-plane split and merge (served with ``il``).
+#: The kernel sides of the unrolled drivers (`tools/gen_direct_small.py`'s ``SIZES``).
+SMALL = (3, 5, 7)
+
 ENTRIES = {
     "grey": ("direct_rows", "separable_rows"),
-    "small": ("rows_3x3", "rows_5x5"),
+    "small": tuple(f"rows_{n}x{n}" for n in SMALL),
     "il": tuple(
         f"{kind}{c}"
         for c in (2, 3, 4)
-        for kind in (
-            "direct_rows_s",
-            "separable_rows_s",
-            "rows_3x3_s",
-            "rows_5x5_s",
-        )
+        for kind in ("direct_rows_s", "separable_rows_s") + tuple(f"rows_{n}x{n}_s" for n in SMALL)
     )
-    + tuple(f"rows_{n}x{n}_s{c}_r" for c in (2, 3, 4) for n in (3, 5))
+    + tuple(f"rows_{n}x{n}_s{c}_r" for c in (2, 3, 4) for n in SMALL)
     + ("load_rows", "store_rounded"),
     "u8": ("sep_rows",),
     "planar": ("split_rows", "merge_rows"),
@@ -255,10 +253,7 @@ def _namespaces(tables: dict, jit_grey, jit_il):
 
     small = _Namespace(
         lambda: jit_grey().small,
-        ROWS={
-            (3, 3): entry("small", "rows_3x3", small_attr("rows_3x3")),
-            (5, 5): entry("small", "rows_5x5", small_attr("rows_5x5")),
-        },
+        ROWS={(n, n): entry("small", f"rows_{n}x{n}", small_attr(f"rows_{n}x{n}")) for n in SMALL},
     )
     grey = _Namespace(
         jit_grey,
@@ -270,8 +265,8 @@ def _namespaces(tables: dict, jit_grey, jit_il):
         c: {
             "direct": il[f"direct_rows_s{c}"],
             "separable": il[f"separable_rows_s{c}"],
-            "small": {(3, 3): il[f"rows_3x3_s{c}"], (5, 5): il[f"rows_5x5_s{c}"]},
-            "rounded": {(3, 3): il[f"rows_3x3_s{c}_r"], (5, 5): il[f"rows_5x5_s{c}_r"]},
+            "small": {(n, n): il[f"rows_{n}x{n}_s{c}"] for n in SMALL},
+            "rounded": {(n, n): il[f"rows_{n}x{n}_s{c}_r"] for n in SMALL},
         }
         for c in (2, 3, 4)
     }

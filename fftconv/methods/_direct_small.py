@@ -243,5 +243,232 @@ def rows_5x5(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
             i += 1
 
 
+@njit(**JIT, fastmath=FASTMATH)
+def pair_7x7(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[1:]
+    v0_2 = s0[2:]
+    v0_3 = s0[3:]
+    v0_4 = s0[4:]
+    v0_5 = s0[5:]
+    v0_6 = s0[6:]
+    v1_0 = s1[0:]
+    v1_1 = s1[1:]
+    v1_2 = s1[2:]
+    v1_3 = s1[3:]
+    v1_4 = s1[4:]
+    v1_5 = s1[5:]
+    v1_6 = s1[6:]
+    v2_0 = s2[0:]
+    v2_1 = s2[1:]
+    v2_2 = s2[2:]
+    v2_3 = s2[3:]
+    v2_4 = s2[4:]
+    v2_5 = s2[5:]
+    v2_6 = s2[6:]
+    v3_0 = s3[0:]
+    v3_1 = s3[1:]
+    v3_2 = s3[2:]
+    v3_3 = s3[3:]
+    v3_4 = s3[4:]
+    v3_5 = s3[5:]
+    v3_6 = s3[6:]
+    v4_0 = s4[0:]
+    v4_1 = s4[1:]
+    v4_2 = s4[2:]
+    v4_3 = s4[3:]
+    v4_4 = s4[4:]
+    v4_5 = s4[5:]
+    v4_6 = s4[6:]
+    v5_0 = s5[0:]
+    v5_1 = s5[1:]
+    v5_2 = s5[2:]
+    v5_3 = s5[3:]
+    v5_4 = s5[4:]
+    v5_5 = s5[5:]
+    v5_6 = s5[6:]
+    v6_0 = s6[0:]
+    v6_1 = s6[1:]
+    v6_2 = s6[2:]
+    v6_3 = s6[3:]
+    v6_4 = s6[4:]
+    v6_5 = s6[5:]
+    v6_6 = s6[6:]
+    v7_0 = s7[0:]
+    v7_1 = s7[1:]
+    v7_2 = s7[2:]
+    v7_3 = s7[3:]
+    v7_4 = s7[4:]
+    v7_5 = s7[5:]
+    v7_6 = s7[6:]
+    for j in range(n):
+        x0_0 = v0_0[j]
+        x0_1 = v0_1[j]
+        x0_2 = v0_2[j]
+        x0_3 = v0_3[j]
+        x0_4 = v0_4[j]
+        x0_5 = v0_5[j]
+        x0_6 = v0_6[j]
+        x1_0 = v1_0[j]
+        x1_1 = v1_1[j]
+        x1_2 = v1_2[j]
+        x1_3 = v1_3[j]
+        x1_4 = v1_4[j]
+        x1_5 = v1_5[j]
+        x1_6 = v1_6[j]
+        x2_0 = v2_0[j]
+        x2_1 = v2_1[j]
+        x2_2 = v2_2[j]
+        x2_3 = v2_3[j]
+        x2_4 = v2_4[j]
+        x2_5 = v2_5[j]
+        x2_6 = v2_6[j]
+        x3_0 = v3_0[j]
+        x3_1 = v3_1[j]
+        x3_2 = v3_2[j]
+        x3_3 = v3_3[j]
+        x3_4 = v3_4[j]
+        x3_5 = v3_5[j]
+        x3_6 = v3_6[j]
+        x4_0 = v4_0[j]
+        x4_1 = v4_1[j]
+        x4_2 = v4_2[j]
+        x4_3 = v4_3[j]
+        x4_4 = v4_4[j]
+        x4_5 = v4_5[j]
+        x4_6 = v4_6[j]
+        x5_0 = v5_0[j]
+        x5_1 = v5_1[j]
+        x5_2 = v5_2[j]
+        x5_3 = v5_3[j]
+        x5_4 = v5_4[j]
+        x5_5 = v5_5[j]
+        x5_6 = v5_6[j]
+        x6_0 = v6_0[j]
+        x6_1 = v6_1[j]
+        x6_2 = v6_2[j]
+        x6_3 = v6_3[j]
+        x6_4 = v6_4[j]
+        x6_5 = v6_5[j]
+        x6_6 = v6_6[j]
+        x7_0 = v7_0[j]
+        x7_1 = v7_1[j]
+        x7_2 = v7_2[j]
+        x7_3 = v7_3[j]
+        x7_4 = v7_4[j]
+        x7_5 = v7_5[j]
+        x7_6 = v7_6[j]
+        o0[j] = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        o1[j] = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
+    """`direct_rows` for a 7x7 kernel: pairs of output rows whose padded rows are
+    all image rows run `pair_7x7` on the interior columns."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            o0 = out[i]
+            o1 = out[i + 1]
+            pair_7x7(o0[jl:], o1[jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n)
+            for j in range(jl):
+                o0[j] = 0
+                o1[j] = 0
+            for j in range(jr, wo):
+                o0[j] = 0
+                o1[j] = 0
+            for r in range(7):
+                for o in range(2):
+                    dst = out[i + o]
+                    row = a[rowmap[i + o + r]]
+                    border_row(dst, row, w, r, 7, colmap, fv, 0, jl, 0)
+                    border_row(dst, row, w, r, 7, colmap, fv, jr, wo, 0)
+            i += 2
+        else:
+            direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
+            i += 1
+
+
 #: (kh, kw) -> unrolled replacement of `direct_rows`
-ROWS = {(3, 3): rows_3x3, (5, 5): rows_5x5}
+ROWS = {(3, 3): rows_3x3, (5, 5): rows_5x5, (7, 7): rows_7x7}

@@ -1309,6 +1309,469 @@ def rows_5x5_s2_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, b
 
 
 @njit(**JIT, fastmath=FASTMATH)
+def pair_7x7_s2(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[2:]
+    v0_2 = s0[4:]
+    v0_3 = s0[6:]
+    v0_4 = s0[8:]
+    v0_5 = s0[10:]
+    v0_6 = s0[12:]
+    v1_0 = s1[0:]
+    v1_1 = s1[2:]
+    v1_2 = s1[4:]
+    v1_3 = s1[6:]
+    v1_4 = s1[8:]
+    v1_5 = s1[10:]
+    v1_6 = s1[12:]
+    v2_0 = s2[0:]
+    v2_1 = s2[2:]
+    v2_2 = s2[4:]
+    v2_3 = s2[6:]
+    v2_4 = s2[8:]
+    v2_5 = s2[10:]
+    v2_6 = s2[12:]
+    v3_0 = s3[0:]
+    v3_1 = s3[2:]
+    v3_2 = s3[4:]
+    v3_3 = s3[6:]
+    v3_4 = s3[8:]
+    v3_5 = s3[10:]
+    v3_6 = s3[12:]
+    v4_0 = s4[0:]
+    v4_1 = s4[2:]
+    v4_2 = s4[4:]
+    v4_3 = s4[6:]
+    v4_4 = s4[8:]
+    v4_5 = s4[10:]
+    v4_6 = s4[12:]
+    v5_0 = s5[0:]
+    v5_1 = s5[2:]
+    v5_2 = s5[4:]
+    v5_3 = s5[6:]
+    v5_4 = s5[8:]
+    v5_5 = s5[10:]
+    v5_6 = s5[12:]
+    v6_0 = s6[0:]
+    v6_1 = s6[2:]
+    v6_2 = s6[4:]
+    v6_3 = s6[6:]
+    v6_4 = s6[8:]
+    v6_5 = s6[10:]
+    v6_6 = s6[12:]
+    v7_0 = s7[0:]
+    v7_1 = s7[2:]
+    v7_2 = s7[4:]
+    v7_3 = s7[6:]
+    v7_4 = s7[8:]
+    v7_5 = s7[10:]
+    v7_6 = s7[12:]
+    for j in range(n):
+        x0_0 = v0_0[j]
+        x0_1 = v0_1[j]
+        x0_2 = v0_2[j]
+        x0_3 = v0_3[j]
+        x0_4 = v0_4[j]
+        x0_5 = v0_5[j]
+        x0_6 = v0_6[j]
+        x1_0 = v1_0[j]
+        x1_1 = v1_1[j]
+        x1_2 = v1_2[j]
+        x1_3 = v1_3[j]
+        x1_4 = v1_4[j]
+        x1_5 = v1_5[j]
+        x1_6 = v1_6[j]
+        x2_0 = v2_0[j]
+        x2_1 = v2_1[j]
+        x2_2 = v2_2[j]
+        x2_3 = v2_3[j]
+        x2_4 = v2_4[j]
+        x2_5 = v2_5[j]
+        x2_6 = v2_6[j]
+        x3_0 = v3_0[j]
+        x3_1 = v3_1[j]
+        x3_2 = v3_2[j]
+        x3_3 = v3_3[j]
+        x3_4 = v3_4[j]
+        x3_5 = v3_5[j]
+        x3_6 = v3_6[j]
+        x4_0 = v4_0[j]
+        x4_1 = v4_1[j]
+        x4_2 = v4_2[j]
+        x4_3 = v4_3[j]
+        x4_4 = v4_4[j]
+        x4_5 = v4_5[j]
+        x4_6 = v4_6[j]
+        x5_0 = v5_0[j]
+        x5_1 = v5_1[j]
+        x5_2 = v5_2[j]
+        x5_3 = v5_3[j]
+        x5_4 = v5_4[j]
+        x5_5 = v5_5[j]
+        x5_6 = v5_6[j]
+        x6_0 = v6_0[j]
+        x6_1 = v6_1[j]
+        x6_2 = v6_2[j]
+        x6_3 = v6_3[j]
+        x6_4 = v6_4[j]
+        x6_5 = v6_5[j]
+        x6_6 = v6_6[j]
+        x7_0 = v7_0[j]
+        x7_1 = v7_1[j]
+        x7_2 = v7_2[j]
+        x7_3 = v7_3[j]
+        x7_4 = v7_4[j]
+        x7_5 = v7_5[j]
+        x7_6 = v7_6[j]
+        o0[j] = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        o1[j] = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
+    """`direct_rows_s2` for a 7x7 kernel: pairs of output rows whose padded rows
+    are all image rows run `pair_7x7_s2` on the interior samples."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            o0 = out[i]
+            o1 = out[i + 1]
+            pair_7x7_s2(o0[jl:], o1[jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n)
+            for j in range(jl):
+                o0[j] = 0
+                o1[j] = 0
+            for j in range(jr, wo):
+                o0[j] = 0
+                o1[j] = 0
+            for r in range(7):
+                for o in range(2):
+                    dst = out[i + o]
+                    row = a[rowmap[i + o + r]]
+                    _border_s(dst, row, w, r, 7, colmap, fv, 0, jl, 2)
+                    _border_s(dst, row, w, r, 7, colmap, fv, jr, wo, 2)
+            i += 2
+        else:
+            direct_rows_s2(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def pair_7x7_s2_r(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[2:]
+    v0_2 = s0[4:]
+    v0_3 = s0[6:]
+    v0_4 = s0[8:]
+    v0_5 = s0[10:]
+    v0_6 = s0[12:]
+    v1_0 = s1[0:]
+    v1_1 = s1[2:]
+    v1_2 = s1[4:]
+    v1_3 = s1[6:]
+    v1_4 = s1[8:]
+    v1_5 = s1[10:]
+    v1_6 = s1[12:]
+    v2_0 = s2[0:]
+    v2_1 = s2[2:]
+    v2_2 = s2[4:]
+    v2_3 = s2[6:]
+    v2_4 = s2[8:]
+    v2_5 = s2[10:]
+    v2_6 = s2[12:]
+    v3_0 = s3[0:]
+    v3_1 = s3[2:]
+    v3_2 = s3[4:]
+    v3_3 = s3[6:]
+    v3_4 = s3[8:]
+    v3_5 = s3[10:]
+    v3_6 = s3[12:]
+    v4_0 = s4[0:]
+    v4_1 = s4[2:]
+    v4_2 = s4[4:]
+    v4_3 = s4[6:]
+    v4_4 = s4[8:]
+    v4_5 = s4[10:]
+    v4_6 = s4[12:]
+    v5_0 = s5[0:]
+    v5_1 = s5[2:]
+    v5_2 = s5[4:]
+    v5_3 = s5[6:]
+    v5_4 = s5[8:]
+    v5_5 = s5[10:]
+    v5_6 = s5[12:]
+    v6_0 = s6[0:]
+    v6_1 = s6[2:]
+    v6_2 = s6[4:]
+    v6_3 = s6[6:]
+    v6_4 = s6[8:]
+    v6_5 = s6[10:]
+    v6_6 = s6[12:]
+    v7_0 = s7[0:]
+    v7_1 = s7[2:]
+    v7_2 = s7[4:]
+    v7_3 = s7[6:]
+    v7_4 = s7[8:]
+    v7_5 = s7[10:]
+    v7_6 = s7[12:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x0_3 = np.float32(v0_3[j])
+        x0_4 = np.float32(v0_4[j])
+        x0_5 = np.float32(v0_5[j])
+        x0_6 = np.float32(v0_6[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x1_3 = np.float32(v1_3[j])
+        x1_4 = np.float32(v1_4[j])
+        x1_5 = np.float32(v1_5[j])
+        x1_6 = np.float32(v1_6[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x2_3 = np.float32(v2_3[j])
+        x2_4 = np.float32(v2_4[j])
+        x2_5 = np.float32(v2_5[j])
+        x2_6 = np.float32(v2_6[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        x3_3 = np.float32(v3_3[j])
+        x3_4 = np.float32(v3_4[j])
+        x3_5 = np.float32(v3_5[j])
+        x3_6 = np.float32(v3_6[j])
+        x4_0 = np.float32(v4_0[j])
+        x4_1 = np.float32(v4_1[j])
+        x4_2 = np.float32(v4_2[j])
+        x4_3 = np.float32(v4_3[j])
+        x4_4 = np.float32(v4_4[j])
+        x4_5 = np.float32(v4_5[j])
+        x4_6 = np.float32(v4_6[j])
+        x5_0 = np.float32(v5_0[j])
+        x5_1 = np.float32(v5_1[j])
+        x5_2 = np.float32(v5_2[j])
+        x5_3 = np.float32(v5_3[j])
+        x5_4 = np.float32(v5_4[j])
+        x5_5 = np.float32(v5_5[j])
+        x5_6 = np.float32(v5_6[j])
+        x6_0 = np.float32(v6_0[j])
+        x6_1 = np.float32(v6_1[j])
+        x6_2 = np.float32(v6_2[j])
+        x6_3 = np.float32(v6_3[j])
+        x6_4 = np.float32(v6_4[j])
+        x6_5 = np.float32(v6_5[j])
+        x6_6 = np.float32(v6_6[j])
+        x7_0 = np.float32(v7_0[j])
+        x7_1 = np.float32(v7_1[j])
+        x7_2 = np.float32(v7_2[j])
+        x7_3 = np.float32(v7_3[j])
+        x7_4 = np.float32(v7_4[j])
+        x7_5 = np.float32(v7_5[j])
+        x7_6 = np.float32(v7_6[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7_s2_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_7x7_s2` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_7x7_s2` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_7x7_s2_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s2` on its image rows converted into `scr` (float32, 7 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(7, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            pair_7x7_s2_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(7):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 7, colmap, fv, 0, jl, 2)
+                    _border_r(b, row, w, r, 7, colmap, fv, jr, wo, 2)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 7)
+            direct_rows_s2(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
 def taps_row_s3(acc, src, w, r, kw, n):
     c = 0
     while kw - c >= 8:
@@ -2490,6 +2953,469 @@ def rows_5x5_s3_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, b
             i += 2
         else:
             _convert_rows(scr, lmap, a, rowmap, i, 5)
+            direct_rows_s3(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def pair_7x7_s3(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[3:]
+    v0_2 = s0[6:]
+    v0_3 = s0[9:]
+    v0_4 = s0[12:]
+    v0_5 = s0[15:]
+    v0_6 = s0[18:]
+    v1_0 = s1[0:]
+    v1_1 = s1[3:]
+    v1_2 = s1[6:]
+    v1_3 = s1[9:]
+    v1_4 = s1[12:]
+    v1_5 = s1[15:]
+    v1_6 = s1[18:]
+    v2_0 = s2[0:]
+    v2_1 = s2[3:]
+    v2_2 = s2[6:]
+    v2_3 = s2[9:]
+    v2_4 = s2[12:]
+    v2_5 = s2[15:]
+    v2_6 = s2[18:]
+    v3_0 = s3[0:]
+    v3_1 = s3[3:]
+    v3_2 = s3[6:]
+    v3_3 = s3[9:]
+    v3_4 = s3[12:]
+    v3_5 = s3[15:]
+    v3_6 = s3[18:]
+    v4_0 = s4[0:]
+    v4_1 = s4[3:]
+    v4_2 = s4[6:]
+    v4_3 = s4[9:]
+    v4_4 = s4[12:]
+    v4_5 = s4[15:]
+    v4_6 = s4[18:]
+    v5_0 = s5[0:]
+    v5_1 = s5[3:]
+    v5_2 = s5[6:]
+    v5_3 = s5[9:]
+    v5_4 = s5[12:]
+    v5_5 = s5[15:]
+    v5_6 = s5[18:]
+    v6_0 = s6[0:]
+    v6_1 = s6[3:]
+    v6_2 = s6[6:]
+    v6_3 = s6[9:]
+    v6_4 = s6[12:]
+    v6_5 = s6[15:]
+    v6_6 = s6[18:]
+    v7_0 = s7[0:]
+    v7_1 = s7[3:]
+    v7_2 = s7[6:]
+    v7_3 = s7[9:]
+    v7_4 = s7[12:]
+    v7_5 = s7[15:]
+    v7_6 = s7[18:]
+    for j in range(n):
+        x0_0 = v0_0[j]
+        x0_1 = v0_1[j]
+        x0_2 = v0_2[j]
+        x0_3 = v0_3[j]
+        x0_4 = v0_4[j]
+        x0_5 = v0_5[j]
+        x0_6 = v0_6[j]
+        x1_0 = v1_0[j]
+        x1_1 = v1_1[j]
+        x1_2 = v1_2[j]
+        x1_3 = v1_3[j]
+        x1_4 = v1_4[j]
+        x1_5 = v1_5[j]
+        x1_6 = v1_6[j]
+        x2_0 = v2_0[j]
+        x2_1 = v2_1[j]
+        x2_2 = v2_2[j]
+        x2_3 = v2_3[j]
+        x2_4 = v2_4[j]
+        x2_5 = v2_5[j]
+        x2_6 = v2_6[j]
+        x3_0 = v3_0[j]
+        x3_1 = v3_1[j]
+        x3_2 = v3_2[j]
+        x3_3 = v3_3[j]
+        x3_4 = v3_4[j]
+        x3_5 = v3_5[j]
+        x3_6 = v3_6[j]
+        x4_0 = v4_0[j]
+        x4_1 = v4_1[j]
+        x4_2 = v4_2[j]
+        x4_3 = v4_3[j]
+        x4_4 = v4_4[j]
+        x4_5 = v4_5[j]
+        x4_6 = v4_6[j]
+        x5_0 = v5_0[j]
+        x5_1 = v5_1[j]
+        x5_2 = v5_2[j]
+        x5_3 = v5_3[j]
+        x5_4 = v5_4[j]
+        x5_5 = v5_5[j]
+        x5_6 = v5_6[j]
+        x6_0 = v6_0[j]
+        x6_1 = v6_1[j]
+        x6_2 = v6_2[j]
+        x6_3 = v6_3[j]
+        x6_4 = v6_4[j]
+        x6_5 = v6_5[j]
+        x6_6 = v6_6[j]
+        x7_0 = v7_0[j]
+        x7_1 = v7_1[j]
+        x7_2 = v7_2[j]
+        x7_3 = v7_3[j]
+        x7_4 = v7_4[j]
+        x7_5 = v7_5[j]
+        x7_6 = v7_6[j]
+        o0[j] = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        o1[j] = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
+    """`direct_rows_s3` for a 7x7 kernel: pairs of output rows whose padded rows
+    are all image rows run `pair_7x7_s3` on the interior samples."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            o0 = out[i]
+            o1 = out[i + 1]
+            pair_7x7_s3(o0[jl:], o1[jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n)
+            for j in range(jl):
+                o0[j] = 0
+                o1[j] = 0
+            for j in range(jr, wo):
+                o0[j] = 0
+                o1[j] = 0
+            for r in range(7):
+                for o in range(2):
+                    dst = out[i + o]
+                    row = a[rowmap[i + o + r]]
+                    _border_s(dst, row, w, r, 7, colmap, fv, 0, jl, 3)
+                    _border_s(dst, row, w, r, 7, colmap, fv, jr, wo, 3)
+            i += 2
+        else:
+            direct_rows_s3(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def pair_7x7_s3_r(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[3:]
+    v0_2 = s0[6:]
+    v0_3 = s0[9:]
+    v0_4 = s0[12:]
+    v0_5 = s0[15:]
+    v0_6 = s0[18:]
+    v1_0 = s1[0:]
+    v1_1 = s1[3:]
+    v1_2 = s1[6:]
+    v1_3 = s1[9:]
+    v1_4 = s1[12:]
+    v1_5 = s1[15:]
+    v1_6 = s1[18:]
+    v2_0 = s2[0:]
+    v2_1 = s2[3:]
+    v2_2 = s2[6:]
+    v2_3 = s2[9:]
+    v2_4 = s2[12:]
+    v2_5 = s2[15:]
+    v2_6 = s2[18:]
+    v3_0 = s3[0:]
+    v3_1 = s3[3:]
+    v3_2 = s3[6:]
+    v3_3 = s3[9:]
+    v3_4 = s3[12:]
+    v3_5 = s3[15:]
+    v3_6 = s3[18:]
+    v4_0 = s4[0:]
+    v4_1 = s4[3:]
+    v4_2 = s4[6:]
+    v4_3 = s4[9:]
+    v4_4 = s4[12:]
+    v4_5 = s4[15:]
+    v4_6 = s4[18:]
+    v5_0 = s5[0:]
+    v5_1 = s5[3:]
+    v5_2 = s5[6:]
+    v5_3 = s5[9:]
+    v5_4 = s5[12:]
+    v5_5 = s5[15:]
+    v5_6 = s5[18:]
+    v6_0 = s6[0:]
+    v6_1 = s6[3:]
+    v6_2 = s6[6:]
+    v6_3 = s6[9:]
+    v6_4 = s6[12:]
+    v6_5 = s6[15:]
+    v6_6 = s6[18:]
+    v7_0 = s7[0:]
+    v7_1 = s7[3:]
+    v7_2 = s7[6:]
+    v7_3 = s7[9:]
+    v7_4 = s7[12:]
+    v7_5 = s7[15:]
+    v7_6 = s7[18:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x0_3 = np.float32(v0_3[j])
+        x0_4 = np.float32(v0_4[j])
+        x0_5 = np.float32(v0_5[j])
+        x0_6 = np.float32(v0_6[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x1_3 = np.float32(v1_3[j])
+        x1_4 = np.float32(v1_4[j])
+        x1_5 = np.float32(v1_5[j])
+        x1_6 = np.float32(v1_6[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x2_3 = np.float32(v2_3[j])
+        x2_4 = np.float32(v2_4[j])
+        x2_5 = np.float32(v2_5[j])
+        x2_6 = np.float32(v2_6[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        x3_3 = np.float32(v3_3[j])
+        x3_4 = np.float32(v3_4[j])
+        x3_5 = np.float32(v3_5[j])
+        x3_6 = np.float32(v3_6[j])
+        x4_0 = np.float32(v4_0[j])
+        x4_1 = np.float32(v4_1[j])
+        x4_2 = np.float32(v4_2[j])
+        x4_3 = np.float32(v4_3[j])
+        x4_4 = np.float32(v4_4[j])
+        x4_5 = np.float32(v4_5[j])
+        x4_6 = np.float32(v4_6[j])
+        x5_0 = np.float32(v5_0[j])
+        x5_1 = np.float32(v5_1[j])
+        x5_2 = np.float32(v5_2[j])
+        x5_3 = np.float32(v5_3[j])
+        x5_4 = np.float32(v5_4[j])
+        x5_5 = np.float32(v5_5[j])
+        x5_6 = np.float32(v5_6[j])
+        x6_0 = np.float32(v6_0[j])
+        x6_1 = np.float32(v6_1[j])
+        x6_2 = np.float32(v6_2[j])
+        x6_3 = np.float32(v6_3[j])
+        x6_4 = np.float32(v6_4[j])
+        x6_5 = np.float32(v6_5[j])
+        x6_6 = np.float32(v6_6[j])
+        x7_0 = np.float32(v7_0[j])
+        x7_1 = np.float32(v7_1[j])
+        x7_2 = np.float32(v7_2[j])
+        x7_3 = np.float32(v7_3[j])
+        x7_4 = np.float32(v7_4[j])
+        x7_5 = np.float32(v7_5[j])
+        x7_6 = np.float32(v7_6[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7_s3_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_7x7_s3` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_7x7_s3` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_7x7_s3_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s3` on its image rows converted into `scr` (float32, 7 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(7, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            pair_7x7_s3_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(7):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 7, colmap, fv, 0, jl, 3)
+                    _border_r(b, row, w, r, 7, colmap, fv, jr, wo, 3)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 7)
             direct_rows_s3(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
             _round_row(out[i], buf[0], 0, wo, lo, hi)
             i += 1
@@ -3682,9 +4608,472 @@ def rows_5x5_s4_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, b
             i += 1
 
 
+@njit(**JIT, fastmath=FASTMATH)
+def pair_7x7_s4(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[4:]
+    v0_2 = s0[8:]
+    v0_3 = s0[12:]
+    v0_4 = s0[16:]
+    v0_5 = s0[20:]
+    v0_6 = s0[24:]
+    v1_0 = s1[0:]
+    v1_1 = s1[4:]
+    v1_2 = s1[8:]
+    v1_3 = s1[12:]
+    v1_4 = s1[16:]
+    v1_5 = s1[20:]
+    v1_6 = s1[24:]
+    v2_0 = s2[0:]
+    v2_1 = s2[4:]
+    v2_2 = s2[8:]
+    v2_3 = s2[12:]
+    v2_4 = s2[16:]
+    v2_5 = s2[20:]
+    v2_6 = s2[24:]
+    v3_0 = s3[0:]
+    v3_1 = s3[4:]
+    v3_2 = s3[8:]
+    v3_3 = s3[12:]
+    v3_4 = s3[16:]
+    v3_5 = s3[20:]
+    v3_6 = s3[24:]
+    v4_0 = s4[0:]
+    v4_1 = s4[4:]
+    v4_2 = s4[8:]
+    v4_3 = s4[12:]
+    v4_4 = s4[16:]
+    v4_5 = s4[20:]
+    v4_6 = s4[24:]
+    v5_0 = s5[0:]
+    v5_1 = s5[4:]
+    v5_2 = s5[8:]
+    v5_3 = s5[12:]
+    v5_4 = s5[16:]
+    v5_5 = s5[20:]
+    v5_6 = s5[24:]
+    v6_0 = s6[0:]
+    v6_1 = s6[4:]
+    v6_2 = s6[8:]
+    v6_3 = s6[12:]
+    v6_4 = s6[16:]
+    v6_5 = s6[20:]
+    v6_6 = s6[24:]
+    v7_0 = s7[0:]
+    v7_1 = s7[4:]
+    v7_2 = s7[8:]
+    v7_3 = s7[12:]
+    v7_4 = s7[16:]
+    v7_5 = s7[20:]
+    v7_6 = s7[24:]
+    for j in range(n):
+        x0_0 = v0_0[j]
+        x0_1 = v0_1[j]
+        x0_2 = v0_2[j]
+        x0_3 = v0_3[j]
+        x0_4 = v0_4[j]
+        x0_5 = v0_5[j]
+        x0_6 = v0_6[j]
+        x1_0 = v1_0[j]
+        x1_1 = v1_1[j]
+        x1_2 = v1_2[j]
+        x1_3 = v1_3[j]
+        x1_4 = v1_4[j]
+        x1_5 = v1_5[j]
+        x1_6 = v1_6[j]
+        x2_0 = v2_0[j]
+        x2_1 = v2_1[j]
+        x2_2 = v2_2[j]
+        x2_3 = v2_3[j]
+        x2_4 = v2_4[j]
+        x2_5 = v2_5[j]
+        x2_6 = v2_6[j]
+        x3_0 = v3_0[j]
+        x3_1 = v3_1[j]
+        x3_2 = v3_2[j]
+        x3_3 = v3_3[j]
+        x3_4 = v3_4[j]
+        x3_5 = v3_5[j]
+        x3_6 = v3_6[j]
+        x4_0 = v4_0[j]
+        x4_1 = v4_1[j]
+        x4_2 = v4_2[j]
+        x4_3 = v4_3[j]
+        x4_4 = v4_4[j]
+        x4_5 = v4_5[j]
+        x4_6 = v4_6[j]
+        x5_0 = v5_0[j]
+        x5_1 = v5_1[j]
+        x5_2 = v5_2[j]
+        x5_3 = v5_3[j]
+        x5_4 = v5_4[j]
+        x5_5 = v5_5[j]
+        x5_6 = v5_6[j]
+        x6_0 = v6_0[j]
+        x6_1 = v6_1[j]
+        x6_2 = v6_2[j]
+        x6_3 = v6_3[j]
+        x6_4 = v6_4[j]
+        x6_5 = v6_5[j]
+        x6_6 = v6_6[j]
+        x7_0 = v7_0[j]
+        x7_1 = v7_1[j]
+        x7_2 = v7_2[j]
+        x7_3 = v7_3[j]
+        x7_4 = v7_4[j]
+        x7_5 = v7_5[j]
+        x7_6 = v7_6[j]
+        o0[j] = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        o1[j] = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
+    """`direct_rows_s4` for a 7x7 kernel: pairs of output rows whose padded rows
+    are all image rows run `pair_7x7_s4` on the interior samples."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            o0 = out[i]
+            o1 = out[i + 1]
+            pair_7x7_s4(o0[jl:], o1[jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n)
+            for j in range(jl):
+                o0[j] = 0
+                o1[j] = 0
+            for j in range(jr, wo):
+                o0[j] = 0
+                o1[j] = 0
+            for r in range(7):
+                for o in range(2):
+                    dst = out[i + o]
+                    row = a[rowmap[i + o + r]]
+                    _border_s(dst, row, w, r, 7, colmap, fv, 0, jl, 4)
+                    _border_s(dst, row, w, r, 7, colmap, fv, jr, wo, 4)
+            i += 2
+        else:
+            direct_rows_s4(a, w, out, rowmap, colmap, fill, px, jl, jr, i, i + 1)
+            i += 1
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def pair_7x7_s4_r(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n, lo, hi):
+    w0_0 = w[0, 0]
+    w0_1 = w[0, 1]
+    w0_2 = w[0, 2]
+    w0_3 = w[0, 3]
+    w0_4 = w[0, 4]
+    w0_5 = w[0, 5]
+    w0_6 = w[0, 6]
+    w1_0 = w[1, 0]
+    w1_1 = w[1, 1]
+    w1_2 = w[1, 2]
+    w1_3 = w[1, 3]
+    w1_4 = w[1, 4]
+    w1_5 = w[1, 5]
+    w1_6 = w[1, 6]
+    w2_0 = w[2, 0]
+    w2_1 = w[2, 1]
+    w2_2 = w[2, 2]
+    w2_3 = w[2, 3]
+    w2_4 = w[2, 4]
+    w2_5 = w[2, 5]
+    w2_6 = w[2, 6]
+    w3_0 = w[3, 0]
+    w3_1 = w[3, 1]
+    w3_2 = w[3, 2]
+    w3_3 = w[3, 3]
+    w3_4 = w[3, 4]
+    w3_5 = w[3, 5]
+    w3_6 = w[3, 6]
+    w4_0 = w[4, 0]
+    w4_1 = w[4, 1]
+    w4_2 = w[4, 2]
+    w4_3 = w[4, 3]
+    w4_4 = w[4, 4]
+    w4_5 = w[4, 5]
+    w4_6 = w[4, 6]
+    w5_0 = w[5, 0]
+    w5_1 = w[5, 1]
+    w5_2 = w[5, 2]
+    w5_3 = w[5, 3]
+    w5_4 = w[5, 4]
+    w5_5 = w[5, 5]
+    w5_6 = w[5, 6]
+    w6_0 = w[6, 0]
+    w6_1 = w[6, 1]
+    w6_2 = w[6, 2]
+    w6_3 = w[6, 3]
+    w6_4 = w[6, 4]
+    w6_5 = w[6, 5]
+    w6_6 = w[6, 6]
+    v0_0 = s0[0:]
+    v0_1 = s0[4:]
+    v0_2 = s0[8:]
+    v0_3 = s0[12:]
+    v0_4 = s0[16:]
+    v0_5 = s0[20:]
+    v0_6 = s0[24:]
+    v1_0 = s1[0:]
+    v1_1 = s1[4:]
+    v1_2 = s1[8:]
+    v1_3 = s1[12:]
+    v1_4 = s1[16:]
+    v1_5 = s1[20:]
+    v1_6 = s1[24:]
+    v2_0 = s2[0:]
+    v2_1 = s2[4:]
+    v2_2 = s2[8:]
+    v2_3 = s2[12:]
+    v2_4 = s2[16:]
+    v2_5 = s2[20:]
+    v2_6 = s2[24:]
+    v3_0 = s3[0:]
+    v3_1 = s3[4:]
+    v3_2 = s3[8:]
+    v3_3 = s3[12:]
+    v3_4 = s3[16:]
+    v3_5 = s3[20:]
+    v3_6 = s3[24:]
+    v4_0 = s4[0:]
+    v4_1 = s4[4:]
+    v4_2 = s4[8:]
+    v4_3 = s4[12:]
+    v4_4 = s4[16:]
+    v4_5 = s4[20:]
+    v4_6 = s4[24:]
+    v5_0 = s5[0:]
+    v5_1 = s5[4:]
+    v5_2 = s5[8:]
+    v5_3 = s5[12:]
+    v5_4 = s5[16:]
+    v5_5 = s5[20:]
+    v5_6 = s5[24:]
+    v6_0 = s6[0:]
+    v6_1 = s6[4:]
+    v6_2 = s6[8:]
+    v6_3 = s6[12:]
+    v6_4 = s6[16:]
+    v6_5 = s6[20:]
+    v6_6 = s6[24:]
+    v7_0 = s7[0:]
+    v7_1 = s7[4:]
+    v7_2 = s7[8:]
+    v7_3 = s7[12:]
+    v7_4 = s7[16:]
+    v7_5 = s7[20:]
+    v7_6 = s7[24:]
+    for j in range(n):
+        x0_0 = np.float32(v0_0[j])
+        x0_1 = np.float32(v0_1[j])
+        x0_2 = np.float32(v0_2[j])
+        x0_3 = np.float32(v0_3[j])
+        x0_4 = np.float32(v0_4[j])
+        x0_5 = np.float32(v0_5[j])
+        x0_6 = np.float32(v0_6[j])
+        x1_0 = np.float32(v1_0[j])
+        x1_1 = np.float32(v1_1[j])
+        x1_2 = np.float32(v1_2[j])
+        x1_3 = np.float32(v1_3[j])
+        x1_4 = np.float32(v1_4[j])
+        x1_5 = np.float32(v1_5[j])
+        x1_6 = np.float32(v1_6[j])
+        x2_0 = np.float32(v2_0[j])
+        x2_1 = np.float32(v2_1[j])
+        x2_2 = np.float32(v2_2[j])
+        x2_3 = np.float32(v2_3[j])
+        x2_4 = np.float32(v2_4[j])
+        x2_5 = np.float32(v2_5[j])
+        x2_6 = np.float32(v2_6[j])
+        x3_0 = np.float32(v3_0[j])
+        x3_1 = np.float32(v3_1[j])
+        x3_2 = np.float32(v3_2[j])
+        x3_3 = np.float32(v3_3[j])
+        x3_4 = np.float32(v3_4[j])
+        x3_5 = np.float32(v3_5[j])
+        x3_6 = np.float32(v3_6[j])
+        x4_0 = np.float32(v4_0[j])
+        x4_1 = np.float32(v4_1[j])
+        x4_2 = np.float32(v4_2[j])
+        x4_3 = np.float32(v4_3[j])
+        x4_4 = np.float32(v4_4[j])
+        x4_5 = np.float32(v4_5[j])
+        x4_6 = np.float32(v4_6[j])
+        x5_0 = np.float32(v5_0[j])
+        x5_1 = np.float32(v5_1[j])
+        x5_2 = np.float32(v5_2[j])
+        x5_3 = np.float32(v5_3[j])
+        x5_4 = np.float32(v5_4[j])
+        x5_5 = np.float32(v5_5[j])
+        x5_6 = np.float32(v5_6[j])
+        x6_0 = np.float32(v6_0[j])
+        x6_1 = np.float32(v6_1[j])
+        x6_2 = np.float32(v6_2[j])
+        x6_3 = np.float32(v6_3[j])
+        x6_4 = np.float32(v6_4[j])
+        x6_5 = np.float32(v6_5[j])
+        x6_6 = np.float32(v6_6[j])
+        x7_0 = np.float32(v7_0[j])
+        x7_1 = np.float32(v7_1[j])
+        x7_2 = np.float32(v7_2[j])
+        x7_3 = np.float32(v7_3[j])
+        x7_4 = np.float32(v7_4[j])
+        x7_5 = np.float32(v7_5[j])
+        x7_6 = np.float32(v7_6[j])
+        t0 = (
+            w0_0 * x0_0 + w0_1 * x0_1 + w0_2 * x0_2 + w0_3 * x0_3 +
+            w0_4 * x0_4 + w0_5 * x0_5 + w0_6 * x0_6 + w1_0 * x1_0 +
+            w1_1 * x1_1 + w1_2 * x1_2 + w1_3 * x1_3 + w1_4 * x1_4 +
+            w1_5 * x1_5 + w1_6 * x1_6 + w2_0 * x2_0 + w2_1 * x2_1 +
+            w2_2 * x2_2 + w2_3 * x2_3 + w2_4 * x2_4 + w2_5 * x2_5 +
+            w2_6 * x2_6 + w3_0 * x3_0 + w3_1 * x3_1 + w3_2 * x3_2 +
+            w3_3 * x3_3 + w3_4 * x3_4 + w3_5 * x3_5 + w3_6 * x3_6 +
+            w4_0 * x4_0 + w4_1 * x4_1 + w4_2 * x4_2 + w4_3 * x4_3 +
+            w4_4 * x4_4 + w4_5 * x4_5 + w4_6 * x4_6 + w5_0 * x5_0 +
+            w5_1 * x5_1 + w5_2 * x5_2 + w5_3 * x5_3 + w5_4 * x5_4 +
+            w5_5 * x5_5 + w5_6 * x5_6 + w6_0 * x6_0 + w6_1 * x6_1 +
+            w6_2 * x6_2 + w6_3 * x6_3 + w6_4 * x6_4 + w6_5 * x6_5 +
+            w6_6 * x6_6
+        )
+        t1 = (
+            w0_0 * x1_0 + w0_1 * x1_1 + w0_2 * x1_2 + w0_3 * x1_3 +
+            w0_4 * x1_4 + w0_5 * x1_5 + w0_6 * x1_6 + w1_0 * x2_0 +
+            w1_1 * x2_1 + w1_2 * x2_2 + w1_3 * x2_3 + w1_4 * x2_4 +
+            w1_5 * x2_5 + w1_6 * x2_6 + w2_0 * x3_0 + w2_1 * x3_1 +
+            w2_2 * x3_2 + w2_3 * x3_3 + w2_4 * x3_4 + w2_5 * x3_5 +
+            w2_6 * x3_6 + w3_0 * x4_0 + w3_1 * x4_1 + w3_2 * x4_2 +
+            w3_3 * x4_3 + w3_4 * x4_4 + w3_5 * x4_5 + w3_6 * x4_6 +
+            w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
+            w4_4 * x5_4 + w4_5 * x5_5 + w4_6 * x5_6 + w5_0 * x6_0 +
+            w5_1 * x6_1 + w5_2 * x6_2 + w5_3 * x6_3 + w5_4 * x6_4 +
+            w5_5 * x6_5 + w5_6 * x6_6 + w6_0 * x7_0 + w6_1 * x7_1 +
+            w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
+            w6_6 * x7_6
+        )
+        o0[j] = np.rint(min(max(t0, lo), hi))
+        o1[j] = np.rint(min(max(t1, lo), hi))
+
+
+@njit(**JIT, fastmath=FASTMATH)
+def rows_7x7_s4_r(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1, lo, hi, buf, scr):
+    """`rows_7x7_s4` for a photo in its own dtype into an integer `out`: the image
+    is read as it is (each sample converted to float32 in the kernel) and every sum
+    stored rounded half to even and clipped to [lo, hi], as `load_rows` and
+    `store_rounded` around `rows_7x7_s4` would (the same bits).  Pairs of rows
+    whose padded rows are all image rows run `pair_7x7_s4_r`; their border
+    samples are summed in `buf` (float32, 2 rows of `out`), and any other row by
+    `direct_rows_s4` on its image rows converted into `scr` (float32, 7 image
+    rows): no float array larger than a few rows."""
+    wo = out.shape[1]
+    fv = fill[0]
+    n = jr - jl
+    lmap = np.empty(7, np.int64)
+    i = i0
+    while i < i1:
+        if i + 1 < i1 and n > 0 and _regular(rowmap, i, 8):
+            pair_7x7_s4_r(out[i][jl:], out[i + 1][jl:], a[rowmap[i + 0]][jl - px:], a[rowmap[i + 1]][jl - px:], a[rowmap[i + 2]][jl - px:], a[rowmap[i + 3]][jl - px:], a[rowmap[i + 4]][jl - px:], a[rowmap[i + 5]][jl - px:], a[rowmap[i + 6]][jl - px:], a[rowmap[i + 7]][jl - px:], w, n, lo, hi)
+            for o in range(2):
+                b = buf[o]
+                for j in range(jl):
+                    b[j] = 0
+                for j in range(jr, wo):
+                    b[j] = 0
+                for r in range(7):
+                    row = a[rowmap[i + o + r]]
+                    _border_r(b, row, w, r, 7, colmap, fv, 0, jl, 4)
+                    _border_r(b, row, w, r, 7, colmap, fv, jr, wo, 4)
+                _round_row(out[i + o], b, 0, jl, lo, hi)
+                _round_row(out[i + o], b, jr, wo, lo, hi)
+            i += 2
+        else:
+            _convert_rows(scr, lmap, a, rowmap, i, 7)
+            direct_rows_s4(scr, w, buf, lmap, colmap, fill, px, jl, jr, 0, 1)
+            _round_row(out[i], buf[0], 0, wo, lo, hi)
+            i += 1
+
+
 #: channels -> the drivers for that many interleaved channels
 DRIVERS = {
-    2: {'direct': direct_rows_s2, 'separable': separable_rows_s2, 'small': {(3, 3): rows_3x3_s2, (5, 5): rows_5x5_s2}, 'rounded': {(3, 3): rows_3x3_s2_r, (5, 5): rows_5x5_s2_r}},
-    3: {'direct': direct_rows_s3, 'separable': separable_rows_s3, 'small': {(3, 3): rows_3x3_s3, (5, 5): rows_5x5_s3}, 'rounded': {(3, 3): rows_3x3_s3_r, (5, 5): rows_5x5_s3_r}},
-    4: {'direct': direct_rows_s4, 'separable': separable_rows_s4, 'small': {(3, 3): rows_3x3_s4, (5, 5): rows_5x5_s4}, 'rounded': {(3, 3): rows_3x3_s4_r, (5, 5): rows_5x5_s4_r}},
+    2: {'direct': direct_rows_s2, 'separable': separable_rows_s2, 'small': {(3, 3): rows_3x3_s2, (5, 5): rows_5x5_s2, (7, 7): rows_7x7_s2}, 'rounded': {(3, 3): rows_3x3_s2_r, (5, 5): rows_5x5_s2_r, (7, 7): rows_7x7_s2_r}},
+    3: {'direct': direct_rows_s3, 'separable': separable_rows_s3, 'small': {(3, 3): rows_3x3_s3, (5, 5): rows_5x5_s3, (7, 7): rows_7x7_s3}, 'rounded': {(3, 3): rows_3x3_s3_r, (5, 5): rows_5x5_s3_r, (7, 7): rows_7x7_s3_r}},
+    4: {'direct': direct_rows_s4, 'separable': separable_rows_s4, 'small': {(3, 3): rows_3x3_s4, (5, 5): rows_5x5_s4, (7, 7): rows_7x7_s4}, 'rounded': {(3, 3): rows_3x3_s4_r, (5, 5): rows_5x5_s4_r, (7, 7): rows_7x7_s4_r}},
 }

@@ -231,8 +231,10 @@ def batch_items(problem: Problem, a, k, out):
 
 def band_edges(n: int, parts: int) -> list[tuple[int, int]]:
     """`parts` consecutive ``(start, stop)`` row ranges covering ``0 .. n`` (empty ones
-    where ``parts > n``), in integers: the executors' bands."""
-    edges = [n * i // parts for i in range(parts + 1)]
+    where ``parts > n``), in integers: the executors' bands. Inner edges are even, so
+    that the drivers that sum output rows in pairs pair the same rows whatever the
+    number of bands: results do not depend on the number of threads."""
+    edges = [0] + [n * i // parts // 2 * 2 for i in range(1, parts)] + [n]
     return list(itertools.pairwise(edges))
 
 
