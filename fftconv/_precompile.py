@@ -27,7 +27,7 @@ def precompile(
     The first call that needs a kernel compiles it (seconds to a minute each,
     once per machine); afterwards every process loads the machine code from
     the cache.  This compiles them all now: direct summation (with the
-    unrolled 3x3 and 5x5 kernels), separable passes, per-channel kernels of
+    unrolled 3x3, 5x5 and 7x7 kernels), separable passes, per-channel kernels of
     channels-last photos (and more than 4 channels: the same kernels), the
     integer photos' rank-one passes, the rounding into integer outputs and
     the window sums of `match_template`.  With `aot`, the row kernels of direct

@@ -682,7 +682,7 @@ def test_direct_into_a_contiguous_out_allocates_no_image_sized_array(dtype, ksiz
 
 @needs_numba
 def test_the_planner_prices_the_rounding_drivers():
-    # 3x3 and 5x5 kernels shared by 2 to 4 channels of a photo into an integer `out`
+    # 3x3, 5x5 and 7x7 kernels shared by 2 to 4 channels of a photo into an integer `out`
     # pay `round_store` per output sample (they round as they store), other direct
     # sums `convert` (float bands); a 3x3 Gaussian still takes the strip-mined passes.
     from dataclasses import replace
@@ -706,11 +706,15 @@ def test_the_planner_prices_the_rounding_drivers():
     m = Machine()
     cheap = replace(m, round_store=0.0)
     dear = replace(m, convert=0.0)
-    for shape, kshape in (((600, 800, 3), (3, 3)), ((600, 800, 4), (5, 5))):
+    for shape, kshape in (
+        ((600, 800, 3), (3, 3)),
+        ((600, 800, 4), (5, 5)),
+        ((600, 800, 2), (7, 7)),
+    ):
         fused, seconds = price(shape, kshape, m)
         assert fused and price(shape, kshape, cheap)[1] < seconds == price(shape, kshape, dear)[1]
     for shape, kshape, kernel in (
-        ((600, 800, 3), (7, 7), None),
+        ((600, 800, 3), (9, 9), None),
         ((600, 800), (3, 3), None),
         ((600, 800, 3), (3, 3, 3), np.arange(27.0).reshape(3, 3, 3)),
     ):

@@ -159,7 +159,7 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
     `out` (a photo's dtype) is written band by band: each band of at most
     `BAND_ROWS` output rows reads its image rows converted to the problem's
     dtype, is summed into a band buffer, rounded half to even and clipped
-    into `out`; nothing image-sized is allocated.  3x3 and 5x5 kernels into an
+    into `out`; nothing image-sized is allocated.  3x3, 5x5 and 7x7 kernels into an
     integer `out` skip the float bands (`_rounded_run`): their drivers read
     the photo as it is and round each sum as they store it.  Rank-one separable passes
     with an integer image or `out` run in `_strips`; one kernel per channel,
@@ -243,7 +243,7 @@ def rounds_in_kernel(problem: Problem, lay: Layout | None) -> bool:
         lay is not None
         and not (lay.planar or lay.per_channel)
         and lay.channels in CHANNELS
-        and tuple(problem.kernel_shape) in ((3, 3), (5, 5))
+        and tuple(problem.kernel_shape) in ((3, 3), (5, 5), (7, 7))
         and problem.dtype == np.float32
         and src in ROUNDED_DTYPES
     )
@@ -251,7 +251,7 @@ def rounds_in_kernel(problem: Problem, lay: Layout | None) -> bool:
 
 def _rounded_run(problem: Problem, a, out) -> bool:
     """True when the drivers that read the photo as it is and store rounded
-    (``DRIVERS[c]["rounded"]``, 3x3 and 5x5) may run: float32 sums of an image of
+    (``DRIVERS[c]["rounded"]``, 3x3, 5x5 and 7x7) may run: float32 sums of an image of
     `ROUNDED_DTYPES` into an integer `out`, both C-contiguous."""
     return (
         problem.dtype == np.float32

@@ -40,7 +40,7 @@ UNITS = {
     "direct_call": "s per compiled direct or separable call (shipped, not measured)",
     "convert": "s per output sample of compiled direct summation into an integer `out` "
     "(rows converted into float bands, rounded out; shipped, not measured)",
-    "round_store": "s per output sample of the compiled 3x3 and 5x5 drivers that read a "
+    "round_store": "s per output sample of the compiled 3x3, 5x5 and 7x7 drivers that read a "
     "photo as it is and round into an integer `out` as they store (shipped, not measured)",
 }
 
