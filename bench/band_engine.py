@@ -23,6 +23,7 @@ import numpy as np
 from _common import machine
 
 from fftconv import kernels
+from fftconv._cpu import strip_columns
 from fftconv.methods import _u8_kernels, _u8_native
 
 
@@ -34,7 +35,7 @@ def run_once(engine, src, out, u, v, channels: int, ring: int) -> float:
     """Seconds of one engine call over the whole image (buffers allocated outside)."""
     h, w = out.shape[0], out.shape[1] // channels
     kh, kw = len(u), len(v)
-    s = max(16, min(w, ring // (4 * (kh + 1) * channels) // 16 * 16))
+    s = strip_columns(w, kh, channels, ring)
     rings = np.empty((-(-w // s), kh + 1, s * channels), np.float32)
     tmp = np.empty(((s + kw - 1) * channels,), np.float32)
     acc = np.empty((2 * s * channels,), np.float32)

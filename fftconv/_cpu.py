@@ -52,6 +52,14 @@ def ring_bytes() -> int:
     return max(128 << 10, min(1 << 20, l2_bytes() // 2))
 
 
+def strip_columns(width: int, kh: int, channels: int, ring: int) -> int:
+    """Columns per strip of the band engine: as many as fit a ring of ``kh + 1``
+    float32 rows of `channels` samples in `ring` bytes, a multiple of 16 (whole cache
+    lines), at most the `width` of the image and at least 16 (the engine clips a strip
+    at the image's edge)."""
+    return max(16, min(width, ring // (4 * (kh + 1) * channels) // 16 * 16))
+
+
 def aligned(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
     """Zeros of `shape` starting on an `align`-byte boundary: the band engine's rows
     (whose lengths are multiples of 16 samples) then never straddle cache lines, which

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._cpu import aligned, ring_bytes
+from ._cpu import aligned, ring_bytes, strip_columns
 from ._pad import source_index
 
 __all__ = ["StreamPlan", "StreamProfile", "plan_stream", "run_stream"]
@@ -634,7 +634,7 @@ def run_stream(
         copy = np.array(plan.copy_channels, np.int64)
         # Strips whose ring of kh + 1 filtered rows fits RING_BYTES; whole strips per
         # thread, each range of strips with its own rings, kept from band to band.
-        S = max(16, min(W, RING_BYTES // (4 * (kh + 1) * C) // 16 * 16))
+        S = strip_columns(W, kh, C, RING_BYTES)
         strips = -(-W // S)
         per = -(-strips // T)
         ranges = [(i * per * S, min(W, (i + 1) * per * S)) for i in range(T) if i * per * S < W]

@@ -46,3 +46,10 @@ def test_unreadable_or_missing_is_the_default(sysfs, size):
         f.unlink()
     assert _cpu.l2_bytes() == _cpu.DEFAULT_L2_BYTES  # files gone: OSError
     assert _cpu.ring_bytes() == _cpu.DEFAULT_L2_BYTES // 2
+
+
+def test_strip_columns():
+    assert _cpu.strip_columns(20000, 41, 1, 1 << 20) == 6240  # whole cache lines
+    assert _cpu.strip_columns(2000, 5, 3, 1 << 20) == 2000  # the whole row fits
+    assert _cpu.strip_columns(5000, 399, 4, 4096) == 16  # never fewer than 16
+    assert _cpu.strip_columns(10, 5, 1, 1 << 20) == 16  # an image narrower than 16: clipped

@@ -3,7 +3,7 @@ unrolled row kernels (grey, and channels-last photos).
 
 numba caches only functions defined in a source file, so the unrolled kernels
 are generated here once and committed.  Run ``python tools/gen_direct_small.py``
-after changing SIZES or the template.
+after changing ``fftconv.methods._aot.SMALL`` (the kernel sides) or the template.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import pathlib
 
-SIZES = [(3, 3), (5, 5), (7, 7)]
+from fftconv.methods._aot import SMALL
+
+SIZES = [(n, n) for n in SMALL]
 #: Most taps per row pass (kernel rows up to this wide take one pass).
 WIDEST = 8
 

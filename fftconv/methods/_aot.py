@@ -48,7 +48,8 @@ MODULE = "_fftconv_aot"
 #: ``il`` `_interleaved_kernels`' (the drivers of 2 to 4 channels), ``u8``
 #: `_u8_kernels`' strip-mined rank-one passes of photos in their own dtype and
 #: ``planar`` `_planar_kernels`' channel-plane split and merge (served with ``il``).
-#: The kernel sides of the unrolled drivers (`tools/gen_direct_small.py`'s ``SIZES``).
+#: The kernel sides of the unrolled drivers: `tools/gen_direct_small.py` generates them,
+#: this module exports them, the planner prices their rounding (one list for all three).
 SMALL = (3, 5, 7)
 
 ENTRIES = {

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._cpu import aligned, ring_bytes
+from .._cpu import aligned, ring_bytes, strip_columns
 from .._problem import Problem
 from . import _u8_native, effective_kernel, finite, store_range
+from ._aot import SMALL
 from .rows import (
     MIN_PARALLEL_MADDS,
     Geometry,
@@ -229,6 +230,9 @@ def convolve(problem: Problem, lay: Layout, a, k, out, threads: int = 1, factors
         np.copyto(o, tmp, casting="unsafe")
 
 
+#: Kernel shapes with unrolled drivers (among them the rounding ones).
+UNROLLED = tuple((n, n) for n in SMALL)
+
 #: Image dtypes the rounding drivers read as they are (each sample converted to float32
 #: in the kernel, exactly).
 ROUNDED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
@@ -243,7 +247,7 @@ def rounds_in_kernel(problem: Problem, lay: Layout | None) -> bool:
         lay is not None
         and not (lay.planar or lay.per_channel)
         and lay.channels in CHANNELS
-        and tuple(problem.kernel_shape) in ((3, 3), (5, 5), (7, 7))
+        and tuple(problem.kernel_shape) in UNROLLED
         and problem.dtype == np.float32
         and src in ROUNDED_DTYPES
     )
@@ -385,7 +389,7 @@ def _strips(problem: Problem, geo: Geometry, a, lay: Layout, sep, out, threads: 
     # the row reads every image row in pieces: slower); tasks are bands of output rows,
     # each its own problem of ``rows + kh - 1`` padded rows (its first kh - 1 rows are
     # filtered along the columns by the band above too), 4 per thread at least.
-    s = max(16, min(wo, STRIP_BYTES // (4 * (kh + 1) * c) // 16 * 16))
+    s = strip_columns(wo, kh, c, STRIP_BYTES)
     strips = -(-wo // s)
     rows = ho if threads == 1 else max(4 * kh, 16, -(-ho // (4 * threads)))
     edges = list(range(0, ho, rows)) + [ho]
