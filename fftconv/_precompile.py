@@ -164,7 +164,7 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
             shape = (40, 40) if c == 1 else (40, 40, c)
             img = rng.random(shape).astype(name)
             ca = None if c == 1 else -1
-            for ksize in (3, 5, 7):
+            for ksize in (3, 5, 7, 9):  # the unrolled drivers, then the general one
                 k = rng.random((ksize, ksize)).astype(name)
                 convolve(img, k, "same", channel_axis=ca, method="direct")
             sep = np.outer(rng.random(7), rng.random(7)).astype(name)

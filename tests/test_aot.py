@@ -58,6 +58,12 @@ def _cases():
             dict(channel_axis=-1, method="direct"),
         ),
         (
+            "rgb 9x9",  # the general driver, beyond the unrolled sizes
+            rgb,
+            rng.random((9, 9)).astype(np.float32),
+            dict(channel_axis=-1, method="direct"),
+        ),
+        (
             "rgb per channel",
             rgb,
             rng.random((5, 5, 3)).astype(np.float32),
@@ -111,6 +117,7 @@ def _select(entry, key):
     if entry.startswith(("grey.", "small.")):
         return dtypes == {"<f8"} or (entry == "small.rows_5x5" and dtypes == {"<f4"})
     return entry in (
+        "il.direct_rows_s3",
         "il.rows_3x3_s3",
         "il.rows_3x3_s3_r",
         "il.rows_5x5_s3_r",
@@ -167,6 +174,54 @@ def test_aot_and_jit_agree_bit_for_bit(built, aot_engine, case):
     if a.dtype.kind == "f" and a.ndim == 2:  # and both are right
         ref = direct_reference(a, k, "same", kw.get("boundary", "symmetric"))
         np.testing.assert_allclose(got, ref, rtol=1e-10)
+
+
+def test_signatures_for_a_compiled_callers_constants_are_not_exported():
+    """A kernel that a compiled caller calls with constants is compiled for them too
+    (``Literal[int](0)``: the value is in the machine code); that signature has the
+    general one's key, and exporting it under that key gave wrong rows to every call
+    from Python (format 1)."""
+    numba = pytest.importorskip("numba")
+    from fftconv.methods import _aot_build
+
+    @numba.njit
+    def rows_from(a, i0, i1):
+        t = 0.0
+        for i in range(i0, i1):
+            t += a[i]
+        return t
+
+    @numba.njit
+    def first_row(a):
+        return rows_from(a, 0, 1)
+
+    a = np.arange(5.0)
+    assert first_row(a) == 0.0
+    assert rows_from(a, 0, 5) == 10.0
+    if len(rows_from.signatures) < 2:
+        pytest.skip("this numba compiles no signature for the caller's constants")
+    got = _aot_build.python_signatures(rows_from)
+    assert [key for _, key in got] == [[["<f8", 1, "C", True, True], "<i8", "<i8"]]
+    assert [str(t) for t in got[0][0]][1:] == ["int64", "int64"]
+
+
+def test_two_signatures_with_one_key_stop_the_build():
+    pytest.importorskip("numba")
+    from numba.core import types
+
+    from fftconv.methods import _aot_build
+
+    def f():
+        pass
+
+    d = _FakeDispatcher(f, [(types.int64,), (types.int64,)])
+    with pytest.raises(RuntimeError, match="the same key"):
+        _aot_build.python_signatures(d)
+
+
+class _FakeDispatcher:
+    def __init__(self, py_func, signatures):
+        self.py_func, self.signatures = py_func, signatures
 
 
 @pytest.mark.slow

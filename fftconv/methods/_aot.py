@@ -37,8 +37,9 @@ import numpy as np
 
 from .._cachedir import cache_dir, read_json, warn_once
 
-#: Bumped when the manifest or the build changes meaning.
-FORMAT = 1
+#: Bumped when the manifest or the build changes meaning (2: format 1 could export a
+#: signature specialised for a compiled caller's constants under the general key).
+FORMAT = 2
 
 #: The extension module's name (its ``PyInit_`` symbol).
 MODULE = "_fftconv_aot"

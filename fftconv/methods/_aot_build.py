@@ -9,6 +9,11 @@ JIT kernels do), for this CPU's model and instruction-set features as the JIT
 sees them.  The module goes to a temporary directory beside its final one and
 is moved into place whole, with its manifest (what was exported, for which
 argument keys).
+
+Only signatures that a call from Python can reach are exported: numba also
+compiles a kernel for the constants a compiled caller passes it (an argument
+typed ``Literal[int](0)`` has that value built into the machine code), and such
+a signature has the same `_aot.value_key` as the general one.
 """
 
 from __future__ import annotations
@@ -34,6 +39,28 @@ def _type_key(t):
     if isinstance(t, types.Array):
         return [as_dtype(t.dtype).str, t.ndim, t.layout, bool(t.mutable), bool(t.aligned)]
     return as_dtype(t).str
+
+
+def python_signatures(d) -> list[tuple[tuple, list]]:
+    """``(numba argument types, key)`` of each signature of the dispatcher `d` that a
+    call from Python dispatches to: none with a literal argument (a compiled caller's
+    constant, built into the code); a key that two of them share is an error, since
+    `_aot.load` could not tell them apart."""
+    from numba.core import types
+
+    out, seen = [], {}
+    for args in d.signatures:
+        if any(isinstance(t, types.Literal) for t in args):
+            continue
+        key = [_type_key(t) for t in args]
+        k = repr(key)
+        if k in seen:
+            raise RuntimeError(
+                f"{d.py_func.__name__}: signatures {seen[k]} and {args} have the same key {key}"
+            )
+        seen[k] = args
+        out.append((args, key))
+    return out
 
 
 def dispatchers() -> dict:
@@ -105,8 +132,7 @@ def build(directory: Path | None = None, select=None) -> dict | None:
     exports, options = [], {}
     for entry, d in dispatchers().items():
         options[d.py_func] = d.targetoptions
-        for args in d.signatures:
-            key = [_type_key(t) for t in args]
+        for args, key in python_signatures(d):
             if select is not None and not select(entry, key):
                 continue
             symbol = f"e{len(exports)}"
