@@ -133,6 +133,16 @@ def test_plan_validates_like_convolve():
         plan((10, 10), (3, 3), dtype="not a dtype")
 
 
+def test_plan_given_arrays_says_to_pass_their_shapes():
+    """scipy's choose_conv_method takes the arrays: the message says what to pass, in
+    one line, without printing the image."""
+    with pytest.raises(TypeError) as info:
+        plan(np.zeros((400, 300)), np.ones((3, 3)))
+    msg = str(info.value)
+    assert "in1_shape" in msg and "(400, 300)" in msg and "in1.shape" in msg
+    assert "\n" not in msg and len(msg) < 300
+
+
 def test_auto_follows_the_plan(monkeypatch):
     rng = np.random.default_rng(0)
     calls = []

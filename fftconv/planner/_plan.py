@@ -330,6 +330,12 @@ def _photo_problem(problem: Problem, src: np.dtype, out_dtype, kernel) -> Proble
 
 
 def _as_shape(s, name: str) -> tuple[int, ...]:
+    if isinstance(s, np.ndarray) and s.ndim > 1:
+        raise TypeError(
+            f"{name} must be a tuple of ints; got an array of shape {s.shape}: plan() "
+            f"plans from shapes, pass {name.removesuffix('_shape')}.shape (and the "
+            "kernel itself as kernel= to plan from its values)"
+        )
     try:
         shape = tuple(int(x) for x in s)
         ok = all(int(x) == x for x in s)
