@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 
@@ -77,13 +78,14 @@ def precompile(
     if rows.jit_kernels() is None:
         return None
     t0 = time.perf_counter()
+    calls = _workload(dtypes, channels, photo_dtypes)
     use_aot, rows.USE_AOT = rows.USE_AOT, False  # the JIT compiles what the module exports
     try:
-        _compile(dtypes, channels, photo_dtypes)
+        jit = [_run(c) for c in calls]
     finally:
         rows.USE_AOT = use_aot
     if aot:
-        _build_aot()
+        _build_aot(calls, jit)
     if stream:
         _build_stream(stream_pairs(dtypes, photo_dtypes))
     return time.perf_counter() - t0
@@ -136,14 +138,25 @@ def _build_stream(pairs) -> None:
             )
 
 
-def _build_aot() -> None:
-    """The ahead-of-time module; a build that fails (no C compiler for numba.pycc, a
-    numba without pycc) is said by a `CacheWarning`: numba's cache is built anyway."""
+def _run(call) -> np.ndarray:
+    fn, args, kwargs = call
+    return np.array(fn(*args, **kwargs), copy=True)
+
+
+def _build_aot(calls, jit) -> None:
+    """The ahead-of-time module, checked: the workload run on it must give the JIT's
+    results bit for bit, else the module is removed.  A build that fails (no C
+    compiler for numba.pycc, a numba without pycc) or a module that disagrees is
+    said by a `CacheWarning`: numba's cache is built anyway."""
     from ._cachedir import CacheWarning
-    from .methods import _aot_build, rows
+    from .methods import _aot, _aot_build, rows
 
     try:
-        _aot_build.build()
+        manifest = _aot_build.build()
+        wrong = _disagreement(calls, jit) if manifest is not None else None
+        if wrong is not None:
+            shutil.rmtree(_aot.module_dir(), ignore_errors=True)
+            raise RuntimeError(f"they disagreed with numba's JIT kernels on {wrong}")
     except Exception as exc:  # an optional step: every failure leaves the JIT kernels
         warnings.warn(
             f"fftconv precompile: the ahead-of-time kernels were not built ({exc}); "
@@ -154,9 +167,43 @@ def _build_aot() -> None:
     rows.reset_aot()
 
 
-def _compile(dtypes, channels, photo_dtypes) -> None:
+def _disagreement(calls, jit) -> str | None:
+    """The first call of the workload whose result on the ahead-of-time module differs
+    from the JIT's (described), or None."""
+    from .methods import rows
+
+    rows.reset_aot()
+    use_aot, rows.USE_AOT = rows.USE_AOT, True
+    try:
+        if not rows.aot_in_use():
+            return "every call: the module built does not load"
+        for call, want in zip(calls, jit):
+            got = _run(call)
+            if got.dtype != want.dtype or not np.array_equal(got, want, equal_nan=True):
+                return _describe(call)
+    finally:
+        rows.USE_AOT = use_aot
+    return None
+
+
+def _describe(call) -> str:
+    fn, args, kwargs = call
+    shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in args if isinstance(a, np.ndarray))
+    opts = ", ".join(
+        f"{k}={v.dtype}" if isinstance(v, np.ndarray) else f"{k}={v!r}" for k, v in kwargs.items()
+    )
+    return f"{fn.__name__}({shapes}, {opts})"
+
+
+def _workload(dtypes, channels, photo_dtypes) -> list:
+    """The calls that compile every kernel: ``(function, args, kwargs)``."""
     from .api import convolve
     from .template import match_template
+
+    calls = []
+
+    def call(fn, *args, **kwargs):
+        calls.append((fn, args, kwargs))
 
     rng = np.random.default_rng(0)
     for name in dtypes:
@@ -166,15 +213,16 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
             ca = None if c == 1 else -1
             for ksize in (3, 5, 7, 9):  # the unrolled drivers, then the general one
                 k = rng.random((ksize, ksize)).astype(name)
-                convolve(img, k, "same", channel_axis=ca, method="direct")
+                call(convolve, img, k, "same", channel_axis=ca, method="direct")
             sep = np.outer(rng.random(7), rng.random(7)).astype(name)
             # separable passes: the planner takes them from 2**16 outputs on
             big = rng.random((260, 260) + shape[2:]).astype(name)
-            convolve(big, sep, "same", channel_axis=ca, method="separable")
+            call(convolve, big, sep, "same", channel_axis=ca, method="separable")
             if c == 1:  # the window sums of template matching
-                match_template(img, img[:5, :5])
+                call(match_template, img, img[:5, :5])
             if c > 1:
-                convolve(
+                call(
+                    convolve,
                     img,
                     rng.random((3, 3, c)).astype(name),
                     "same",
@@ -188,7 +236,8 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
             img = rng.integers(info.min, info.max, shape).astype(name)
             ca = None if c == 1 else -1
             for m in ("direct", "oa"):  # bands, and overlap-add blocks (strided rows)
-                convolve(
+                call(
+                    convolve,
                     img,
                     np.ones((3, 3), np.float32) / 9,
                     "same",
@@ -198,16 +247,57 @@ def _compile(dtypes, channels, photo_dtypes) -> None:
                 )
             # 5x5 and 7x7 (the rounding drivers of 3x3 to 7x7 kernels), rank-one kernels
             # (the strip-mined engine), one kernel per channel (planes)
-            for ksize in (5, 7):
+            for ksize in (5, 7, 9):
                 kk = rng.random((ksize, ksize)).astype(np.float32)
-                convolve(img, kk, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
+                call(
+                    convolve,
+                    img,
+                    kk,
+                    "same",
+                    channel_axis=ca,
+                    out=np.empty_like(img),
+                    method="direct",
+                )
             big = rng.integers(info.min, info.max, (260, 260) + shape[2:]).astype(name)
             sep = np.outer(rng.random(7), rng.random(7)).astype(np.float32)
-            convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")
+            call(
+                convolve,
+                big,
+                sep,
+                "same",
+                channel_axis=ca,
+                out=np.empty_like(big),
+                method="separable",
+            )
             # ... and a float32 photo into this dtype, this dtype into float32
             f32 = big.astype(np.float32)
-            convolve(f32, sep, "same", channel_axis=ca, out=np.empty_like(big), method="separable")
-            convolve(big, sep, "same", channel_axis=ca, out=np.empty_like(f32), method="separable")
+            call(
+                convolve,
+                f32,
+                sep,
+                "same",
+                channel_axis=ca,
+                out=np.empty_like(big),
+                method="separable",
+            )
+            call(
+                convolve,
+                big,
+                sep,
+                "same",
+                channel_axis=ca,
+                out=np.empty_like(f32),
+                method="separable",
+            )
             if c > 1:
                 k = rng.random((3, 3, c)).astype(np.float32)
-                convolve(img, k, "same", channel_axis=ca, out=np.empty_like(img), method="direct")
+                call(
+                    convolve,
+                    img,
+                    k,
+                    "same",
+                    channel_axis=ca,
+                    out=np.empty_like(img),
+                    method="direct",
+                )
+    return calls

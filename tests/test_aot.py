@@ -219,6 +219,42 @@ def test_two_signatures_with_one_key_stop_the_build():
         _aot_build.python_signatures(d)
 
 
+@pytest.mark.slow
+def test_precompile_checks_the_module_against_the_jit(built, monkeypatch):
+    """`fftconv precompile` runs its workload again on the module it built: the JIT's
+    results bit for bit, else the first call that differs is named."""
+    from fftconv import _precompile
+
+    cache, _, jit = built
+    monkeypatch.setenv("FFTCONV_CACHE_DIR", str(cache))
+    monkeypatch.setattr(rows, "_aot_loaded", None)
+    name, a, k, kw = next(c for c in _cases() if c[0] == "rgb 9x9")
+    calls = [(fftconv.convolve, (a, k, "same"), dict(kw, boundary="symmetric"))]
+    assert _precompile._disagreement(calls, [jit[name]]) is None
+    wrong = jit[name].copy()
+    wrong[7, 3, 1] += 1
+    described = _precompile._disagreement(calls, [wrong])
+    assert described == "convolve(float32[50, 60, 3], float32[9, 9], channel_axis=-1, " + (
+        "method='direct', boundary='symmetric')"
+    )
+
+
+def test_a_module_that_disagrees_is_removed(monkeypatch, tmp_path):
+    pytest.importorskip("numba")
+    from fftconv import _precompile
+    from fftconv.methods import _aot_build
+
+    directory = tmp_path / "aot" / "tag"
+    directory.mkdir(parents=True)
+    (directory / "manifest.json").write_text("{}")
+    monkeypatch.setattr(_aot_build, "build", lambda: {"exports": [1]})
+    monkeypatch.setattr(_aot, "module_dir", lambda: directory)
+    monkeypatch.setattr(_precompile, "_disagreement", lambda calls, jit: "convolve(x)")
+    with pytest.warns(CacheWarning, match=r"disagreed with numba's JIT kernels on convolve\(x\)"):
+        _precompile._build_aot([], [])
+    assert not directory.exists()
+
+
 class _FakeDispatcher:
     def __init__(self, py_func, signatures):
         self.py_func, self.signatures = py_func, signatures

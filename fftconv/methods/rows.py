@@ -68,6 +68,11 @@ def interleaved_kernels():
 _aot_loaded = None  # None: not tried; else (grey, interleaved) or False
 
 
+def aot_in_use() -> bool:
+    """Whether `kernels` and `interleaved_kernels` are the ahead-of-time module's."""
+    return USE_NUMBA and USE_AOT and _aot_kernels() is not None
+
+
 def _aot_kernels():
     global _aot_loaded
     if _aot_loaded is None:
