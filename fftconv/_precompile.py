@@ -21,6 +21,7 @@ def precompile(
     photo_dtypes=PHOTO_DTYPES,
     aot: bool = True,
     stream: bool = True,
+    calibrate: bool = True,
 ) -> float | None:
     """Compile fftconv's numba kernels for this machine into numba's on-disk cache,
     and the row kernels ahead of time into an extension module.
@@ -42,7 +43,10 @@ def precompile(
     linked into a shared library per dtype pair of `stream_pairs`
     (``methods._u8_native``), which the first ``fftconv apply`` would
     otherwise build after its run.  fftconv's own modules are
-    compiled to bytecode too (`build_bytecode`).
+    compiled to bytecode too (`build_bytecode`).  With `calibrate`, the planner's
+    cost constants are then measured on these kernels (`fftconv.calibrate`, a few
+    seconds) and kept in the cache directory: the shipped constants were measured
+    on other machines.
 
     Parameters
     ----------
@@ -59,6 +63,8 @@ def precompile(
     stream : bool
         Also build the streaming engine's libraries (Linux with a C compiler;
         seconds each) for the pairs ``stream_pairs(dtypes, photo_dtypes)``.
+    calibrate : bool
+        Also calibrate the planner for this machine (`fftconv.calibrate`).
 
     Returns
     -------
@@ -68,7 +74,9 @@ def precompile(
 
     Examples
     --------
-    >>> seconds = precompile(dtypes=["float64"], channels=[1], photo_dtypes=[], aot=False)
+    >>> seconds = precompile(
+    ...     dtypes=["float64"], channels=[1], photo_dtypes=[], aot=False, calibrate=False
+    ... )
     >>> seconds is None or seconds >= 0
     True
     """
@@ -88,6 +96,10 @@ def precompile(
         _build_aot(calls, jit)
     if stream:
         _build_stream(stream_pairs(dtypes, photo_dtypes))
+    if calibrate:
+        from .planner import calibrate as calibrate_planner
+
+        calibrate_planner()
     return time.perf_counter() - t0
 
 

@@ -248,6 +248,12 @@ def _parser() -> argparse.ArgumentParser:
         help="only numba's cache: no ahead-of-time module (minutes less) and no stream "
         "engine library (the first streaming 'fftconv apply' builds it)",
     )
+    pre.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="keep the planner's constants as they are (by default they are measured "
+        "for this machine afterwards, as 'fftconv calibrate' does: seconds)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -538,7 +544,11 @@ def _cmd_precompile(args) -> int:
 
     print("fftconv precompile: compiling (numba); this takes minutes the first time", flush=True)
     seconds = precompile(
-        dtypes=args.dtypes, channels=args.channels, aot=not args.no_aot, stream=not args.no_aot
+        dtypes=args.dtypes,
+        channels=args.channels,
+        aot=not args.no_aot,
+        stream=not args.no_aot,
+        calibrate=not args.no_calibrate,
     )
     if seconds is None:
         print(
@@ -559,6 +569,10 @@ def _cmd_precompile(args) -> int:
                     "(they need Linux); calls load numba's cached kernels"
                 )
             _say_stream_libraries(args.dtypes)
+        if not args.no_calibrate:
+            from .planner.profile import profile_path
+
+            print(f"fftconv precompile: planner calibrated for this machine ({profile_path()})")
     return 0
 
 

@@ -457,7 +457,7 @@ def test_precompile_builds_after_the_jit_workload(monkeypatch):
     monkeypatch.setattr(rows, "USE_AOT", True)
     monkeypatch.setattr(_aot_build, "build", lambda: seen.append(rows.USE_AOT))
     monkeypatch.setattr(rows, "_aot_loaded", False)
-    assert precompile(["float64"], channels=[1], photo_dtypes=[]) is not None
+    assert precompile(["float64"], channels=[1], photo_dtypes=[], calibrate=False) is not None
     assert seen == [True] and rows.USE_AOT is True
     assert rows._aot_loaded is None  # looked up again on the next call
 
@@ -473,4 +473,4 @@ def test_a_failed_build_is_a_warning(monkeypatch):
     monkeypatch.setattr(_aot_build, "build", fail)
     monkeypatch.setattr(rows, "_aot_loaded", False)
     with pytest.warns(CacheWarning, match="no C compiler"):
-        assert precompile(["float64"], channels=[1], photo_dtypes=[]) is not None
+        assert precompile(["float64"], channels=[1], photo_dtypes=[], calibrate=False) is not None

@@ -515,7 +515,9 @@ def test_apply_two_paths_without_out_dir(tmp_path, capsys):
 
 
 def test_precompile_command(capsys):
-    rc = main(["precompile", "--dtypes", "float64", "--channels", "1", "--no-aot"])
+    rc = main(
+        ["precompile", "--dtypes", "float64", "--channels", "1", "--no-aot", "--no-calibrate"]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "done in" in out or "numba is not installed" in out

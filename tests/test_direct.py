@@ -276,9 +276,14 @@ def test_cache_falls_back_to_a_temporary_directory():
 
 def test_precompile_reports_availability(monkeypatch):
     pytest.importorskip("numba")
-    assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is not None
+    assert (
+        precompile(["float32"], channels=[1], photo_dtypes=[], aot=False, calibrate=False)
+        is not None
+    )
     monkeypatch.setattr(rows, "USE_NUMBA", False)
-    assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is None
+    assert (
+        precompile(["float32"], channels=[1], photo_dtypes=[], aot=False, calibrate=False) is None
+    )
 
 
 def test_precompile_writes_fftconvs_bytecode(monkeypatch):
@@ -291,7 +296,9 @@ def test_precompile_writes_fftconvs_bytecode(monkeypatch):
     pyc = Path(importlib.util.cache_from_source(fftconv.api.__file__))
     pyc.unlink(missing_ok=True)
     monkeypatch.setattr(rows, "USE_NUMBA", False)
-    assert precompile(["float32"], channels=[1], photo_dtypes=[], aot=False) is None
+    assert (
+        precompile(["float32"], channels=[1], photo_dtypes=[], aot=False, calibrate=False) is None
+    )
     assert pyc.is_file()
     data = pyc.read_bytes()
     assert data[:4] == importlib.util.MAGIC_NUMBER

@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -268,9 +269,41 @@ def test_calibrate_measures_every_constant_it_prints():
         "separable_float64",
         "copy_rate",
         "direct_call",
+        "separable_sample",
+        "round_store",
     ):
         assert name in text
     assert m.rate("direct", "float64") > 0 and m.copy_rate != Machine().copy_rate
+    if compiled_available_here():  # measured, not the shipped values
+        assert m.separable_sample != Machine().separable_sample
+        assert m.round_store != Machine().round_store and m.round_store >= 1e-12
+
+
+def compiled_available_here() -> bool:
+    from fftconv.methods.rows import kernels
+
+    return kernels() is not None
+
+
+def test_separable_passes_cost_per_sample_and_round_into_integers():
+    """A pair of 3-tap passes is not two thirds of a 3x3 sum: each pair stores its
+    column row and reads it back (`separable_sample`); into an integer out= the passes
+    round as the 3x3 driver does (`round_store`)."""
+    from fftconv._problem import make_problem_from_shapes
+    from fftconv.planner.costs import separable_cost
+
+    p = make_problem_from_shapes((2000, 2000), (3, 3), "float32", mode="same")
+    cheap = Machine(separable_sample=1e-15, copy_rate=1e15)
+    dear = Machine(separable_sample=1e-9, copy_rate=1e15)
+    assert separable_cost(p, 1, dear)[0] - separable_cost(p, 1, cheap)[0] == pytest.approx(
+        2000 * 2000 * 1e-9, rel=1e-4
+    )
+    photo = replace(p, io_dtypes=(np.dtype(np.uint8), np.dtype(np.uint8)))
+    rounding = Machine(separable_sample=1e-15, copy_rate=1e15, round_store=1e-9)
+    plain = Machine(separable_sample=1e-15, copy_rate=1e15, round_store=1e-15)
+    assert separable_cost(photo, 1, rounding)[0] - separable_cost(photo, 1, plain)[0] == (
+        pytest.approx(2000 * 2000 * 1e-9, rel=1e-4)
+    )
 
 
 def test_forced_method_that_runs_as_another_says_so():
@@ -338,17 +371,24 @@ def test_oa_search_prices_every_block_shape_as_one_at_a_time(shape, kshape, dtyp
     reason="the compiled engine needs numba",
 )
 def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
-    # A uint8 photo into a uint8 `out` moves a byte per sample each way, and direct
-    # summation converts its rows into float bands and rounds them out, where the
-    # separable passes convert in their own kernel: a 3x3 Gaussian takes the passes,
-    # the same float32 photo sums directly.
-    g = np.array([1.0, 2.0, 1.0], np.float32) / 4
-    k = np.outer(g, g)
+    # A uint8 photo into a uint8 `out` moves a byte per sample each way; the 3x3 driver
+    # and the separable passes both round as they store, and each pair of passes pays
+    # per sample for its column row: a 3x3 Gaussian sums directly (1500x2000x3 on
+    # 2026-12-02: direct 1.32 ms, passes 1.74 ms), a 7x7 one takes the passes (2.7 ms
+    # against 7.8 ms).
+    g3 = np.array([1.0, 2.0, 1.0], np.float32) / 4
+    g7 = (np.hanning(9)[1:-1] / np.hanning(9).sum()).astype(np.float32)
     shape = (1500, 2000, 3)
-    kw = dict(mode="same", boundary="symmetric", channel_axis=-1, kernel=k)
-    as_photo = plan(shape, (3, 3), np.uint8, out_dtype=np.uint8, **kw)
-    as_float = plan(shape, (3, 3), np.float32, **kw)
-    assert as_float.method == "direct" and as_photo.method == "separable"
+    kw = dict(mode="same", boundary="symmetric", channel_axis=-1)
+
+    def photo_plan(g, shape=shape):
+        k = np.outer(g, g)
+        return plan(shape, k.shape, np.uint8, out_dtype=np.uint8, kernel=k, **kw)
+
+    as_photo = photo_plan(g3)
+    as_float = plan(shape, (3, 3), np.float32, kernel=np.outer(g3, g3), **kw)
+    assert as_float.method == "direct" and as_photo.method == "direct"
+    assert photo_plan(g7).method == "separable"
     assert as_photo.problem.dtype == np.float32
     assert as_photo.problem.io_dtypes == (np.dtype(np.uint8), np.dtype(np.uint8))
     assert "image uint8, out uint8 rounded" in as_photo.explain()
@@ -366,7 +406,8 @@ def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
 
     monkeypatch.setattr(interleaved, "convolve", spy)
     photo = np.random.default_rng(0).integers(0, 256, (160, 170, 3), dtype=np.uint8)
-    small = plan(photo.shape, (3, 3), np.uint8, out_dtype=np.uint8, **kw)
+    k = np.outer(g7, g7)
+    small = photo_plan(g7, photo.shape)
     got = fftconv.convolve(photo, k, "same", "symmetric", channel_axis=-1, out=np.empty_like(photo))
     assert small.method == "separable" and seen[-1] is not None
     ref = fftconv.convolve(

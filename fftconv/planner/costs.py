@@ -172,8 +172,10 @@ def separable_cost(problem: Problem, rank: int, m: Machine | None = None, thread
     """Predicted (seconds, peak extra bytes) of `convolve_separable` with `rank` factors.
 
     ``rank * (kh + kw)`` multiply-adds per output at
-    ``m.separable_<dtype>`` per thread, bounded below by the
-    memory traffic (see `direct_cost`).  Infinite when the method does not apply.
+    ``m.separable_<dtype>`` per thread and ``rank * m.separable_sample`` per
+    output (each pair's column row stored and read back), bounded below by the
+    memory traffic (see `direct_cost`); into an integer `out`, ``m.round_store``
+    per output.  Infinite when the method does not apply.
 
     Examples
     --------
@@ -193,9 +195,13 @@ def separable_cost(problem: Problem, rank: int, m: Machine | None = None, thread
     wide = max(problem.image_shape[1], problem.out_shape[problem.axes[1]])
     madds = rank * out_size * (kh * wide / problem.out_shape[problem.axes[1]] + kw)
     threads = max(1, threads)
-    compute = madds / (m.rate("separable", problem.dtype) * threads)
+    compute = (
+        madds / m.rate("separable", problem.dtype) + rank * out_size * m.separable_sample
+    ) / threads
     memory = traffic_bytes(problem) / m.copy_rate
     seconds = max(compute, memory) + m.direct_call
+    if integer_out(problem):  # the passes read the photo as it is and round as they store
+        seconds += out_size * m.round_store / threads
     peak = threads * (wide + problem.out_shape[problem.axes[1]]) * problem.dtype.itemsize
     return seconds, peak
 

@@ -40,8 +40,11 @@ UNITS = {
     "direct_call": "s per compiled direct or separable call (shipped, not measured)",
     "convert": "s per output sample of compiled direct summation into an integer `out` "
     "(rows converted into float bands, rounded out; shipped, not measured)",
-    "round_store": "s per output sample of the compiled 3x3, 5x5 and 7x7 drivers that read a "
-    "photo as it is and round into an integer `out` as they store (shipped, not measured)",
+    "round_store": "s per output sample per thread of the compiled 3x3, 5x5 and 7x7 drivers "
+    "and the separable passes that read a photo as it is and round into an integer `out` as "
+    "they store, beyond their float work",
+    "separable_sample": "s per output sample per thread per pair of compiled 1-D passes, "
+    "beyond their multiply-adds (the column pass's row stored and read back)",
 }
 
 
@@ -82,6 +85,7 @@ class Machine:
     direct_call: float = 2e-5
     convert: float = 1.5e-9
     round_store: float = 4e-10
+    separable_sample: float = 4e-10
     calibrated: bool = False
 
     def rate(self, engine: str, dtype) -> float:
