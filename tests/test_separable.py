@@ -193,3 +193,27 @@ def test_separable_cost_scales_with_rank():
         np.zeros((8, 8, 8)), np.ones((3, 3, 3)), "same", "fill", 0, None, None, False
     )
     assert separable_cost(p3, 1)[0] == np.inf
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (3, 5), (4, 4), (5, 5)])
+def test_the_rank_one_shortcut_never_refuses_what_the_svd_accepts(shape):
+    """Kernels of at most rank 1 that pays (3x3 to 5x5) skip the SVD when the cross
+    approximation is far off: a near-rank-one kernel the SVD would accept within the
+    tolerance is still factored (perturbations from 0.01 to 100 tolerances per tap)."""
+    from fftconv.methods.separable import max_useful_rank, tolerance
+
+    assert max_useful_rank(*shape) == 1
+    rng = np.random.default_rng(sum(shape))
+    accepted = refused = 0
+    for trial in range(400):
+        base = np.outer(rng.normal(size=shape[0]), rng.normal(size=shape[1]))
+        tol = tolerance(base, np.float32)
+        k = base + rng.normal(size=shape) * tol * 10 ** rng.uniform(-2, 2)
+        U, s, Vh = np.linalg.svd(k)
+        svd_says = np.max(np.abs(k - s[0] * np.outer(U[:, 0], Vh[0]))) <= tolerance(k, np.float32)
+        got = kernel_factors(k, np.float32)
+        if svd_says:
+            assert got, (trial, k)
+            accepted += 1
+        refused += not got
+    assert accepted > 20 and refused > 20  # both sides of the tolerance were explored

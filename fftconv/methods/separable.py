@@ -26,6 +26,8 @@ non-finite result are recomputed by direct summation.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._problem import Problem
@@ -108,8 +110,15 @@ def kernel_factors(kernel, dtype, max_rank: int | None = None) -> list:
     if Kd[i, j] == 0:
         return [(np.zeros(kh, work), np.zeros(kw, work))]
     col, row = Kd[:, j].copy(), Kd[i, :] / Kd[i, j]
-    if np.max(np.abs(Kd - np.outer(col, row))) <= tol:
+    cross = np.max(np.abs(Kd - np.outer(col, row)))
+    if cross <= tol:
         return [(col, row)]
+    if max_rank == 1 and cross > 4 * math.sqrt(Kd.size) * tol:
+        # No rank-one approximation is within `tol` per tap: that residual would bound
+        # the second singular value by sqrt(size) * tol, and the cross approximation on
+        # the largest entry is within 2 sigma_2 of the kernel (Goreinov and Tyrtyshnikov,
+        # 2001), so the SVD (its first call costs a fresh process 0.3 ms) would say no.
+        return []
     U, s, Vh = np.linalg.svd(Kd)
     approx = np.zeros_like(Kd)
     for r in range(min(max_rank, len(s))):
