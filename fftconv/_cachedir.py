@@ -58,7 +58,10 @@ def read_json(path: Path):
     """
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_CACHE_FILE_BYTES + 1)
+            # read(n) allocates n bytes first: ask for the file's size (a fresh process
+            # reads three cache files before its first call), never more than the limit.
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(min(size, MAX_CACHE_FILE_BYTES) + 1)
     except NotADirectoryError:
         raise FileNotFoundError(f"no directory for {path}") from None
     if len(raw) > MAX_CACHE_FILE_BYTES:
