@@ -684,7 +684,8 @@ def test_direct_into_a_contiguous_out_allocates_no_image_sized_array(dtype, ksiz
 def test_the_planner_prices_the_rounding_drivers():
     # 3x3, 5x5 and 7x7 kernels shared by 2 to 4 channels of a photo into an integer `out`
     # pay `round_store` per output sample (they round as they store), other direct
-    # sums `convert` (float bands); a 3x3 Gaussian still takes the strip-mined passes.
+    # sums `convert` (float bands); a 3x3 Gaussian sums directly too, since the
+    # strip-mined passes pay per sample for their column rows and round as they store.
     from dataclasses import replace
 
     from fftconv.planner import Machine, costs, plan
@@ -730,7 +731,7 @@ def test_the_planner_prices_the_rounding_drivers():
         channel_axis=-1,
         kernel=g,
     )
-    assert p.method == "separable"
+    assert p.method == "direct"
 
 
 @needs_numba
@@ -747,3 +748,31 @@ def test_photo_results_do_not_depend_on_threads(ksize):
             x, k, "same", "mirror", channel_axis=-1, method="direct", threads=threads
         )
         np.testing.assert_array_equal(got, one)
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    ["3x3", "gaussian 3x3", "9x9", "per channel 3x3"],
+)
+@pytest.mark.parametrize("method", ["direct", "separable"])
+def test_nan_is_written_as_the_dtypes_minimum_by_every_driver(kernel, method):
+    """The rounding drivers, the strip-mined passes, the float bands and the planes all
+    clip by comparisons: a NaN sum is the dtype's minimum whatever numba's min and max
+    do with NaN (numba 0.68 changed that: ``max(nan, lo)`` became NaN)."""
+    rng = np.random.default_rng(21)
+    x = (rng.random((40, 50, 3)) * 255).astype(np.float32)
+    x[5, 6, 1] = np.nan
+    k = {
+        "3x3": np.ones((3, 3), np.float32) / 9,
+        "gaussian 3x3": np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16,
+        "9x9": rng.random((9, 9)).astype(np.float32) / 40,
+        "per channel 3x3": rng.random((3, 3, 3)).astype(np.float32) / 5,
+    }[kernel]
+    out = np.full(x.shape, 7, np.int16)
+    fftconv.convolve(x, k, "same", channel_axis=-1, out=out, method=method)
+    ref = per_channel_reference(x.astype(np.float64), k, "same", "fill")
+    bad = np.isnan(ref)
+    assert bad.sum() == k.shape[0] * k.shape[1]
+    assert (out[bad] == -32768).all()
+    # float32 sums against float64: a sum within an ulp of .5 may round either way
+    assert np.abs(out[~bad] - np.clip(np.rint(ref[~bad]), -32768, 32767)).max() <= 1

@@ -211,7 +211,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._direct_kernels import column_pass1, column_pass2, nonfinite
+from ._direct_kernels import clip, column_pass1, column_pass2, nonfinite
 from ._jit import FASTMATH, JIT
 #: Output samples accumulated at once (rounded down to whole pixels per C).
 CHUNK = 1024
@@ -266,7 +266,7 @@ def store_rounded(dst, buf, lo, hi):
         d = dst[i]
         b = buf[i]
         for j in range(b.shape[0]):
-            d[j] = np.rint(min(max(b[j], lo), hi))
+            d[j] = np.rint(clip(b[j], lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH, inline="always")
@@ -285,7 +285,7 @@ def _border_r(acc, row, w, r, kw, colmap, fill, ja, jb, C):
 def _round_row(dst, buf, ja, jb, lo, hi):
     """Samples [ja, jb) of `buf` stored as `store_rounded` stores them."""
     for j in range(ja, jb):
-        dst[j] = np.rint(min(max(buf[j], lo), hi))
+        dst[j] = np.rint(clip(buf[j], lo, hi))
 
 
 @njit(**JIT)
@@ -562,8 +562,7 @@ def il_pair_r(kh: int, kw: int, C: int) -> str:
     for o in (0, 1):
         src = src.replace(f"        o{o}[j] = (\n", f"        t{o} = (\n")
     return src.rstrip("\n") + (
-        "\n        o0[j] = np.rint(min(max(t0, lo), hi))"
-        "\n        o1[j] = np.rint(min(max(t1, lo), hi))\n"
+        "\n        o0[j] = np.rint(clip(t0, lo, hi))\n        o1[j] = np.rint(clip(t1, lo, hi))\n"
     )
 
 
@@ -667,6 +666,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._direct_kernels import clip
 from ._jit import FASTMATH, JIT
 '''
 
@@ -734,7 +734,7 @@ def u8_vstore2() -> str:
             for o, terms in enumerate((row0, row1)):
                 pre = f"acc{o}[p] + " if add else ""
                 lines.append(
-                    f"                o{o}[p] = min(max(np.rint({pre}{' + '.join(terms)}), lo), hi)"
+                    f"                o{o}[p] = clip(np.rint({pre}{' + '.join(terms)}), lo, hi)"
                 )
     return "\n".join(lines) + "\n"
 

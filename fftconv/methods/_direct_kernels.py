@@ -127,6 +127,14 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
         i += nout
 
 
+@njit(**JIT, inline="always")
+def clip(x, lo, hi):
+    """`x` clipped to [lo, hi], NaN as `lo`: by IEEE comparisons, not ``min(max(x, lo),
+    hi)``, whose NaN depends on the arguments' order and changed with numba 0.68 (which
+    follows CPython: ``max(nan, lo)`` is NaN)."""
+    return (x if x <= hi else hi) if x >= lo else lo
+
+
 @njit(**JIT, fastmath=FASTMATH | {"reassoc"})
 def nonfinite(x, n):
     """True when x[:n] holds a NaN or an infinity (x - x is 0 only for finite x)."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._direct_kernels import column_pass1, column_pass2, nonfinite
+from ._direct_kernels import clip, column_pass1, column_pass2, nonfinite
 from ._jit import FASTMATH, JIT
 #: Output samples accumulated at once (rounded down to whole pixels per C).
 CHUNK = 1024
@@ -85,7 +85,7 @@ def store_rounded(dst, buf, lo, hi):
         d = dst[i]
         b = buf[i]
         for j in range(b.shape[0]):
-            d[j] = np.rint(min(max(b[j], lo), hi))
+            d[j] = np.rint(clip(b[j], lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH, inline="always")
@@ -104,7 +104,7 @@ def _border_r(acc, row, w, r, kw, colmap, fill, ja, jb, C):
 def _round_row(dst, buf, ja, jb, lo, hi):
     """Samples [ja, jb) of `buf` stored as `store_rounded` stores them."""
     for j in range(ja, jb):
-        dst[j] = np.rint(min(max(buf[j], lo), hi))
+        dst[j] = np.rint(clip(buf[j], lo, hi))
 
 
 @njit(**JIT)
@@ -979,8 +979,8 @@ def pair_3x3_s2_r(o0, o1, s0, s1, s2, s3, w, n, lo, hi):
             w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
             w2_2 * x3_2
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -1266,8 +1266,8 @@ def pair_5x5_s2_r(o0, o1, s0, s1, s2, s3, s4, s5, w, n, lo, hi):
             w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
             w4_4 * x5_4
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -1729,8 +1729,8 @@ def pair_7x7_s2_r(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n, lo, hi):
             w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
             w6_6 * x7_6
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -2629,8 +2629,8 @@ def pair_3x3_s3_r(o0, o1, s0, s1, s2, s3, w, n, lo, hi):
             w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
             w2_2 * x3_2
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -2916,8 +2916,8 @@ def pair_5x5_s3_r(o0, o1, s0, s1, s2, s3, s4, s5, w, n, lo, hi):
             w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
             w4_4 * x5_4
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -3379,8 +3379,8 @@ def pair_7x7_s3_r(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n, lo, hi):
             w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
             w6_6 * x7_6
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -4279,8 +4279,8 @@ def pair_3x3_s4_r(o0, o1, s0, s1, s2, s3, w, n, lo, hi):
             w1_1 * x2_1 + w1_2 * x2_2 + w2_0 * x3_0 + w2_1 * x3_1 +
             w2_2 * x3_2
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -4566,8 +4566,8 @@ def pair_5x5_s4_r(o0, o1, s0, s1, s2, s3, s4, s5, w, n, lo, hi):
             w4_0 * x5_0 + w4_1 * x5_1 + w4_2 * x5_2 + w4_3 * x5_3 +
             w4_4 * x5_4
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)
@@ -5029,8 +5029,8 @@ def pair_7x7_s4_r(o0, o1, s0, s1, s2, s3, s4, s5, s6, s7, w, n, lo, hi):
             w6_2 * x7_2 + w6_3 * x7_3 + w6_4 * x7_4 + w6_5 * x7_5 +
             w6_6 * x7_6
         )
-        o0[j] = np.rint(min(max(t0, lo), hi))
-        o1[j] = np.rint(min(max(t1, lo), hi))
+        o0[j] = np.rint(clip(t0, lo, hi))
+        o1[j] = np.rint(clip(t1, lo, hi))
 
 
 @njit(**JIT, fastmath=FASTMATH)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._direct_kernels import clip
 from ._jit import JIT
 
 
@@ -63,15 +64,15 @@ def merge_rows(dst, planes, lo, hi, rnd):
         elif nc == 3:
             p0, p1, p2 = planes[0, r], planes[1, r], planes[2, r]
             for x in range(w):
-                d[3 * x] = np.rint(min(max(p0[x], lo), hi))
-                d[3 * x + 1] = np.rint(min(max(p1[x], lo), hi))
-                d[3 * x + 2] = np.rint(min(max(p2[x], lo), hi))
+                d[3 * x] = np.rint(clip(p0[x], lo, hi))
+                d[3 * x + 1] = np.rint(clip(p1[x], lo, hi))
+                d[3 * x + 2] = np.rint(clip(p2[x], lo, hi))
         else:
             for ch in range(nc):
                 p = planes[ch, r]
                 if rnd:
                     for x in range(w):
-                        d[x * nc + ch] = np.rint(min(max(p[x], lo), hi))
+                        d[x * nc + ch] = np.rint(clip(p[x], lo, hi))
                 else:
                     for x in range(w):
                         d[x * nc + ch] = p[x]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._direct_kernels import clip
 from ._jit import FASTMATH, JIT
 from ._u8_sweeps import hsweep, vstore2
 
@@ -158,7 +159,7 @@ def _vpass2(acc0, acc1, ring, first, u, n):
 def _store(orow, acc, n, lo, hi, rnd):
     if rnd:
         for p in range(n):
-            orow[p] = min(max(np.rint(acc[p]), lo), hi)
+            orow[p] = clip(np.rint(acc[p]), lo, hi)
     else:
         for p in range(n):
             orow[p] = acc[p]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._direct_kernels import clip
 from ._jit import FASTMATH, JIT
 
 
@@ -135,12 +136,12 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         a1 = ring[(first + 1) % R]
         if add:
             for p in range(n):
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p]), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * a1[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p]), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * a1[p]), lo, hi)
         else:
             for p in range(n):
-                o0[p] = min(max(np.rint(w0 * a0[p]), lo), hi)
-                o1[p] = min(max(np.rint(w0 * a1[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p]), lo, hi)
+                o1[p] = clip(np.rint(w0 * a1[p]), lo, hi)
     elif u.shape[0] == 2:
         w0, w1 = u[0], u[1]
         a0 = ring[first % R]
@@ -149,13 +150,13 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1 = a1[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * a2[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * a2[p]), lo, hi)
         else:
             for p in range(n):
                 x1 = a1[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * a2[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * a2[p]), lo, hi)
     elif u.shape[0] == 3:
         w0, w1, w2 = u[0], u[1], u[2]
         a0 = ring[first % R]
@@ -165,13 +166,13 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1, x2 = a1[p], a2[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * a3[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * a3[p]), lo, hi)
         else:
             for p in range(n):
                 x1, x2 = a1[p], a2[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * a3[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * x2 + w2 * a3[p]), lo, hi)
     elif u.shape[0] == 4:
         w0, w1, w2, w3 = u[0], u[1], u[2], u[3]
         a0 = ring[first % R]
@@ -182,13 +183,13 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1, x2, x3 = a1[p], a2[p], a3[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * a4[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * a4[p]), lo, hi)
         else:
             for p in range(n):
                 x1, x2, x3 = a1[p], a2[p], a3[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * a4[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * a4[p]), lo, hi)
     elif u.shape[0] == 5:
         w0, w1, w2, w3, w4 = u[0], u[1], u[2], u[3], u[4]
         a0 = ring[first % R]
@@ -200,13 +201,13 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1, x2, x3, x4 = a1[p], a2[p], a3[p], a4[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * a5[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * a5[p]), lo, hi)
         else:
             for p in range(n):
                 x1, x2, x3, x4 = a1[p], a2[p], a3[p], a4[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * a5[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * a5[p]), lo, hi)
     elif u.shape[0] == 6:
         w0, w1, w2, w3, w4, w5 = u[0], u[1], u[2], u[3], u[4], u[5]
         a0 = ring[first % R]
@@ -219,13 +220,13 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1, x2, x3, x4, x5 = a1[p], a2[p], a3[p], a4[p], a5[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * a6[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * a6[p]), lo, hi)
         else:
             for p in range(n):
                 x1, x2, x3, x4, x5 = a1[p], a2[p], a3[p], a4[p], a5[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * a6[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * a6[p]), lo, hi)
     elif u.shape[0] == 7:
         w0, w1, w2, w3, w4, w5, w6 = u[0], u[1], u[2], u[3], u[4], u[5], u[6]
         a0 = ring[first % R]
@@ -239,13 +240,13 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1, x2, x3, x4, x5, x6 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * a7[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * a7[p]), lo, hi)
         else:
             for p in range(n):
                 x1, x2, x3, x4, x5, x6 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * a7[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * a7[p]), lo, hi)
     else:
         w0, w1, w2, w3, w4, w5, w6, w7 = u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7]
         a0 = ring[first % R]
@@ -260,10 +261,10 @@ def vstore2(o0, o1, ring, first, u, n, lo, hi, acc0, acc1, add):
         if add:
             for p in range(n):
                 x1, x2, x3, x4, x5, x6, x7 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p], a7[p]
-                o0[p] = min(max(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7), lo), hi)
-                o1[p] = min(max(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * a8[p]), lo), hi)
+                o0[p] = clip(np.rint(acc0[p] + w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7), lo, hi)
+                o1[p] = clip(np.rint(acc1[p] + w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * a8[p]), lo, hi)
         else:
             for p in range(n):
                 x1, x2, x3, x4, x5, x6, x7 = a1[p], a2[p], a3[p], a4[p], a5[p], a6[p], a7[p]
-                o0[p] = min(max(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7), lo), hi)
-                o1[p] = min(max(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * a8[p]), lo), hi)
+                o0[p] = clip(np.rint(w0 * a0[p] + w1 * x1 + w2 * x2 + w3 * x3 + w4 * x4 + w5 * x5 + w6 * x6 + w7 * x7), lo, hi)
+                o1[p] = clip(np.rint(w0 * x1 + w1 * x2 + w2 * x3 + w3 * x4 + w4 * x5 + w5 * x6 + w6 * x7 + w7 * a8[p]), lo, hi)
