@@ -758,7 +758,7 @@ def test_photo_results_do_not_depend_on_threads(ksize):
 def test_nan_is_written_as_the_dtypes_minimum_by_every_driver(kernel, method):
     """The rounding drivers, the strip-mined passes, the float bands and the planes all
     clip by comparisons: a NaN sum is the dtype's minimum whatever numba's min and max
-    do with NaN (numba 0.68 changed that: ``max(nan, lo)`` became NaN)."""
+    do with NaN (under numba 0.68.1 ``max(nan, lo)`` is NaN, as in CPython)."""
     rng = np.random.default_rng(21)
     x = (rng.random((40, 50, 3)) * 255).astype(np.float32)
     x[5, 6, 1] = np.nan

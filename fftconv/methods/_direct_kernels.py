@@ -130,8 +130,9 @@ def direct_rows(a, w, out, rowmap, colmap, fill, px, jl, jr, i0, i1):
 @njit(**JIT, inline="always")
 def clip(x, lo, hi):
     """`x` clipped to [lo, hi], NaN as `lo`: by IEEE comparisons, not ``min(max(x, lo),
-    hi)``, whose NaN depends on the arguments' order and changed with numba 0.68 (which
-    follows CPython: ``max(nan, lo)`` is NaN)."""
+    hi)``, whose NaN depends on the arguments' order and on numba's version (numba 0.68.1
+    follows CPython, ``max(nan, lo)`` is NaN; the numba this was first written on gave
+    `lo`)."""
     return (x if x <= hi else hi) if x >= lo else lo
 
 
