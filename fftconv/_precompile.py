@@ -247,69 +247,25 @@ def _workload(dtypes, channels, photo_dtypes) -> list:
             shape = (40, 40) if c == 1 else (40, 40, c)
             img = rng.integers(info.min, info.max, shape).astype(name)
             ca = None if c == 1 else -1
+
+            def into(x, k, like, method, ca=ca):  # `x` convolved into an array like `like`
+                call(
+                    convolve, x, k, "same", channel_axis=ca, out=np.empty_like(like), method=method
+                )
+
             for m in ("direct", "oa"):  # bands, and overlap-add blocks (strided rows)
-                call(
-                    convolve,
-                    img,
-                    np.ones((3, 3), np.float32) / 9,
-                    "same",
-                    channel_axis=ca,
-                    out=np.empty_like(img),
-                    method=m,
-                )
-            # 5x5 and 7x7 (the rounding drivers of 3x3 to 7x7 kernels), rank-one kernels
-            # (the strip-mined engine), one kernel per channel (planes)
+                into(img, np.ones((3, 3), np.float32) / 9, img, m)
+            # 5x5 to 9x9 (the rounding drivers of 3x3 to 7x7 kernels, then the float
+            # bands), rank-one kernels (the strip-mined engine), one kernel per channel
             for ksize in (5, 7, 9):
-                kk = rng.random((ksize, ksize)).astype(np.float32)
-                call(
-                    convolve,
-                    img,
-                    kk,
-                    "same",
-                    channel_axis=ca,
-                    out=np.empty_like(img),
-                    method="direct",
-                )
+                into(img, rng.random((ksize, ksize)).astype(np.float32), img, "direct")
             big = rng.integers(info.min, info.max, (260, 260) + shape[2:]).astype(name)
             sep = np.outer(rng.random(7), rng.random(7)).astype(np.float32)
-            call(
-                convolve,
-                big,
-                sep,
-                "same",
-                channel_axis=ca,
-                out=np.empty_like(big),
-                method="separable",
-            )
+            into(big, sep, big, "separable")
             # ... and a float32 photo into this dtype, this dtype into float32
             f32 = big.astype(np.float32)
-            call(
-                convolve,
-                f32,
-                sep,
-                "same",
-                channel_axis=ca,
-                out=np.empty_like(big),
-                method="separable",
-            )
-            call(
-                convolve,
-                big,
-                sep,
-                "same",
-                channel_axis=ca,
-                out=np.empty_like(f32),
-                method="separable",
-            )
+            into(f32, sep, big, "separable")
+            into(big, sep, f32, "separable")
             if c > 1:
-                k = rng.random((3, 3, c)).astype(np.float32)
-                call(
-                    convolve,
-                    img,
-                    k,
-                    "same",
-                    channel_axis=ca,
-                    out=np.empty_like(img),
-                    method="direct",
-                )
+                into(img, rng.random((3, 3, c)).astype(np.float32), img, "direct")
     return calls
