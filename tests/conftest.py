@@ -28,6 +28,17 @@ def rng():
     return np.random.default_rng(12345)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_plan_cache():
+    """Each test module starts with no idle FFTW plans: the cache may hold up to 1 GiB
+    (`fftconv._fftw.MAX_CACHE_BYTES`), and the streaming tests count this process's
+    resident memory against the job's budget, as a fresh `fftconv apply` would."""
+    from fftconv import _fftw
+
+    _fftw.clear_cache()
+    yield
+
+
 # CI runs the same hypothesis examples every time (a red CI must be reproducible);
 # local runs keep exploring new ones.
 from hypothesis import settings  # noqa: E402

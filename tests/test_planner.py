@@ -274,6 +274,9 @@ def test_calibrate_measures_every_constant_it_prints():
     ):
         assert name in text
     assert m.rate("direct", "float64") > 0 and m.copy_rate != Machine().copy_rate
+    from fftconv import _fftw
+
+    assert _fftw.cache_info()["bytes"] == 0  # its transforms' buffers are not kept
     if compiled_available_here():  # measured, not the shipped values
         assert m.separable_sample != Machine().separable_sample
         assert m.round_store != Machine().round_store and m.round_store >= 1e-12

@@ -179,7 +179,9 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
     directory gives a warning and the constants are used for this process).
 
     Returns the fitted `Machine` (``print(m.describe())`` lists every constant;
-    ``fftconv calibrate`` prints them).
+    ``fftconv calibrate`` prints them).  The FFTW plans of its measurements (about
+    300 MB of buffers) are dropped afterwards, with every other idle plan of the
+    cache: calls plan again, from the saved wisdom.
     """
     global _machine
     # Time the plans a first call gets, with no background measuring competing.
@@ -189,6 +191,7 @@ def calibrate(save: bool = True, budget_s: float = 20.0) -> Machine:
         vals = _calibrate(budget_s)
     finally:
         _fftw.set_effort(effort)
+        _fftw.clear_cache()
     tables = compiled_rates()
     vals.update(_from_tables(tables))
     vals.update(_time_passes(vals))
