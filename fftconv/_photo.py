@@ -11,12 +11,10 @@ rounded into `out` (circular plans too: the blocks read the image through its
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from ._execute import overlaps
-from ._problem import Problem, compute_dtype
+from ._problem import Problem, with_io
 from ._units import parse_memory
 from .methods import finite, interleaved
 from .methods.blocks import convolve_oa
@@ -39,9 +37,7 @@ def photo_out(problem: Problem, a, k, out, method: str, threads: int, max_memory
         photo_out(problem, a, k, tmp, method, threads, max_memory)
         np.copyto(out, tmp)
         return out
-    work = replace(
-        problem, dtype=compute_dtype(a.dtype, k.dtype, out.dtype), io_dtypes=(a.dtype, out.dtype)
-    )
+    work = with_io(problem, a.dtype, k.dtype, out.dtype)
     kk = np.ascontiguousarray(k.astype(work.dtype, copy=False))
     plan = plan_problem(work, threads, method, kernel=kk)
     lay = interleaved.layout(work, kk, grey=True)

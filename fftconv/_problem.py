@@ -10,7 +10,7 @@ import difflib
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -196,6 +196,13 @@ def compute_dtype(src_dtype, kernel_dtype, out_dtype=None) -> np.dtype:
     if cplx:
         return np.dtype(np.complex128 if double else np.complex64)
     return np.dtype(np.float64 if double else np.float32)
+
+
+def with_io(problem: Problem, src_dtype, kernel_dtype, out_dtype) -> Problem:
+    """`problem` as a photo runs it: its image read in `src_dtype`, written into an
+    `out` of `out_dtype`, summed in `compute_dtype` of the three (``io_dtypes``)."""
+    src, od = np.dtype(src_dtype), np.dtype(out_dtype)
+    return replace(problem, dtype=compute_dtype(src, kernel_dtype, od), io_dtypes=(src, od))
 
 
 def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:

@@ -17,10 +17,10 @@ import numpy as np
 from .._problem import (
     PHOTO_DTYPES,
     Problem,
-    compute_dtype,
     make_problem_from_shapes,
     normalize_method,
     normalize_threads,
+    with_io,
 )
 from ..methods.rows import compiled_available
 from . import costs
@@ -325,8 +325,7 @@ def _photo_problem(problem: Problem, src: np.dtype, out_dtype, kernel) -> Proble
             "problem, one of uint8, uint16, int16"
         )
     kd = np.float32 if kernel is None else np.asarray(kernel).dtype
-    work = compute_dtype(src, kd, od)
-    return replace(problem, dtype=work, io_dtypes=(src, od))
+    return with_io(problem, src, kd, od)
 
 
 def _as_shape(s, name: str) -> tuple[int, ...]:

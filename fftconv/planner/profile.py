@@ -15,13 +15,13 @@ import os
 import platform
 import time
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 
 from .. import _fftw, _fork
 from .._cachedir import CacheWarning, atomic_write, cache_dir, read_json, warn_once
-from .._problem import Problem, make_problem, normalize_threads
+from .._problem import Problem, make_problem, normalize_threads, with_io
 from ..methods import interleaved
 from ..methods.blocks import block_layout, convolve_oa
 from ..methods.direct import convolve_direct
@@ -315,9 +315,8 @@ def _time_passes(vals: dict, repeat: int = 5) -> dict:
 
     def run(x):  # as `convolve(x, k3, out=empty_like(x), channel_axis=-1)` runs it
         p, a, k = make_problem(x, k3, "same", "fill", 0, None, -1, False)
-        if x.dtype != p.dtype:
-            p = replace(p, dtype=np.dtype(np.float32), io_dtypes=(x.dtype, x.dtype))
-        k = np.ascontiguousarray(k, np.float32)
+        p = with_io(p, x.dtype, k.dtype, x.dtype)
+        k = np.ascontiguousarray(k, p.dtype)
         lay, o = interleaved.layout(p, k, grey=True), np.empty_like(x)
         return lambda: interleaved.convolve(p, lay, a, k, o, 1, None)
 
