@@ -241,6 +241,7 @@ def _workload(dtypes, channels, photo_dtypes) -> list:
                     channel_axis=ca,
                     method="direct",
                 )
+                _blocks_of(call, convolve, rng, c, name, name, rng.random((9, 9)).astype(name))
     for name in photo_dtypes:
         info = np.iinfo(name)
         for c in channels:
@@ -268,4 +269,27 @@ def _workload(dtypes, channels, photo_dtypes) -> list:
             into(big, sep, f32, "separable")
             if c > 1:
                 into(img, rng.random((3, 3, c)).astype(np.float32), img, "direct")
+                k9 = rng.random((9, 9)).astype(np.float32)
+                for src, dst in ((name, name), ("float32", name), (name, "float32")):
+                    _blocks_of(call, convolve, rng, c, src, dst, k9)
     return calls
+
+
+def _blocks_of(call, convolve, rng, c, src, dst, k) -> None:
+    """Overlap-add blocks of a photo of `c` channels in dtype `src` as channel planes
+    (`methods.blocks`), written into an array of dtype `dst`: a photo of several blocks
+    each way, which lie inside it (whole transform buffers) and on its edges, with a
+    fill and a mirrored boundary (the channel planes' split reads rows through an
+    index, or a gathered copy)."""
+    img = (rng.random((256, 1024, c)) * 200).astype(src)
+    for boundary in ("fill", "symmetric"):
+        call(
+            convolve,
+            img,
+            k,
+            "same",
+            boundary=boundary,
+            channel_axis=-1,
+            out=np.empty(img.shape, dst),
+            method="oa",
+        )

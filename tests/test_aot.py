@@ -94,6 +94,18 @@ def _cases():
             dict(channel_axis=-1, method="separable", out="uint8", boundary="fill"),
         ),
         (
+            "uint8 photo blocks",  # overlap-add blocks as channel planes (split, merge)
+            _photo((200, 300, 3), np.uint8, rng),
+            rng.random((9, 9)).astype(np.float32),
+            dict(channel_axis=-1, method="oa", out="uint8"),
+        ),
+        (
+            "rgb blocks, fill",
+            rgb,
+            rng.random((9, 9)).astype(np.float32),
+            dict(channel_axis=-1, method="oa", boundary="fill"),
+        ),
+        (
             "uint8 photo per channel",  # bands split into planes and merged back
             _photo((40, 50, 3), np.uint8, rng),
             rng.random((5, 5, 3)).astype(np.float32),
@@ -313,11 +325,13 @@ def _in_a_fresh_process(cache, tmp_path, a, k, call: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["uint8 photo", "uint8 photo gaussian", "uint8 photo per channel"])
+@pytest.mark.parametrize(
+    "case", ["uint8 photo", "uint8 photo gaussian", "uint8 photo per channel", "uint8 photo blocks"]
+)
 def test_a_fresh_process_runs_a_photo_without_numba(built, tmp_path, case):
     """A uint8 photo into a uint8 `out=` with a 3x3 kernel (the rounding driver), a
-    rank-one kernel (the strip-mined engine) or one kernel per channel (the planes'
-    split and merge): no numba imported."""
+    rank-one kernel (the strip-mined engine), one kernel per channel or overlap-add
+    blocks (the planes' split and merge): no numba imported."""
     cache, _, jit = built
     name, a, k, kw = next(c for c in _cases() if c[0] == case)
     call = (

@@ -138,21 +138,20 @@ def _one_block(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> None:
 def _planes(problem: Problem, a, kspec, out) -> bool:
     """Whether the blocks of `problem` run as channel planes: one (H, W, C) photo with
     2 to 64 channels, real, an `out` whose rows are contiguous (each block's rows are
-    written as ``W * C`` samples), and the compiled engine (its split and merge)
-    present and numba loaded already: a call that needs no other compiled kernel (a
-    float photo, or a fresh process with the ahead-of-time kernels) does not pay
-    numba's start-up for it, and runs the interleaved blocks.
+    written as ``W * C`` samples), and the compiled engine's split and merge at hand:
+    the ahead-of-time module's (`fftconv precompile` exports them), or numba's once
+    it is loaded (a process that needs no other compiled kernel does not pay numba's
+    start-up for them, and runs the interleaved blocks).
 
     FFTW transforms a block of C planes faster than the same samples interleaved
     (``howmany = C``, stride 1): with FFTW_ESTIMATE and three channels, 1.2 to 1.9x
     for blocks of 200x320 to 320x768 (the copies into and out of a block reorder the
     samples in the same pass that converts them; numpy's copies there cost more than
     the transforms save)."""
-    from .rows import kernels
+    from .rows import aot_in_use, kernels
 
     return (
-        "numba" in sys.modules
-        and problem.ndim == 3
+        problem.ndim == 3
         and problem.axes == (0, 1)
         and 2 <= a.shape[2] <= 64
         and kspec.shape[2] in (1, a.shape[2])
@@ -160,6 +159,7 @@ def _planes(problem: Problem, a, kspec, out) -> bool:
         and out.strides[1] == out.shape[2] * out.itemsize
         and not problem.is_complex
         and kernels() is not None
+        and ("numba" in sys.modules or aot_in_use())
     )
 
 
@@ -168,8 +168,9 @@ def _one_block_planes(problem: Problem, a, kspec, out, t0, steps, fwd, inv) -> N
     (C, H, W) of the transform buffer as they are converted, and the planes of the
     result merged back into `out`'s interleaved rows (rounded and clipped for an
     integer `out`) as they are stored."""
-    from . import _planar_kernels as PK
+    from .rows import interleaved_kernels
 
+    PK = interleaved_kernels()  # split_rows, merge_rows: ahead of time, else numba's
     buf = fwd.input_array
     used, sizes, first = [], [], []
     for ax, t, s, kn, (pb, _) in zip(problem.axes, t0, steps, problem.kernel_shape, problem.pads()):
@@ -223,7 +224,7 @@ def _block_source(a, problem: Problem, first, used):
     the fill padding."""
     src = a
     region = [slice(None)] * a.ndim
-    fill_slabs = []
+    fill_slabs, gathers = [], []
     for ax, lo, u, n in zip(problem.axes, first, used, problem.image_shape):
         hi = lo + u
         region[ax] = slice(0, u)
@@ -237,8 +238,11 @@ def _block_source(a, problem: Problem, first, used):
             region[ax] = slice(ilo - lo, ihi - lo)
             fill_slabs.append((ax, slice(0, ilo - lo), slice(ihi - lo, u)))
         else:
-            idx = source_index(np.arange(lo, hi), n, problem.boundary)
-            src = np.take(src, idx, axis=ax)
+            gathers.append((ax, source_index(np.arange(lo, hi), n, problem.boundary)))
+    # Gathered last, once every other axis is cut to the block: a block on the top edge
+    # gathers its own columns' rows, not whole image rows.
+    for ax, idx in gathers:
+        src = np.take(src, idx, axis=ax)
     return src, region, fill_slabs
 
 
