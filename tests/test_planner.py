@@ -371,6 +371,43 @@ def test_oa_search_prices_every_block_shape_as_one_at_a_time(shape, kshape, dtyp
     assert got.seconds == pytest.approx(best[0], rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "shape, kshape, dtype, mode, threads",
+    [
+        ((4096, 4096), (3, 3), "float32", "same", 2),
+        ((1500, 2000, 3), (31, 31, 1), "float32", "same", 2),
+        ((1500, 2000, 3), (3, 3, 3), "float64", "valid", 1),
+        ((700, 3001), (15, 64), "float64", "full", 1),
+        ((80, 90, 100), (9, 5, 17), "complex64", "valid", 2),
+        ((5000,), (257,), "float64", "same", 2),
+        ((64, 64), (64, 64), "complex128", "full", 2),
+    ],
+)
+def test_transform_lower_bound_is_below_every_transform_price(shape, kshape, dtype, mode, threads):
+    p = make_problem_from_shapes(shape, kshape, np.dtype(dtype), mode=mode, boundary="fill")
+    m = planner.machine()
+    lower = costs.transform_lower_bound(p, m, threads)
+    priced = costs.fft_candidates(p, m, threads, None) + [costs.oa_candidate(p, m, threads, None)]
+    assert 0 < lower <= min(c.seconds for c in priced if c is not None)
+
+
+def test_transform_search_is_skipped_where_summing_is_cheaper_than_its_bound():
+    p = plan((4096, 4096), (3, 3), "float32", mode="same", threads=2)
+    skipped = {c.method: c for c in p.candidates if c.bound}
+    assert p.method == "direct" and set(skipped) == {"fft", "oa"}
+    for name, c in skipped.items():
+        assert not c.runs and c.seconds > p.seconds
+        # Asked for, the method is searched and priced above its bound.
+        forced = plan((4096, 4096), (3, 3), "float32", mode="same", threads=2, method=name)
+        assert forced.method == name and not any(x.bound for x in forced.candidates)
+        assert forced.seconds >= c.seconds
+    text = p.explain()
+    assert "oa" in text and "not searched" in text and " >" in text
+    # A kernel that sums slowly is searched as before.
+    big = plan((4096, 4096), (31, 31), "float32", mode="same", threads=2)
+    assert not any(c.bound for c in big.candidates) and big.method in ("fft", "oa")
+
+
 @pytest.mark.skipif(
     not compiled_available(make_problem_from_shapes((4, 4), (2, 2), np.dtype(np.float32))),
     reason="the compiled engine needs numba",

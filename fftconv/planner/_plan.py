@@ -100,7 +100,7 @@ class Plan:
         for c in self.candidates:
             mark = "*" if _same(c, self) else " "
             lines.append(
-                f"{mark} {c.method:<9} {_secs(c.seconds):>10} {c.seconds / best:>7.2f} "
+                f"{mark} {c.method:<9} {_predicted(c):>10} {c.seconds / best:>7.2f} "
                 f"{_bytes(c.peak_bytes):>10}  {_describe(c, p)}"
             )
         src = (
@@ -141,7 +141,7 @@ def _plan_html(plan: Plan) -> str:
     rows = [
         [
             c.method,
-            _secs(c.seconds),
+            _predicted(c),
             f"{c.seconds / best:.2f}",
             _bytes(c.peak_bytes),
             _describe(c, plan.problem),
@@ -164,6 +164,8 @@ def _chosen(p: Plan) -> Candidate:
 
 def _describe(c: Candidate, p: Problem) -> str:
     """What the candidate does, in words."""
+    if c.bound:
+        return "not searched: its transforms alone take at least this, more than the best"
     if not c.runs:
         return _describe(replace(c, runs=True), p) + "; not run for an integer out="
     if c.method == "direct":
@@ -185,6 +187,10 @@ def _describe(c: Candidate, p: Problem) -> str:
 
 def _same(c: Candidate, p: Plan) -> bool:
     return (c.method, c.transform_shape, c.circular) == (p.method, p.transform_shape, p.circular)
+
+
+def _predicted(c: Candidate) -> str:
+    return (">" if c.bound else "") + _secs(c.seconds)
 
 
 def _shape(s) -> str:
@@ -389,9 +395,24 @@ def _plan_cached(problem: Problem, threads: int, method: str, m: Machine, key) -
     return _plan(problem, threads, method, None if key is None else key.live, m)
 
 
+#: Methods whose search `plan` skips (method='auto') when a candidate priced before
+#: them is cheaper than this bound on their time: they are listed with the bound.
+LOWER_BOUNDS: dict[str, Callable[[Problem, Machine, int], float]] = {
+    "fft": costs.transform_lower_bound,
+    "oa": costs.transform_lower_bound,
+}
+
+
 def _plan(problem: Problem, threads: int, method: str, kernel, m: Machine) -> Plan:
     cands: list[Candidate] = []
-    for fn in CANDIDATES.values():
+    for name, fn in CANDIDATES.items():
+        bound = LOWER_BOUNDS.get(name) if method == "auto" else None
+        if bound is not None:
+            best = min((c.seconds for c in cands if c.runs), default=math.inf)
+            at_least = bound(problem, m, threads)
+            if at_least > best:
+                cands.append(Candidate(name, at_least, 0, runs=False, bound=True))
+                continue
         got = fn(problem, m, threads, kernel)
         if got is None:
             continue

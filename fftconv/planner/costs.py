@@ -101,6 +101,9 @@ class Candidate:
     runs: bool = True
     #: 'separable' / 'lowrank': the kernel's (col, row) factor pairs, found while pricing.
     factors: tuple | None = field(default=None, compare=False, repr=False)
+    #: True when `seconds` is only a lower bound (`transform_lower_bound`): a transform
+    #: method not searched because summing is cheaper than its bound; never chosen.
+    bound: bool = False
 
 
 def complex_item(dtype) -> int:
@@ -306,6 +309,34 @@ def fft_candidates(problem: Problem, m: Machine, threads: int, kernel) -> list[C
         # out= never gets (fftconv._photo): its FFT plans run as overlap-add blocks.
         out = [replace(c, runs=False) for c in out]
     return out
+
+
+def transform_lower_bound(problem: Problem, m: Machine, threads: int) -> float:
+    """Seconds that neither 'fft' nor 'oa' can beat on `problem`: their forward and
+    inverse transforms alone, priced as if every transform length were its kernel's
+    (each is at least that: ``fft_flops(L) >= log2(L)``) and the transforms covered the
+    output once, on every thread at full efficiency.  The planner skips their search
+    when summing is cheaper (a 3x3 kernel on a large image), which spares a fresh
+    process's first call the block-length search.
+
+    >>> from fftconv._problem import make_problem
+    >>> p, _, _ = make_problem(np.zeros((4096, 4096), np.float32), np.ones((3, 3)), "same",
+    ...                        "fill", 0, None, None, False)
+    >>> lower = transform_lower_bound(p, Machine(), 2)
+    >>> bool(lower <= fft_candidates(p, Machine(), 2, None)[0].seconds)
+    True
+    >>> bool(lower <= oa_candidate(p, Machine(), 2, None).seconds)
+    True
+    """
+    ba, _, by = batches(problem)
+    single = problem.dtype in (np.dtype(np.float32), np.dtype(np.complex64))
+    work = math.prod(problem.out_shape[ax] for ax in problem.axes) * sum(
+        max(1.0, math.log2(max(k, 2))) for k in problem.kernel_shape
+    )
+    t = (ba + by) * (m.fft32 if single else m.fft64) * work
+    if problem.is_complex:
+        t *= 2.0
+    return t / (1.0 + m.parallel * (max(1, threads) - 1))
 
 
 def integer_out(problem: Problem) -> bool:
