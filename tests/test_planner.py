@@ -271,6 +271,8 @@ def test_calibrate_measures_every_constant_it_prints():
         "direct_call",
         "separable_sample",
         "round_store",
+        "interleaved_sample",
+        "strips_sample",
     ):
         assert name in text
     assert m.rate("direct", "float64") > 0 and m.copy_rate != Machine().copy_rate
@@ -290,8 +292,9 @@ def compiled_available_here() -> bool:
 
 def test_separable_passes_cost_per_sample_and_round_into_integers():
     """A pair of 3-tap passes is not two thirds of a 3x3 sum: each pair stores its
-    column row and reads it back (`separable_sample`); into an integer out= the passes
-    round as the 3x3 driver does (`round_store`)."""
+    column row and reads it back (`separable_sample`, `interleaved_sample` for a
+    channels-last photo); into an integer out= the passes round as the 3x3 driver does
+    (`round_store`), or run the strip-mined engine (`strips_sample`)."""
     from fftconv._problem import make_problem_from_shapes
     from fftconv.planner.costs import separable_cost
 
@@ -303,12 +306,27 @@ def test_separable_passes_cost_per_sample_and_round_into_integers():
     assert separable_cost(p, 1, dear)[0] - separable_cost(p, 1, cheap)[0] == pytest.approx(
         2000 * 2000 * 1e-9, rel=1e-4
     )
-    photo = replace(p, io_dtypes=(np.dtype(np.uint8), np.dtype(np.uint8)))
+    grey8 = replace(p, io_dtypes=(np.dtype(np.uint8), np.dtype(np.uint8)))
     rounding = Machine(separable_sample=1e-15, copy_rate=1e15, round_store=1e-9)
     plain = Machine(separable_sample=1e-15, copy_rate=1e15, round_store=1e-15)
-    assert separable_cost(photo, 1, rounding)[0] - separable_cost(photo, 1, plain)[0] == (
+    # Two pairs into uint8 round as they store; one pair runs the strip-mined engine,
+    # which converts and rounds within its own price.
+    assert separable_cost(grey8, 2, rounding)[0] - separable_cost(grey8, 2, plain)[0] == (
         pytest.approx(2000 * 2000 * 1e-9, rel=1e-4)
     )
+    assert separable_cost(grey8, 1, rounding)[0] == separable_cost(grey8, 1, plain)[0]
+    slow_strips = Machine(strips_sample=1e-9, copy_rate=1e15)
+    fast_strips = Machine(strips_sample=1e-15, copy_rate=1e15)
+    assert separable_cost(grey8, 1, slow_strips)[0] - separable_cost(grey8, 1, fast_strips)[
+        0
+    ] == pytest.approx(2000 * 2000 * 1e-9, rel=1e-4)
+    # A channels-last photo's pairs are priced on its own layout's constant.
+    rgb = make_problem_from_shapes((1000, 800, 3), (5, 5), "float32", mode="same", channel_axis=-1)
+    slow_rows = Machine(interleaved_sample=1e-9, separable_sample=1e-15, copy_rate=1e15)
+    fast_rows = Machine(interleaved_sample=1e-15, separable_sample=1e-9, copy_rate=1e15)
+    assert separable_cost(rgb, 1, slow_rows)[0] - separable_cost(rgb, 1, fast_rows)[
+        0
+    ] == pytest.approx(1000 * 800 * 3 * 1e-9, rel=1e-4)
 
 
 def test_forced_method_that_runs_as_another_says_so():
@@ -414,11 +432,12 @@ def test_transform_search_is_skipped_where_summing_is_cheaper_than_its_bound():
 )
 def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
     # A uint8 photo into a uint8 `out` moves a byte per sample each way; the 3x3 driver
-    # and the separable passes both round as they store, and each pair of passes pays
-    # per sample for its column row: a 3x3 Gaussian sums directly (1500x2000x3 on
-    # 2026-12-02: direct 1.32 ms, passes 1.74 ms), a 7x7 one takes the passes (2.7 ms
-    # against 7.8 ms).
+    # rounds as it stores, and one pair of passes runs the strip-mined engine, which
+    # converts and rounds in its own pass: a float32 photo's 3x3 Gaussian sums directly
+    # (1500x2000x3 on the Zen 3 EPYC, 2026-12-02: direct 4.8 ms, passes 5.6 ms), the
+    # uint8 photo's 5x5 and 7x7 take the passes (4.8 and 6.4 ms against 7.7 and 14.6).
     g3 = np.array([1.0, 2.0, 1.0], np.float32) / 4
+    g5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / 16
     g7 = (np.hanning(9)[1:-1] / np.hanning(9).sum()).astype(np.float32)
     shape = (1500, 2000, 3)
     kw = dict(mode="same", boundary="symmetric", channel_axis=-1)
@@ -429,8 +448,8 @@ def test_integer_photo_out_is_priced_as_it_runs(monkeypatch):
 
     as_photo = photo_plan(g3)
     as_float = plan(shape, (3, 3), np.float32, kernel=np.outer(g3, g3), **kw)
-    assert as_float.method == "direct" and as_photo.method == "direct"
-    assert photo_plan(g7).method == "separable"
+    assert as_float.method == "direct"
+    assert photo_plan(g5).method == "separable" and photo_plan(g7).method == "separable"
     assert as_photo.problem.dtype == np.float32
     assert as_photo.problem.io_dtypes == (np.dtype(np.uint8), np.dtype(np.uint8))
     assert "image uint8, out uint8 rounded" in as_photo.explain()

@@ -253,6 +253,21 @@ def rounds_in_kernel(problem: Problem, lay: Layout | None) -> bool:
     )
 
 
+def strips_priced(problem: Problem, rank: int) -> bool:
+    """Whether `convolve` runs the separable passes of `problem` with `rank` factors
+    in `_strips` (see `_strips_run`) when its photo is written into an integer `out`
+    (``problem.io_dtypes``) and the arrays are C-contiguous: for the planner's price."""
+    lay = layout(problem, grey=True)
+    return (
+        rank == 1
+        and problem.dtype == np.float32
+        and problem.io_dtypes is not None
+        and problem.io_dtypes[1].kind in "biu"
+        and lay is not None
+        and not lay.per_channel
+    )
+
+
 def _rounded_run(problem: Problem, a, out) -> bool:
     """True when the drivers that read the photo as it is and store rounded
     (``DRIVERS[c]["rounded"]``, 3x3, 5x5 and 7x7) may run: float32 sums of an image of

@@ -180,7 +180,10 @@ def separable_cost(problem: Problem, rank: int, m: Machine | None = None, thread
     ``m.separable_<dtype>`` per thread and ``rank * m.separable_sample`` per
     output (each pair's column row stored and read back), bounded below by the
     memory traffic (see `direct_cost`); into an integer `out`, ``m.round_store``
-    per output.  Infinite when the method does not apply.
+    per output, or, for one pair, ``m.strips_sample`` per output in place of both
+    (the strip-mined engine, `interleaved.strips_priced`); a channels-last photo's
+    pairs cost ``m.interleaved_sample`` each instead of ``m.separable_sample``.
+    Infinite when the method does not apply.
 
     Examples
     --------
@@ -200,12 +203,23 @@ def separable_cost(problem: Problem, rank: int, m: Machine | None = None, thread
     wide = max(problem.image_shape[1], problem.out_shape[problem.axes[1]])
     madds = rank * out_size * (kh * wide / problem.out_shape[problem.axes[1]] + kw)
     threads = max(1, threads)
-    compute = (
-        madds / m.rate("separable", problem.dtype) + rank * out_size * m.separable_sample
-    ) / threads
+    strips = interleaved.strips_priced(problem, rank)
+    lay = interleaved.layout(problem)
+    # A photo into its own dtype runs the strip-mined engine, which converts, filters
+    # and rounds in one pass (`m.strips_sample`); the other passes store each column
+    # row and read it back, priced on the layout they run (channels-last rows:
+    # `m.interleaved_sample`, grey rows and channel planes: `m.separable_sample`),
+    # and round as they store.
+    if strips:
+        extra = m.strips_sample
+    elif lay is not None and not lay.planar and not lay.per_channel:
+        extra = rank * m.interleaved_sample
+    else:
+        extra = rank * m.separable_sample
+    compute = (madds / m.rate("separable", problem.dtype) + out_size * extra) / threads
     memory = traffic_bytes(problem) / m.copy_rate
     seconds = max(compute, memory) + m.direct_call
-    if integer_out(problem):  # the passes read the photo as it is and round as they store
+    if integer_out(problem) and not strips:
         seconds += out_size * m.round_store / threads
     peak = threads * (wide + problem.out_shape[problem.axes[1]]) * problem.dtype.itemsize
     return seconds, peak

@@ -45,6 +45,12 @@ UNITS = {
     "they store, beyond their float work",
     "separable_sample": "s per output sample per thread per pair of compiled 1-D passes, "
     "beyond their multiply-adds (the column pass's row stored and read back)",
+    "interleaved_sample": "s per output sample per thread per pair of compiled 1-D passes "
+    "of a channels-last photo (2 to 4 channels sharing one kernel), beyond their "
+    "multiply-adds",
+    "strips_sample": "s per output sample per thread of the strip-mined rank-one passes of "
+    "a photo into an integer `out`, beyond their multiply-adds (converted, filtered through "
+    "a ring of rows, rounded as stored)",
 }
 
 
@@ -86,6 +92,8 @@ class Machine:
     convert: float = 1.5e-9
     round_store: float = 4e-10
     separable_sample: float = 4e-10
+    interleaved_sample: float = 6e-10
+    strips_sample: float = 3e-10
     calibrated: bool = False
 
     def rate(self, engine: str, dtype) -> float:

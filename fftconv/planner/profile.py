@@ -296,10 +296,13 @@ def _time_direct() -> dict:
 
 
 def _time_passes(vals: dict, repeat: int = 5) -> dict:
-    """``separable_sample`` and ``round_store`` (one thread; the shipped values where
-    numba is missing): a pair of 3-tap passes beyond its multiply-adds at the measured
-    separable rate, and a 3x3 photo summed into uint8 against the same photo in float32
-    (the rounding drivers' extra work: a floor of 1e-12 s where it is hidden)."""
+    """``separable_sample``, ``round_store``, ``interleaved_sample`` and
+    ``strips_sample`` (one thread; the shipped values where numba is missing): a pair
+    of 3-tap passes of a grey image beyond its multiply-adds at the measured separable
+    rate, a 3x3 photo summed into uint8 against the same photo in float32 (the
+    rounding drivers' extra work: a floor of 1e-12 s where it is hidden), and a 3-tap
+    pair of an RGB float32 photo, and of a uint8 photo into uint8 (the strip-mined
+    engine), beyond their multiply-adds."""
     if kernels() is None:
         return {}
     rng = np.random.default_rng(0)
@@ -321,10 +324,29 @@ def _time_passes(vals: dict, repeat: int = 5) -> dict:
         return lambda: interleaved.convolve(p, lay, a, k, o, 1, None)
 
     t32 = _best_time(run(photo), repeat)
-    t8 = _best_time(run((photo * 255).astype(np.uint8)), repeat)
+    p8 = (photo * 255).astype(np.uint8)
+    t8 = _best_time(run(p8), repeat)
+    # A 3-tap pair of a float32 photo, and of a uint8 photo into uint8 (`_strips`),
+    # each as `convolve(..., method='separable')` runs it: the smallest kernel, where
+    # the passes and direct summation are closest (longer pairs run their taps faster
+    # than the grey rate: priced from 3 taps, a 15-tap pair is priced about 30% high);
+    # photos beyond the caches (a smaller one ran up to 2x faster per sample).
+    pair = kernel_factors(np.outer(g, g), np.float32)
+    big = rng.random((1024, 1536, 3), dtype=np.float32)
+
+    def passes(x):
+        p, a, k = make_problem(x, np.outer(g, g), "same", "fill", 0, None, -1, False)
+        p = with_io(p, x.dtype, k.dtype, x.dtype)
+        k = np.ascontiguousarray(k, p.dtype)
+        lay, o = interleaved.layout(p, k, grey=True), np.empty_like(x)
+        t = _best_time(lambda: interleaved.convolve(p, lay, a, k, o, 1, pair), repeat)
+        return max(1e-12, t / x.size - 6 / vals["separable_float32"])
+
     return {
         "separable_sample": max(1e-12, sample),
         "round_store": max(1e-12, (t8 - t32) / photo.size),
+        "interleaved_sample": passes(big),
+        "strips_sample": passes((big * 255).astype(np.uint8)),
     }
 
 
