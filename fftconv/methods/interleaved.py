@@ -253,11 +253,11 @@ def rounds_in_kernel(problem: Problem, lay: Layout | None) -> bool:
     )
 
 
-def strips_priced(problem: Problem, rank: int) -> bool:
-    """Whether `convolve` runs the separable passes of `problem` with `rank` factors
-    in `_strips` (see `_strips_run`) when its photo is written into an integer `out`
-    (``problem.io_dtypes``) and the arrays are C-contiguous: for the planner's price."""
-    lay = layout(problem, grey=True)
+def strips_priced(problem: Problem, lay: Layout | None, rank: int) -> bool:
+    """Whether `convolve` runs the separable passes of `problem` of `layout` `lay` (with
+    ``grey=True``) with `rank` factors in `_strips` (see `_strips_run`) when its photo is
+    written into an integer `out` (``problem.io_dtypes``) and the arrays are
+    C-contiguous: for the planner's price."""
     return (
         rank == 1
         and problem.dtype == np.float32

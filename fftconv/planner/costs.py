@@ -203,8 +203,8 @@ def separable_cost(problem: Problem, rank: int, m: Machine | None = None, thread
     wide = max(problem.image_shape[1], problem.out_shape[problem.axes[1]])
     madds = rank * out_size * (kh * wide / problem.out_shape[problem.axes[1]] + kw)
     threads = max(1, threads)
-    strips = interleaved.strips_priced(problem, rank)
-    lay = interleaved.layout(problem)
+    lay = interleaved.layout(problem, grey=True)
+    strips = interleaved.strips_priced(problem, lay, rank)
     # A photo into its own dtype runs the strip-mined engine, which converts, filters
     # and rounds in one pass (`m.strips_sample`); the other passes store each column
     # row and read it back, priced on the layout they run (channels-last rows:
@@ -212,7 +212,7 @@ def separable_cost(problem: Problem, rank: int, m: Machine | None = None, thread
     # and round as they store.
     if strips:
         extra = m.strips_sample
-    elif lay is not None and not lay.planar and not lay.per_channel:
+    elif lay is not None and lay.channels > 1 and not (lay.planar or lay.per_channel):
         extra = rank * m.interleaved_sample
     else:
         extra = rank * m.separable_sample

@@ -316,12 +316,13 @@ def _time_passes(vals: dict, repeat: int = 5) -> dict:
     photo = rng.random((512, 768, 3), dtype=np.float32)
     k3 = rng.random((3, 3)).astype(np.float32)
 
-    def run(x):  # as `convolve(x, k3, out=empty_like(x), channel_axis=-1)` runs it
-        p, a, k = make_problem(x, k3, "same", "fill", 0, None, -1, False)
+    def run(x, kern=k3, factors=None):
+        # as `convolve(x, kern, out=empty_like(x), channel_axis=-1)` runs it
+        p, a, k = make_problem(x, kern, "same", "fill", 0, None, -1, False)
         p = with_io(p, x.dtype, k.dtype, x.dtype)
         k = np.ascontiguousarray(k, p.dtype)
         lay, o = interleaved.layout(p, k, grey=True), np.empty_like(x)
-        return lambda: interleaved.convolve(p, lay, a, k, o, 1, None)
+        return lambda: interleaved.convolve(p, lay, a, k, o, 1, factors)
 
     t32 = _best_time(run(photo), repeat)
     p8 = (photo * 255).astype(np.uint8)
@@ -335,11 +336,7 @@ def _time_passes(vals: dict, repeat: int = 5) -> dict:
     big = rng.random((1024, 1536, 3), dtype=np.float32)
 
     def passes(x):
-        p, a, k = make_problem(x, np.outer(g, g), "same", "fill", 0, None, -1, False)
-        p = with_io(p, x.dtype, k.dtype, x.dtype)
-        k = np.ascontiguousarray(k, p.dtype)
-        lay, o = interleaved.layout(p, k, grey=True), np.empty_like(x)
-        t = _best_time(lambda: interleaved.convolve(p, lay, a, k, o, 1, pair), repeat)
+        t = _best_time(run(x, np.outer(g, g), pair), repeat)
         return max(1e-12, t / x.size - 6 / vals["separable_float32"])
 
     return {
